@@ -1,0 +1,1 @@
+"""Code every mp3converter service shares: settings, logging, messaging and storage."""

@@ -1,0 +1,224 @@
+"""The queue consumer loop: work off the connection thread, retry, dead-letter, stop gracefully."""
+
+import functools
+import logging
+import queue as queuelib
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pika
+import pika.exceptions
+
+from common import heartbeat, topology
+from common.broker import Publisher, connect
+from common.errors import PermanentError
+from common.settings import ConsumerSettings, MessagingSettings
+
+log = logging.getLogger(__name__)
+
+RECONNECT_ERRORS = (pika.exceptions.AMQPConnectionError, OSError)
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass
+class Delivery:
+    """One message handed to a handler, with what the handler may need to act on it."""
+
+    body: bytes
+    headers: dict
+    redelivered: bool
+    attempt: int
+    publisher: Publisher
+    abandon: threading.Event = field(default_factory=threading.Event)
+
+
+class Handler:
+    """What a service plugs into the consumer loop."""
+
+    queue: str = ""
+
+    def handle(self, delivery: Delivery) -> None:
+        """Do the work; raise PermanentError or any other exception (retried) to fail."""
+        raise NotImplementedError
+
+    def on_failure(self, delivery: Delivery, reason: str) -> None:
+        """Record a final failure (before the message goes to the dead-letter queue)."""
+
+
+def attempt_number(headers: dict) -> int:
+    """1-based attempt number: earlier retries plus broker redeliveries plus this one."""
+    retries = int(headers.get("x-attempt", 0) or 0)
+    redeliveries = int(headers.get("x-delivery-count", 0) or 0)
+    return retries + redeliveries + 1
+
+
+class Consumer:
+    """Consume one queue with prefetch 1; ack only after the handler's work is recorded."""
+
+    def __init__(self, handler: Handler, messaging: MessagingSettings, settings: ConsumerSettings):
+        self.handler = handler
+        self.messaging = messaging
+        self.settings = settings
+        self._stopping = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._inbox: queuelib.Queue = queuelib.Queue()
+        self._abandon = threading.Event()
+        self._connection = None
+
+    # -- signals ---------------------------------------------------------------------------
+    def request_stop(self, *_args) -> None:
+        """Stop taking messages; the job in hand is finished first (SIGTERM, SIGINT)."""
+        if not self._stopping.is_set():
+            log.info("stop requested: finishing the job in hand")
+        self._stopping.set()
+
+    # -- main thread -------------------------------------------------------------------------
+    def run(self) -> int:
+        """Consume until stopped; returns the process exit status."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        worker = threading.Thread(target=self._work_loop, name="worker", daemon=True)
+        worker.start()
+        backoff = 1.0
+        while not self._stopping.is_set():
+            try:
+                self._consume()
+                backoff = 1.0
+            except RECONNECT_ERRORS as exc:
+                delay = random.uniform(backoff / 2, backoff)
+                log.warning("broker connection lost, reconnecting", extra={
+                    "error": repr(exc), "retry_in": round(delay, 2)})
+                self._sleep(delay)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        if self._idle.is_set():
+            self._inbox.put(None)
+            worker.join(timeout=5)
+        log.info("consumer stopped")
+        return 0
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            heartbeat.touch(self.settings.heartbeat_file)
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+    def _consume(self) -> None:
+        connection = connect(self.messaging.rabbitmq_url, heartbeat=30)
+        self._connection = connection
+        try:
+            channel = connection.channel()
+            topology.declare(channel, self.messaging.max_attempts)
+            channel.basic_qos(prefetch_count=1)
+            tag = channel.basic_consume(self.handler.queue, self._on_message)
+            log.info("consuming", extra={"queue": self.handler.queue})
+            while not self._stopping.is_set():
+                connection.process_data_events(time_limit=1)
+                heartbeat.touch(self.settings.heartbeat_file)
+            channel.basic_cancel(tag)
+            self._finish_in_hand(connection)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _finish_in_hand(self, connection) -> None:
+        deadline = time.monotonic() + self.settings.grace_seconds
+        while not self._idle.is_set() and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.5)
+            heartbeat.touch(self.settings.heartbeat_file)
+        if self._idle.is_set():
+            connection.process_data_events(time_limit=0)  # flush the last ack
+        else:
+            log.warning("grace period over: abandoning the job in hand, it stays unacked",
+                        extra={"grace_seconds": self.settings.grace_seconds})
+            self._abandon.set()
+
+    def _on_message(self, channel, method, props, body) -> None:
+        self._idle.clear()
+        self._inbox.put((channel, method, props, body))
+
+    # -- worker thread -----------------------------------------------------------------------
+    def _work_loop(self) -> None:
+        publisher = Publisher(self.messaging.rabbitmq_url, self.messaging.max_attempts)
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                break
+            channel, method, props, body = item
+            try:
+                ack = self._process(publisher, props, body, method.redelivered)
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("could not settle message; leaving it to the broker")
+                ack = False
+            if not self._abandon.is_set():
+                self._settle(channel, method.delivery_tag, ack)
+            self._idle.set()
+        publisher.close()
+
+    def _process(self, publisher: Publisher, props, body: bytes, redelivered: bool) -> bool:
+        """Run the handler; returns True to ack, False to requeue."""
+        headers = dict(props.headers or {})
+        delivery = Delivery(body=body, headers=headers, redelivered=redelivered,
+                            attempt=attempt_number(headers), publisher=publisher,
+                            abandon=self._abandon)
+        queue = self.handler.queue
+        try:
+            self.handler.handle(delivery)
+            return True
+        except PermanentError as exc:
+            log.warning("permanent failure", extra={"error": str(exc)})
+            return self._dead_letter(delivery, str(exc))
+        except Exception as exc:  # noqa: BLE001 - any other error is worth a retry
+            if self._abandon.is_set():
+                return False
+            if delivery.attempt >= self.messaging.max_attempts:
+                reason = f"gave up after {delivery.attempt} attempts: {exc}"
+                log.error("giving up", extra={"error": str(exc), "attempt": delivery.attempt})
+                return self._dead_letter(delivery, reason)
+            delay = topology.retry_delay(delivery.attempt, self.messaging.retry_base_seconds,
+                                         self.messaging.retry_max_seconds)
+            log.warning("attempt failed, will retry", exc_info=True, extra={
+                "attempt": delivery.attempt, "retry_in": round(delay, 2), "error": str(exc)})
+            retry_headers = {k: v for k, v in headers.items() if not k.startswith("x-death")}
+            retry_headers["x-attempt"] = int(headers.get("x-attempt", 0) or 0) + 1
+            retry_headers.pop("x-delivery-count", None)
+            try:
+                publisher.publish(topology.retry_queue(queue, delivery.attempt), body,
+                                  headers=retry_headers, expiration_ms=int(delay * 1000))
+            except Exception:  # noqa: BLE001
+                log.exception("could not schedule retry; requeueing")
+                return False
+            return True
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        try:
+            self.handler.on_failure(delivery, reason)
+            delivery.publisher.publish(
+                topology.dlq(self.handler.queue), delivery.body,
+                headers={"x-error": reason[:1000], "x-attempts": delivery.attempt,
+                         "x-failed-at": int(time.time())})
+        except Exception:  # noqa: BLE001
+            log.exception("could not dead-letter; requeueing")
+            return False
+        return True
+
+    def _settle(self, channel, delivery_tag: int, ack: bool) -> None:
+        connection = self._connection
+        callback = functools.partial(self._settle_now, channel, delivery_tag, ack)
+        try:
+            connection.add_callback_threadsafe(callback)
+        except Exception:  # noqa: BLE001 - connection already gone: the broker redelivers
+            log.warning("connection gone before ack; message will be redelivered")
+
+    @staticmethod
+    def _settle_now(channel, delivery_tag: int, ack: bool) -> None:
+        if not channel.is_open:
+            log.warning("channel closed before ack; message will be redelivered")
+            return
+        if ack:
+            channel.basic_ack(delivery_tag)
+        else:
+            channel.basic_nack(delivery_tag, requeue=True)

@@ -1,0 +1,47 @@
+"""The JSON messages that travel on the `video` and `mp3` queues."""
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from common.errors import PermanentError
+
+
+@dataclass(frozen=True)
+class VideoMessage:
+    """A video waiting to be converted."""
+
+    job_id: str
+    video_fid: str
+    username: str
+
+
+@dataclass(frozen=True)
+class Mp3Message:
+    """A finished (``mp3_fid`` set) or failed (``error`` set) conversion."""
+
+    job_id: str
+    video_fid: str
+    username: str
+    mp3_fid: str | None = None
+    error: str | None = None
+
+
+def encode(message) -> bytes:
+    """Serialise a message to JSON bytes."""
+    return json.dumps(asdict(message)).encode()
+
+
+def decode(cls, body: bytes):
+    """Parse JSON bytes into ``cls``; anything malformed is a PermanentError."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PermanentError(f"malformed message: not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise PermanentError("malformed message: not a JSON object")
+    names = {f.name: f for f in fields(cls)}
+    required = [n for n, f in names.items() if f.default is not None]
+    missing = [n for n in required if not isinstance(doc.get(n), str) or not doc.get(n)]
+    if missing:
+        raise PermanentError(f"malformed message: missing {', '.join(missing)}")
+    return cls(**{n: doc.get(n) for n in names})

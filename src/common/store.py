@@ -1,0 +1,112 @@
+"""MongoDB access: GridFS buckets for videos and MP3s, and the `jobs` collection."""
+
+import datetime as dt
+import logging
+
+import gridfs
+import pymongo
+import pymongo.errors
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from common.settings import MongoSettings
+
+log = logging.getLogger(__name__)
+
+QUEUED, CONVERTING, DONE, FAILED = "queued", "converting", "done", "failed"
+CHUNK_SIZE = 1024 * 1024  # bytes per GridFS chunk
+# Errors that mean "MongoDB is unreachable or slow right now"; callers answer 503 or retry.
+UNAVAILABLE = (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError)
+
+
+def now() -> dt.datetime:
+    """The current UTC time, at MongoDB's millisecond precision."""
+    moment = dt.datetime.now(dt.UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def object_id(value) -> ObjectId | None:
+    """Parse a 24-hex id; None when malformed."""
+    if isinstance(value, ObjectId):
+        return value
+    try:
+        return ObjectId(str(value))
+    except (InvalidId, TypeError):
+        return None
+
+
+class Store:
+    """One MongoDB client and the collections every service uses."""
+
+    def __init__(self, settings: MongoSettings, timeout_ms: int = 3000):
+        self.client = pymongo.MongoClient(
+            settings.uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=max(timeout_ms, 30000), tz_aware=True)
+        self.videos = gridfs.GridFSBucket(self.client["videos"], chunk_size_bytes=CHUNK_SIZE)
+        self.mp3s = gridfs.GridFSBucket(self.client["mp3s"], chunk_size_bytes=CHUNK_SIZE)
+        self.jobs = self.client[settings.db]["jobs"]
+
+    def ping(self) -> None:
+        """Raise when MongoDB is unreachable."""
+        self.client.admin.command("ping")
+
+    def close(self) -> None:
+        """Close the client."""
+        self.client.close()
+
+    # -- jobs ------------------------------------------------------------------------------
+    def create_job(self, job_id: ObjectId, owner: str, video_fid: ObjectId, filename: str,
+                   content_type: str, size: int) -> dict:
+        """Record a newly uploaded video as a queued job."""
+        moment = now()
+        doc = {"_id": job_id, "owner": owner, "video_fid": video_fid, "filename": filename,
+               "content_type": content_type, "size": size, "status": QUEUED, "progress": 0,
+               "attempts": 0, "created_at": moment, "updated_at": moment}
+        self.jobs.insert_one(doc)
+        return doc
+
+    def get_job(self, job_id, owner: str | None = None) -> dict | None:
+        """The job with this id (and owner, when given), or None."""
+        oid = object_id(job_id)
+        if oid is None:
+            return None
+        query = {"_id": oid}
+        if owner is not None:
+            query["owner"] = owner
+        return self.jobs.find_one(query)
+
+    def list_jobs(self, owner: str, limit: int = 200) -> list[dict]:
+        """The owner's jobs, newest first."""
+        return list(self.jobs.find({"owner": owner}).sort("created_at", -1).limit(limit))
+
+    def update_job(self, job_id, fields: dict, where: dict | None = None) -> bool:
+        """Set ``fields`` (and ``updated_at``) on the job if it matches ``where``."""
+        query = {"_id": object_id(job_id), **(where or {})}
+        result = self.jobs.update_one(query, {"$set": {**fields, "updated_at": now()}})
+        return result.matched_count == 1
+
+    def claim_job(self, job_id, token: str) -> dict | None:
+        """Take a queued or interrupted job for conversion; None if it is done or failed."""
+        return self.jobs.find_one_and_update(
+            {"_id": object_id(job_id), "status": {"$in": [QUEUED, CONVERTING]}},
+            {"$set": {"status": CONVERTING, "claim": token, "progress": 0, "updated_at": now()},
+             "$inc": {"attempts": 1}},
+            return_document=pymongo.ReturnDocument.AFTER)
+
+    def delete_job(self, job_id) -> None:
+        """Remove a job record."""
+        self.jobs.delete_one({"_id": object_id(job_id)})
+
+    def find_file(self, database: str, fid) -> dict | None:
+        """The GridFS file document with this id in ``videos`` or ``mp3s``, or None."""
+        oid = object_id(fid)
+        if oid is None:
+            return None
+        return self.client[database]["fs.files"].find_one({"_id": oid})
+
+    def delete_file(self, bucket: gridfs.GridFSBucket, fid) -> None:
+        """Delete a GridFS file, ignoring one that is already gone."""
+        try:
+            bucket.delete(object_id(fid))
+        except gridfs.errors.NoFile:
+            pass

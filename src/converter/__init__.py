@@ -1,0 +1,1 @@
+"""converter: consumes `video`, makes MP3s with ffmpeg, publishes to `mp3`."""

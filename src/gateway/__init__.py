@@ -1,0 +1,49 @@
+"""gateway: the public HTTP API — login, upload, jobs, download."""
+
+import logging
+
+from flask import Flask
+
+from common import log as jsonlog
+from common.errors import RetryableError
+from common.settings import load_or_exit
+from common.store import UNAVAILABLE as MONGO_UNAVAILABLE
+from common.web import error, register_json_errors
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config=None) -> Flask:
+    """Build the gateway Flask app; ``test_config`` may carry a ``GATEWAY`` GatewayConfig."""
+    from gateway import accounts, backends, commands, download, health, jobs, upload
+    from gateway.config import GatewayConfig
+
+    app = Flask(__name__)
+    if test_config:
+        app.config.update(test_config)
+    if "GATEWAY" not in app.config:
+        app.config["GATEWAY"] = load_or_exit(GatewayConfig.from_env, "gateway")
+    jsonlog.configure("gateway", app.config["GATEWAY"].log_level)
+    for module in (accounts, upload, jobs, download, health):
+        app.register_blueprint(module.bp)
+    register_json_errors(app)
+    commands.init_app(app)
+
+    @app.errorhandler(backends.AuthUnavailable)
+    def _auth_down(exc):
+        log.warning("auth unavailable", extra={"error": str(exc)})
+        return error(503, "authentication service unavailable, try again shortly")
+
+    @app.errorhandler(RetryableError)
+    def _broker_down(exc):
+        log.warning("broker unavailable", extra={"error": str(exc)})
+        return error(503, "message broker unavailable, try again shortly")
+
+    for exc_class in MONGO_UNAVAILABLE:
+        app.register_error_handler(exc_class, _storage_down)
+    return app
+
+
+def _storage_down(exc):
+    log.warning("mongodb unavailable", extra={"error": str(exc)})
+    return error(503, "storage unavailable, try again shortly")

@@ -1,0 +1,34 @@
+"""POST /login and POST /register, forwarded to auth."""
+
+from flask import Blueprint, Response, request
+
+from gateway import backends
+
+bp = Blueprint("accounts", __name__)
+
+
+def _relay(upstream) -> Response:
+    """auth's answer, passed on with its status and content type."""
+    response = Response(upstream.content, status=upstream.status_code,
+                        content_type=upstream.headers.get("Content-Type", "application/json"))
+    if "WWW-Authenticate" in upstream.headers:
+        response.headers["WWW-Authenticate"] = upstream.headers["WWW-Authenticate"]
+    return response
+
+
+@bp.post("/login")
+def login():
+    """HTTP Basic credentials in, the raw JWT out (text/plain)."""
+    headers = {}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    return _relay(backends.call_auth("/login", headers=headers))
+
+
+@bp.post("/register")
+def register():
+    """Create an account from JSON ``{"email", "password"}``."""
+    body = request.get_data(cache=False)
+    return _relay(backends.call_auth(
+        "/register", data=body,
+        headers={"Content-Type": request.headers.get("Content-Type", "application/json")}))

@@ -1,0 +1,70 @@
+"""GET /download: stream the caller's MP3 from GridFS, with Range support."""
+
+import logging
+import urllib.parse
+from pathlib import PurePath
+
+import gridfs
+from flask import Blueprint, current_app, g, request
+from werkzeug.wsgi import wrap_file
+
+from common.web import error
+from gateway import backends
+from gateway.security import check_download, login_required
+
+bp = Blueprint("download", __name__)
+log = logging.getLogger(__name__)
+BUFFER_SIZE = 256 * 1024
+
+
+@bp.get("/download")
+def download():
+    """The MP3 ``fid``, for its owner (Bearer token) or the holder of a signed URL."""
+    token = request.args.get("token")
+    if token is not None:
+        return _send(owner=None, token=token)
+    return _send_authenticated()
+
+
+@login_required
+def _send_authenticated():
+    return _send(owner=g.user, token=None)
+
+
+def _send(owner: str | None, token: str | None):
+    fid = request.args.get("fid", "")
+    store = backends.store()
+    doc = store.find_file("mp3s", fid)
+    file_owner = (doc or {}).get("metadata", {}).get("owner")
+    if token is not None:
+        secret = backends.config().download_url_secret
+        allowed = doc is not None and check_download(secret, token, fid, file_owner or "")
+        if doc is not None and not allowed:
+            return error(403, "this download link is invalid or has expired")
+    else:
+        allowed = doc is not None and file_owner == owner
+    if not allowed:
+        return error(404, "no such file")
+    try:
+        grid_out = store.mp3s.open_download_stream(doc["_id"])
+    except gridfs.errors.NoFile:
+        return error(404, "no such file")
+    response = current_app.response_class(
+        wrap_file(request.environ, grid_out, BUFFER_SIZE), mimetype="audio/mpeg",
+        direct_passthrough=True)
+    response.content_length = grid_out.length
+    response.last_modified = doc.get("uploadDate")
+    response.set_etag(str(doc["_id"]))
+    response.headers["Content-Disposition"] = _disposition(doc.get("filename") or "audio.mp3")
+    response.cache_control.private = True
+    return response.make_conditional(request, accept_ranges=True, complete_length=grid_out.length)
+
+
+def _disposition(filename: str) -> str:
+    """``attachment`` with an ASCII filename and, when needed, the UTF-8 one."""
+    name = PurePath(filename).stem + ".mp3"
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
+    value = f'attachment; filename="{ascii_name}"'
+    if ascii_name != name:
+        value += f"; filename*=UTF-8''{urllib.parse.quote(name)}"
+    return value

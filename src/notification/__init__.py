@@ -1,0 +1,1 @@
+"""notification: consumes `mp3` and emails users about their conversions."""

@@ -1,0 +1,53 @@
+"""Compose and send the emails users receive."""
+
+import shlex
+import smtplib
+from email.message import EmailMessage
+from pathlib import PurePath
+
+from common.errors import PermanentError
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (no header injection through filenames)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text).strip()
+
+
+def compose(config, to: str, job_id: str, filename: str, mp3_fid: str | None,
+            error: str | None) -> EmailMessage:
+    """The success or failure email for one job."""
+    name = _printable(filename or "your video")
+    msg = EmailMessage()
+    msg["From"] = config.smtp_from
+    msg["To"] = to
+    if mp3_fid:
+        mp3_name = PurePath(name).stem + ".mp3"
+        url = f"{config.public_url}/download?fid={mp3_fid}"
+        msg["Subject"] = f"Your MP3 is ready: {mp3_name}"
+        msg.set_content(
+            f"{name} has been converted.\n\n"
+            f"MP3 id: {mp3_fid}\n"
+            f"Job id: {job_id}\n\n"
+            "Download it with:\n\n"
+            f"  curl --output {shlex.quote(mp3_name)} -H \"Authorization: Bearer $JWT\" "
+            f"\"{url}\"\n\n"
+            f"where $JWT is the token from: curl -X POST {config.public_url}/login -u {to}\n")
+    else:
+        reason = _printable(error or "unknown error")
+        msg["Subject"] = f"Could not convert {name}: {reason}"[:200]
+        msg.set_content(f"Could not convert {name}: {reason}\n\nJob id: {job_id}\n")
+    msg["X-Mp3converter-Job"] = job_id
+    return msg
+
+
+def send(config, message: EmailMessage) -> None:
+    """Deliver over SMTP; PermanentError when the server refuses the recipient."""
+    with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.smtp_timeout) as smtp:
+        if config.smtp_starttls:
+            smtp.starttls()
+        if config.smtp_username:
+            smtp.login(config.smtp_username, config.smtp_password)
+        try:
+            smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise PermanentError(f"mail server refused the recipient: {exc}") from None
