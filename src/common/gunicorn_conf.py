@@ -12,6 +12,7 @@ worker_class = "gthread"  # threads suit long streaming uploads and downloads
 threads = env_int("WEB_THREADS", 8, minimum=1)
 timeout = env_int("WEB_TIMEOUT_SECONDS", 300, minimum=1)
 graceful_timeout = 30
+control_socket_disable = True
 accesslog = "-"
 access_log_format = '%(m)s %(U)s %(s)s %(B)s %(M)sms'
 logconfig_dict = {
@@ -20,6 +21,7 @@ logconfig_dict = {
     "formatters": {"json": {"()": "common.log.JsonFormatter", "service": _service}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
                             "stream": "ext://sys.stdout"}},
+    "root": {"handlers": ["stdout"], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

@@ -68,7 +68,7 @@ class MessagingSettings:
         return cls(
             rabbitmq_url=env_str("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
             max_attempts=env_int("MAX_DELIVERY_ATTEMPTS", 5, minimum=1),
-            retry_base_seconds=env_float("RETRY_BASE_SECONDS", 2.0),
+            retry_base_seconds=env_float("RETRY_BASE_SECONDS", 5.0),
             retry_max_seconds=env_float("RETRY_MAX_SECONDS", 300.0),
         )
 

@@ -1,7 +1,7 @@
 """MongoDB access: GridFS buckets for videos and MP3s, and the `jobs` collection."""
 
-import datetime as dt
 import logging
+import time
 
 import gridfs
 import pymongo
@@ -19,10 +19,10 @@ CHUNK_SIZE = 1024 * 1024  # bytes per GridFS chunk
 UNAVAILABLE = (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError)
 
 
-def now() -> dt.datetime:
-    """The current UTC time, at MongoDB's millisecond precision."""
-    moment = dt.datetime.now(dt.UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+def now() -> float:
+    """The current time as epoch seconds (stored as numbers: every MongoDB server compares
+    them the same way, which is not true of dates set through updates)."""
+    return round(time.time(), 3)
 
 
 def object_id(value) -> ObjectId | None:

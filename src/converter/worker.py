@@ -44,7 +44,7 @@ class ConvertHandler(Handler):
             job = self.store.claim_job(msg.job_id, token)
             if job is None:  # finished by someone else in the meantime
                 return
-            log.info("converting", extra={"attempt": delivery.attempt, "filename": job["filename"]})
+            log.info("converting", extra={"attempt": delivery.attempt, "file": job["filename"]})
             started = time.monotonic()
             mp3 = self._convert(job, delivery)
             if not self.store.update_job(

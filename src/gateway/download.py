@@ -53,7 +53,6 @@ def _send(owner: str | None, token: str | None):
         wrap_file(request.environ, grid_out, BUFFER_SIZE), mimetype="audio/mpeg",
         direct_passthrough=True)
     response.content_length = grid_out.length
-    response.last_modified = doc.get("uploadDate")
     response.set_etag(str(doc["_id"]))
     response.headers["Content-Disposition"] = _disposition(doc.get("filename") or "audio.mp3")
     response.cache_control.private = True

@@ -1,5 +1,7 @@
 """GET /jobs, GET /jobs/<id> and signed download URLs for finished jobs."""
 
+import datetime as dt
+
 from flask import Blueprint, g, url_for
 
 from common.store import DONE
@@ -28,8 +30,10 @@ def job_json(doc: dict) -> dict:
     }
 
 
-def _iso(moment):
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 @bp.get("/jobs")

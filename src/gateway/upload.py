@@ -78,7 +78,7 @@ def _discard(store, job_id, fid) -> None:
 
 def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int) -> dict:
     """Parse the multipart body chunk by chunk, writing the one file straight to GridFS."""
-    decoder = MultipartDecoder(boundary, max_form_memory_size=64 * 1024)
+    decoder = MultipartDecoder(boundary, max_form_memory_size=2 * READ_SIZE)
     grid_in, head, size, filename, content_type, files = None, b"", 0, "", "", 0
     in_file = ended = False
     try:

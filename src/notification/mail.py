@@ -24,7 +24,7 @@ def compose(config, to: str, job_id: str, filename: str, mp3_fid: str | None,
         mp3_name = PurePath(name).stem + ".mp3"
         url = f"{config.public_url}/download?fid={mp3_fid}"
         msg["Subject"] = f"Your MP3 is ready: {mp3_name}"
-        msg.set_content(
+        _set_body(msg,
             f"{name} has been converted.\n\n"
             f"MP3 id: {mp3_fid}\n"
             f"Job id: {job_id}\n\n"
@@ -35,9 +35,14 @@ def compose(config, to: str, job_id: str, filename: str, mp3_fid: str | None,
     else:
         reason = _printable(error or "unknown error")
         msg["Subject"] = f"Could not convert {name}: {reason}"[:200]
-        msg.set_content(f"Could not convert {name}: {reason}\n\nJob id: {job_id}\n")
+        _set_body(msg, f"Could not convert {name}: {reason}\n\nJob id: {job_id}\n")
     msg["X-Mp3converter-Job"] = job_id
     return msg
+
+
+def _set_body(msg: EmailMessage, text: str) -> None:
+    """Plain text, readable as-is in the raw message when it is ASCII."""
+    msg.set_content(text, cte="7bit" if text.isascii() else "quoted-printable")
 
 
 def send(config, message: EmailMessage) -> None:
