@@ -2,56 +2,16 @@
 
 import json
 import re
-import subprocess
 import time
 
-import pymongo
 import pytest
 import requests
 from bson import ObjectId
 
+from tests.e2e.api import classic_login, classic_upload, curl, mp3_files, wait_for_job
 from tools.media import ffprobe_codec, ffprobe_duration
 
 pytestmark = pytest.mark.e2e
-
-
-def curl(*args: str) -> tuple[int, bytes]:
-    """Run curl; returns (HTTP status, body)."""
-    out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True,
-                         timeout=120, check=True)
-    body, _, status = out.stdout.rpartition(b"\n")
-    return int(status), body
-
-
-def wait_for_job(stack, jwt: str, job_id: str, timeout: float = 60) -> dict:
-    """Poll GET /jobs/<id> until the job is done or failed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = requests.get(f"{stack.gateway_url}/jobs/{job_id}",
-                           headers={"Authorization": f"Bearer {jwt}"}, timeout=10).json()
-        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.3)
-
-
-def classic_login(stack, email: str, password: str) -> str:
-    status, body = curl("-X", "POST", f"{stack.gateway_url}/login", "-u", f"{email}:{password}")
-    assert status == 200, body
-    return body.decode()
-
-
-def classic_upload(stack, jwt: str, path) -> tuple[int, dict]:
-    status, body = curl("-X", "POST", "-F", f"file=@{path}", "-H", f"Authorization: Bearer {jwt}",
-                        f"{stack.gateway_url}/upload")
-    return status, json.loads(body)
-
-
-def mp3_count(stack, job_id: str) -> int:
-    client = pymongo.MongoClient(stack.env["MONGODB_URI"])
-    try:
-        return len(list(client["mp3s"]["fs.files"].find({"metadata.job_id": job_id})))
-    finally:
-        client.close()
 
 
 @pytest.mark.parametrize("kind", ["mp4_aac51", "mkv_mp3", "webm_opus", "mov"])
@@ -79,7 +39,7 @@ def test_classic_curl_commands_turn_a_video_into_one_mp3_and_one_email(
     assert status == 200
     assert ffprobe_codec(out) == "mp3"
     assert abs(ffprobe_duration(out) - ffprobe_duration(source)) <= 0.2
-    assert mp3_count(stack, accepted["job_id"]) == 1
+    assert len(mp3_files(stack, accepted["job_id"])) == 1
     time.sleep(1)
     assert len(mailsink.messages(to=email)) == 1
 
@@ -106,7 +66,7 @@ def test_video_without_audio_fails_with_a_reason_an_email_and_no_mp3(stack, mail
     assert job["mp3_fid"] is None
     [mail] = mailsink.wait_for(1, to=email)
     assert mail["Subject"].startswith("Could not convert silent.mp4: ")
-    assert mp3_count(stack, accepted["job_id"]) == 0
+    assert len(mp3_files(stack, accepted["job_id"])) == 0
 
 
 def test_unreadable_video_fails_with_a_reason_and_no_mp3(stack, mailsink, tmp_path):
@@ -120,7 +80,7 @@ def test_unreadable_video_fails_with_a_reason_and_no_mp3(stack, mailsink, tmp_pa
     assert "ffmpeg cannot read this file" in job["error"]
     [mail] = mailsink.wait_for(1, to=email)
     assert "broken.mp4" in mail["Subject"]
-    assert mp3_count(stack, accepted["job_id"]) == 0
+    assert len(mp3_files(stack, accepted["job_id"])) == 0
 
 
 def test_a_text_file_is_refused_at_upload(stack, media):
