@@ -55,7 +55,10 @@ def upload():
         except BaseException:
             _discard(store, job_id, stored["fid"])
             raise
-        store.update_job(job_id, {"published_at": now()})
+        try:
+            store.update_job(job_id, {"published_at": now()})
+        except Exception:  # noqa: BLE001 - the job is queued; at worst the sweep re-sends it
+            log.warning("could not record the publish time", exc_info=True)
         log.info("video accepted", extra={"user": g.user, "size": stored["size"],
                                           "video_fid": str(stored["fid"])})
     return {"video_fid": str(stored["fid"]), "job_id": str(job_id)}, 202
