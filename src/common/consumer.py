@@ -88,6 +88,11 @@ class Consumer:
             try:
                 self._consume()
                 backoff = 1.0
+            except pika.exceptions.AMQPChannelError:
+                # A protocol or topology error (e.g. a queue declared with other arguments)
+                # will not heal by retrying: stop loudly and let the supervisor restart us.
+                log.critical("channel error: exiting", exc_info=True)
+                return 1
             except RECONNECT_ERRORS as exc:
                 delay = random.uniform(backoff / 2, backoff)
                 log.warning("broker connection lost, reconnecting", extra={
