@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config=None) -> Flask:
     """Build the gateway Flask app; ``test_config`` may carry a ``GATEWAY`` GatewayConfig."""
-    from gateway import accounts, backends, commands, download, health, jobs, upload
+    from gateway import accounts, backends, commands, download, health, jobs, ui, upload
     from gateway.config import GatewayConfig
 
     app = Flask(__name__)
@@ -24,7 +24,7 @@ def create_app(test_config=None) -> Flask:
     if "GATEWAY" not in app.config:
         app.config["GATEWAY"] = load_or_exit(GatewayConfig.from_env, "gateway")
     jsonlog.configure("gateway", app.config["GATEWAY"].log_level)
-    for module in (accounts, upload, jobs, download, health):
+    for module in (accounts, upload, jobs, download, health, ui):
         app.register_blueprint(module.bp)
     register_json_errors(app)
     commands.init_app(app)

@@ -1,0 +1,35 @@
+"""The web page at ``/`` (files in the app's static folder) and ``/openapi.json``."""
+
+import json
+from functools import cache
+from pathlib import Path
+
+from flask import Blueprint, current_app
+
+bp = Blueprint("ui", __name__)
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; media-src 'self'; "
+               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+
+
+@cache
+def openapi_document() -> dict:
+    """The gateway's OpenAPI 3 document, read once."""
+    return json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+
+
+@bp.get("/")
+def index():
+    """The single-page web app."""
+    response = current_app.send_static_file("index.html")
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 description of every route."""
+    return current_app.response_class(json.dumps(openapi_document(), indent=1),
+                                      mimetype="application/json")
