@@ -1,0 +1,41 @@
+# Local development and CI entry points. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+.PHONY: help bootstrap venv run test test-unit lint bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+bootstrap: ## install and start MariaDB, RabbitMQ, ffmpeg; create the venv
+	bash scripts/bootstrap.sh
+
+venv: bootstrap ## same as bootstrap
+
+run: bootstrap ## start the whole stack (auth :5000, gateway :8080, SMTP sink :1025)
+	$(PYTHON) -m tools.devstack run
+
+test: bootstrap ## the whole test suite, every marker
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-unit: bootstrap ## unit tests only (tests/unit)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
+
+lint: bootstrap ## ruff
+	$(VENV)/bin/ruff check .
+
+bench: bootstrap ## benchmarks (bench/), results in bench/out/
+	$(PYTHON) -m bench $(BENCH_ARGS)
+
+clean: ## remove local state (var/), test output and caches; keeps .venv
+	rm -rf var test-output .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- Kubernetes ---
+include mk/kubernetes.mk

@@ -1,0 +1,127 @@
+"""What the measurements share: options, inputs, and services started on first use."""
+
+from __future__ import annotations
+
+import email.parser
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import media
+from bench.client import Gateway
+from bench.driver import Jobs, QueueDriver
+from bench.stack import BenchStack
+from tools.media import ffmpeg_exe
+from tools.processes import Stack
+
+
+@dataclass
+class Options:
+    """Command line choices."""
+
+    reps: int
+    long_reps: int
+    quick: bool
+    cache_dir: Path
+    work_dir: Path
+    only: set[str] = field(default_factory=set)
+
+
+class Bench:
+    """Lazily started services plus helpers to run one converter job or one e2e job."""
+
+    def __init__(self, options: Options, stack: BenchStack):
+        self.options = options
+        self.stack = stack
+        self.ffmpeg = ffmpeg_exe()
+        self.work = options.work_dir
+        self.jobs = Jobs(stack.env)
+        self._queue_url: str | None = None
+        self._driver: QueueDriver | None = None
+        self._converter: Stack | None = None
+        self._web: Stack | None = None
+        self._gateway: Gateway | None = None
+        self._mails_seen: set[str] = set()
+
+    def clip(self, seconds: int, container: str = "mp4") -> Path:
+        """A cached input clip."""
+        return media.clip(seconds, container, self.options.cache_dir)
+
+    # -- the converter on its own vhost, fed and read by the benchmark ---------------------
+    @property
+    def queue_url(self) -> str:
+        """The vhost where the benchmark plays the gateway and notification."""
+        if self._queue_url is None:
+            self._queue_url = self.stack.vhost()
+        return self._queue_url
+
+    @property
+    def driver(self) -> QueueDriver:
+        """Publisher of `video` and reader of `mp3` on the converter vhost."""
+        if self._driver is None:
+            self._driver = QueueDriver(self.queue_url)
+        return self._driver
+
+    def converter(self) -> Stack:
+        """One running converter process on the converter vhost."""
+        if self._converter is None:
+            assert self.driver  # declares the queues before the converter looks for them
+            self._converter = self.stack.converters(1, self.queue_url, "converter")
+        return self._converter
+
+    def stop_converter(self) -> None:
+        """Stop the single converter (before starting others on the same queue)."""
+        if self._converter is not None:
+            self._converter.stop()
+            self._converter = None
+
+    def converter_job(self, fid, path: Path, timeout: float = 1800) -> dict:
+        """Seconds from publishing one `video` message to its `mp3` message arriving."""
+        self.converter()
+        job_id = self.jobs.new_job(fid, path)
+        start = time.perf_counter()
+        self.driver.publish(job_id, fid)
+        arrived, message = self.driver.wait([job_id], timeout)[job_id]
+        self.jobs.discard_result(message)
+        return {"seconds": arrived - start}
+
+    # -- the public side: auth and gateway, with consumers on demand ----------------------
+    def web(self) -> Stack:
+        """auth and gateway on a vhost of their own."""
+        if self._web is None:
+            self._web = self.stack.services(["auth", "gateway"], self.stack.vhost(), "web")
+        return self._web
+
+    @property
+    def gateway(self) -> Gateway:
+        """A registered, logged-in user of the gateway."""
+        if self._gateway is None:
+            self._gateway = Gateway(self.web().env["PUBLIC_URL"])
+        return self._gateway
+
+    def gateway_workers(self) -> list[int]:
+        """Pids of gunicorn's worker processes."""
+        from bench.timing import children
+
+        return children(self.web()["gateway"].pid)
+
+    def wait_mail(self, job_id: str, timeout: float = 600) -> float:
+        """perf_counter when the email about ``job_id`` is in the mail sink."""
+        parser = email.parser.BytesHeaderParser()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for path in sorted(self.stack.mail_dir.glob("*.eml")):
+                if path.name in self._mails_seen:
+                    continue
+                self._mails_seen.add(path.name)
+                with open(path, "rb") as fh:
+                    if parser.parse(fh).get("X-Mp3converter-Job") == job_id:
+                        return time.perf_counter()
+            time.sleep(0.01)
+        raise TimeoutError(f"no email for job {job_id} within {timeout:.0f}s")
+
+    def close(self) -> None:
+        """Close the benchmark's own connections (the stack stops the processes)."""
+        if self._driver is not None:
+            self._driver.close()
+        self.jobs.store.close()

@@ -1,0 +1,94 @@
+"""What the converter does, done by hand: GridFS transfers, raw ffmpeg, and classic moviepy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bson import ObjectId
+
+from common.store import CHUNK_SIZE, Store
+from converter import ffmpeg
+
+CHUNKS_PER_QUERY = 16  # 16 MiB per reply: under every server's message size limit
+
+
+def gridfs_download(store: Store, database: str, fid: ObjectId, path: Path) -> int:
+    """Copy a GridFS file to ``path`` reading its chunks in ranges of n; returns its size."""
+    chunks = store.client[database]["fs.chunks"]
+    length = store.client[database]["fs.files"].find_one({"_id": fid})["length"]
+    count = -(-length // CHUNK_SIZE)
+    with open(path, "wb") as out:
+        for first in range(0, count, CHUNKS_PER_QUERY):
+            query = {"files_id": fid, "n": {"$gte": first, "$lt": first + CHUNKS_PER_QUERY}}
+            for chunk in chunks.find(query).sort("n", 1):
+                out.write(chunk["data"])
+    return length
+
+
+def gridfs_upload(store: Store, database: str, path: Path) -> ObjectId:
+    """Put a file into a GridFS bucket with the services' chunk size."""
+    bucket = store.mp3s if database == "mp3s" else store.videos
+    with open(path, "rb") as src:
+        return bucket.upload_from_stream(path.name, src, chunk_size_bytes=CHUNK_SIZE)
+
+
+def ffmpeg_command(binary: str, src: Path, dst: Path, quality: int = 2,
+                   force_codec: str | None = None) -> list[str]:
+    """The converter's own command line for this input (``force_codec`` overrides the probe)."""
+    info = ffmpeg.probe(binary, str(src))
+    if force_codec is not None:
+        info = ffmpeg.MediaInfo(info.duration, force_codec, info.channels)
+    return ffmpeg.command(binary, str(src), str(dst), info, quality)
+
+
+def run_ffmpeg(cmd: list[str]) -> float:
+    """Run an ffmpeg command line; seconds it took."""
+    start = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+    return time.perf_counter() - start
+
+
+def parts(store: Store, binary: str, fid: ObjectId, work: Path) -> dict:
+    """Download the video, run raw ffmpeg on it, upload the MP3: each part timed."""
+    src, dst = work / "source", work / "audio.mp3"
+    start = time.perf_counter()
+    gridfs_download(store, "videos", fid, src)
+    download = time.perf_counter() - start
+    start = time.perf_counter()
+    cmd = ffmpeg_command(binary, src, dst)
+    probe = time.perf_counter() - start
+    encode = run_ffmpeg(cmd)
+    start = time.perf_counter()
+    mp3 = gridfs_upload(store, "mp3s", dst)
+    upload = time.perf_counter() - start
+    store.delete_file(store.mp3s, mp3)
+    src.unlink()
+    dst.unlink()
+    return {"seconds": download + encode + upload, "download": download, "ffmpeg": encode,
+            "upload": upload, "probe": probe}
+
+
+MOVIEPY = """
+import sys, time
+start = time.perf_counter()
+from moviepy import VideoFileClip
+imported = time.perf_counter()
+clip = VideoFileClip(sys.argv[1])
+clip.audio.write_audiofile(sys.argv[2], logger=None)
+clip.close()
+print(time.perf_counter() - imported, imported - start)
+"""
+
+
+def moviepy(src: Path, dst: Path) -> dict:
+    """The classic ``VideoFileClip(path).audio.write_audiofile(out)`` in a fresh interpreter."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", MOVIEPY, str(src), str(dst)],
+                         capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    convert, imports = (float(x) for x in out.stdout.split()[-2:])
+    dst.unlink()
+    return {"seconds": convert, "imports": imports, "process": wall}

@@ -1,0 +1,94 @@
+"""Interleaved repetitions, medians, and a sampler of processes' resident memory."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+
+def interleaved(reps: int, runs: dict[str, Callable[[], dict]]) -> dict[str, list[dict]]:
+    """Run every named callable once per repetition, rotating the order each time.
+
+    Each callable returns a dict of measured values (seconds, bytes...); one list per name.
+    """
+    names = list(runs)
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    for rep in range(reps):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            values = runs[name]()
+            results[name].append(values)
+            shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in values.items())
+            print(f"    rep {rep + 1}/{reps} {name}: {shown}", flush=True)
+    return results
+
+
+def median(samples: Iterable[dict], key: str = "seconds") -> float:
+    """Median of one measured value over the repetitions."""
+    return statistics.median(s[key] for s in samples)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn()`` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process (gunicorn's workers, for its master's pid)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of a process, 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler:
+    """Samples the summed VmRSS of some pids every ``interval`` seconds, in a thread."""
+
+    def __init__(self, pids: list[int], interval: float = 0.05):
+        self.pids = pids
+        self.interval = interval
+        self.baseline = self._total()
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _total(self) -> int:
+        return sum(rss_bytes(pid) for pid in self.pids)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self._total())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._total())
+
+    @property
+    def growth(self) -> int:
+        """Peak minus the value before the measured work started."""
+        return self.peak - self.baseline

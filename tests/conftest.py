@@ -1,0 +1,333 @@
+"""Shared fixtures: real MariaDB, RabbitMQ, nx-27017, SMTP sink, test media and the whole stack.
+
+Everything is isolated from `make run`: own database, vhost, ports and directories.
+Helpers for tests live in tools/: `tools.media.ffprobe_duration`, `tools.media.ffprobe_codec`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import MySQLdb
+import pytest
+import requests
+
+from tools import devstack
+from tools.mailsink import read_messages
+from tools.media import ffprobe_codec, ffprobe_duration, make_media
+from tools.processes import ROOT, Process, Stack, free_port
+
+__all__ = ["ffprobe_codec", "ffprobe_duration"]
+
+MYSQL_ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
+RABBITMQ_HOST = "127.0.0.1:5672"
+BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+
+def _token() -> str:
+    return secrets.token_hex(4)
+
+
+@contextlib.contextmanager
+def mysql_database() -> Iterator[dict[str, str]]:
+    """A fresh database with its own user; yields the auth MYSQL_* settings."""
+    name = f"mp3test_{_token()}"
+    password = secrets.token_urlsafe(16)
+    hosts = ("localhost", "127.0.0.1")
+    with contextlib.closing(MySQLdb.connect(**MYSQL_ROOT)) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        for host in hosts:
+            cur.execute(f"CREATE USER '{name}'@'{host}' IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'{host}'")
+    try:
+        yield {
+            "MYSQL_HOST": MYSQL_ROOT["host"],
+            "MYSQL_PORT": str(MYSQL_ROOT["port"]),
+            "MYSQL_USER": name,
+            "MYSQL_PASSWORD": password,
+            "MYSQL_DB": name,
+        }
+    finally:
+        with contextlib.closing(MySQLdb.connect(**MYSQL_ROOT)) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            for host in hosts:
+                cur.execute(f"DROP USER IF EXISTS '{name}'@'{host}'")
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """A fresh RabbitMQ vhost open to guest; yields its amqp URL."""
+    vhost = f"mp3test_{_token()}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@{RABBITMQ_HOST}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+class ServiceDirs:
+    """Private directories for this session's processes, outside pytest's tmp rotation."""
+
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="mp3converter-tests-"))
+
+    def new(self, name: str) -> Path:
+        """A new empty directory."""
+        return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.root))
+
+
+class MailSink:
+    """The running SMTP sink and the messages it stored."""
+
+    def __init__(self, process: Process, directory: Path, host: str, port: int):
+        self.process = process
+        self.dir = directory
+        self.host = host
+        self.port = port
+
+    def messages(self, to: str | None = None) -> list[EmailMessage]:
+        """Stored messages, oldest first; only those addressed to `to` when given."""
+        found = read_messages(self.dir)
+        if to is None:
+            return found
+        to = to.lower()
+        return [m for m in found if to in f"{m['X-Envelope-To']},{m['To']}".lower()]
+
+    def wait_for(
+        self, count: int = 1, timeout: float = 30.0, to: str | None = None
+    ) -> list[EmailMessage]:
+        """Wait until at least `count` messages (to `to`) are stored; fail with what arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.messages(to)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                subjects = [m["Subject"] for m in found]
+                raise AssertionError(
+                    f"expected {count} message(s) to {to or 'anyone'} within {timeout}s, "
+                    f"got {len(found)}: {subjects}"
+                )
+            time.sleep(0.2)
+
+
+class RunningStack:
+    """The four services running as real processes, plus the servers they use."""
+
+    def __init__(self, services: Stack, env: dict[str, str], servers: dict[str, Process]):
+        self.services = services
+        self.env = env
+        self.processes: dict[str, Process] = {**servers, **services.processes}
+        self.gateway_url = env["PUBLIC_URL"]
+        self.auth_url = env["AUTH_URL"]
+
+    @property
+    def logs(self) -> dict[str, Path]:
+        """Log file of every process by name."""
+        return {name: p.log_path for name, p in self.processes.items()}
+
+    def log_tails(self, lines: int = 40) -> str:
+        """The last log lines of every process."""
+        return "\n".join(
+            f"===== {name} ({p.log_path}) =====\n{p.log_tail(lines)}"
+            for name, p in self.processes.items()
+        )
+
+    def register(self, email: str, password: str) -> requests.Response:
+        """POST /register on the gateway; asserts 201."""
+        resp = requests.post(
+            f"{self.gateway_url}/register", json={"email": email, "password": password}, timeout=10
+        )
+        assert resp.status_code == 201, f"register {email}: {resp.status_code} {resp.text}"
+        return resp
+
+    def login(self, email: str, password: str) -> str:
+        """POST /login on the gateway with HTTP Basic; returns the JWT."""
+        resp = requests.post(f"{self.gateway_url}/login", auth=(email, password), timeout=10)
+        assert resp.status_code == 200, f"login {email}: {resp.status_code} {resp.text}"
+        return resp.text.strip()
+
+    def user(self, password: str = "correct horse battery") -> tuple[str, str]:
+        """Register a new unique user; returns (email, jwt)."""
+        email = f"user-{_token()}{_token()}@example.com"
+        self.register(email, password)
+        return email, self.login(email, password)
+
+
+def _start_services(
+    env: dict[str, str], var_dir: Path, servers: dict[str, Process], services=devstack.SERVICES
+) -> RunningStack:
+    """init-db, then start the services; on failure print every log tail and re-raise."""
+    stack = devstack.build_stack(
+        env, var_dir, with_mongodb=False, with_mailsink=False, services=services
+    )
+    running = RunningStack(stack, env, servers)
+    try:
+        devstack.init_db(env, var_dir / "log" / "auth-cli.log")
+        stack.start(timeout=60, together=True)
+    except BaseException:
+        print(running.log_tails(80))
+        raise
+    return running
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach service log tails to the report of a failed test that used a running stack."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, RunningStack):
+                report.sections.append(("service logs", value.log_tails()))
+    return report
+
+
+@pytest.fixture(scope="session")
+def service_dirs(request) -> Iterator[ServiceDirs]:
+    """Where processes keep data and logs; removed at the end unless a test failed."""
+    dirs = ServiceDirs()
+    yield dirs
+    if request.session.testsfailed:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(f"service data and logs kept in {dirs.root}")
+    else:
+        shutil.rmtree(dirs.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mysql_db() -> Iterator[dict[str, str]]:
+    """A fresh MariaDB database and user; MYSQL_* settings for auth."""
+    with mysql_database() as settings:
+        yield settings
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """amqp URL of a fresh RabbitMQ vhost."""
+    with rabbitmq_vhost() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mongodb_server(service_dirs) -> Iterator[Process]:
+    """nx-27017 on a free port with its own data directory."""
+    var_dir = service_dirs.new("mongodb")
+    env = {"MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}"}
+    process = devstack.mongodb_process(env, var_dir)
+    process.start().wait_ready(30)
+    yield process
+    process.terminate(10)
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(mongodb_server) -> str:
+    """mongodb:// URI of the test nx-27017 server."""
+    return mongodb_server.env["MONGODB_URI"]
+
+
+@pytest.fixture(scope="session")
+def mailsink(service_dirs) -> Iterator[MailSink]:
+    """The SMTP sink as a real process on a free port."""
+    var_dir = service_dirs.new("mailsink")
+    env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port())}
+    process = devstack.mailsink_process(env, var_dir)
+    process.start().wait_ready(30)
+    yield MailSink(process, var_dir / "mail", env["SMTP_HOST"], int(env["SMTP_PORT"]))
+    process.terminate(10)
+
+
+@pytest.fixture(scope="session")
+def service_env(mysql_db, rabbitmq_url, mongodb_uri, mailsink) -> dict[str, str]:
+    """Environment for every service (docs/configuration.md); copy it before changing it."""
+    env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
+    env.update(
+        PYTHONPATH=str(ROOT / "src"),
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="INFO",
+        MONGODB_URI=mongodb_uri,
+        MONGODB_DB=f"mp3test_{_token()}",
+        RABBITMQ_URL=rabbitmq_url,
+        MAX_DELIVERY_ATTEMPTS="3",
+        RETRY_BASE_SECONDS="1",
+        RETRY_MAX_SECONDS="5",
+        HOST="127.0.0.1",
+        WEB_WORKERS="2",
+        WEB_THREADS="8",
+        JWT_SECRET=secrets.token_urlsafe(32),
+        AUTH_URL=f"http://127.0.0.1:{free_port()}",
+        DOWNLOAD_URL_SECRET=secrets.token_urlsafe(32),
+        PUBLIC_URL=f"http://127.0.0.1:{free_port()}",
+        SHUTDOWN_GRACE_SECONDS="10",
+        HEARTBEAT_MAX_AGE_SECONDS="60",
+        SMTP_HOST=mailsink.host,
+        SMTP_PORT=str(mailsink.port),
+        SMTP_FROM="mp3converter@localhost",
+        **mysql_db,
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(service_env, mongodb_server, mailsink, service_dirs) -> Iterator[RunningStack]:
+    """auth, gateway, converter and notification running as real processes."""
+    var_dir = service_dirs.new("stack")
+    servers = {"mongodb": mongodb_server, "mailsink": mailsink.process}
+    running = _start_services(dict(service_env), var_dir, servers)
+    yield running
+    running.services.stop()
+
+
+@pytest.fixture
+def stack_factory(
+    service_env, mongodb_server, mailsink, service_dirs
+) -> Iterator[Callable[..., RunningStack]]:
+    """Start a separate stack (own vhost, MongoDB database and ports) with env overrides."""
+    started: list[RunningStack] = []
+    with contextlib.ExitStack() as cleanup:
+
+        def start(services=devstack.SERVICES, **overrides: str) -> RunningStack:
+            env = dict(service_env)
+            env.update(
+                RABBITMQ_URL=cleanup.enter_context(rabbitmq_vhost()),
+                MONGODB_DB=f"mp3test_{_token()}",
+                AUTH_URL=f"http://127.0.0.1:{free_port()}",
+                PUBLIC_URL=f"http://127.0.0.1:{free_port()}",
+            )
+            env.update(overrides)
+            var_dir = service_dirs.new("stack")
+            servers = {"mongodb": mongodb_server, "mailsink": mailsink.process}
+            running = _start_services(env, var_dir, servers, services)
+            started.append(running)
+            return running
+
+        try:
+            yield start
+        finally:
+            for running in started:
+                running.services.stop()
+
+
+@pytest.fixture(scope="session")
+def media_dir(service_dirs) -> Path:
+    """Where generated test media are cached for the session."""
+    return service_dirs.new("media")
+
+
+@pytest.fixture(scope="session")
+def media(media_dir) -> Callable[[str], Path]:
+    """media(kind) -> path of a small generated test file (see tools.media.KINDS, and "text")."""
+    return lambda kind: make_media(kind, media_dir)

@@ -1,0 +1,98 @@
+"""Rendering helpers and tool locations for the Dockerfile, manifest and compose checks."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+SERVICES = ("auth", "gateway", "converter", "notification")
+HTTP_SERVICES = {"auth": 5000, "gateway": 8080}
+OVERLAYS = ("minikube", "minikube-keda", "podman")
+DEPLOYABLE = ("minikube", "minikube-keda")
+COMPONENTS = tuple(sorted(p.name for p in (MANIFESTS / "components").iterdir() if p.is_dir()))
+K8S_VERSION = "1.32.0"
+CHECKOV_REQUIREMENTS = Path(__file__).with_name("checkov-requirements.txt")
+
+
+def kustomize(path: Path) -> list[dict]:
+    """`kubectl kustomize PATH` parsed into a list of objects."""
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, f"kubectl kustomize {path} failed:\n{out.stderr}"
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def combination_dir(tmp: Path, components: tuple[str, ...]) -> Path:
+    """A kustomization of base + infra + the given components, in a new folder under tmp."""
+    folder = tmp / ("combo-" + ("-".join(components) or "none"))
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def rel(path: Path) -> str:
+        return os.path.relpath(path, folder)  # kustomize refuses absolute roots
+
+    spec = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "mp3converter",
+        "resources": [rel(MANIFESTS / "base"), rel(MANIFESTS / "infra")],
+        "components": [rel(MANIFESTS / "components" / c) for c in components],
+    }
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+    return folder
+
+
+def all_combinations() -> list[tuple[str, ...]]:
+    """Every subset of the components, the empty one included."""
+    return [
+        combo
+        for size in range(len(COMPONENTS) + 1)
+        for combo in itertools.combinations(COMPONENTS, size)
+    ]
+
+
+def find(objects: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    """Objects of a kind (and name)."""
+    return [
+        o for o in objects
+        if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def pod_templates(objects: list[dict]) -> list[tuple[dict, dict]]:
+    """(owner, pod spec) for every workload that runs pods."""
+    found = []
+    for o in objects:
+        if o["kind"] in ("Deployment", "StatefulSet", "Job"):
+            found.append((o, o["spec"]["template"]["spec"]))
+        elif o["kind"] == "CronJob":
+            found.append((o, o["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
+    return found
+
+
+def ensure_minikube_secrets() -> None:
+    """The minikube overlay reads gitignored secrets/*.env: write them as `make secrets` does."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "k8s_secrets.py")],
+        check=True, capture_output=True, timeout=60,
+    )
+
+
+def tool(name: str) -> str:
+    """Path of a console script installed beside this Python, or on PATH."""
+    candidate = Path(sys.executable).with_name(name)
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
+    return found

@@ -1,0 +1,262 @@
+"""The manifests agree with the code, with each other and with `make images`."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.manifests.helpers import (
+    HTTP_SERVICES,
+    OVERLAYS,
+    ROOT,
+    SERVICES,
+    ensure_minikube_secrets,
+    find,
+    pod_templates,
+)
+
+pytestmark = pytest.mark.manifests
+
+READERS = {"env_str", "env_int", "env_float", "env_bool"}
+SHARED_SETTINGS = {"MessagingSettings", "MongoSettings", "ConsumerSettings"}
+# read at start but deliberately left to the code's default in every deployment
+LEFT_TO_DEFAULT = {"FFMPEG_BINARY"}  # the ffmpeg binary inside the imageio-ffmpeg wheel
+
+
+def env_names(tree: ast.AST) -> set[str]:
+    """Names passed as first argument to the common.settings readers or os.environ/getenv."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if name in READERS or name == "getenv" or (
+                name == "get" and "environ" in ast.unparse(func)
+            ):
+                names.add(node.args[0].value)
+    return names
+
+
+def shared_settings_names() -> dict[str, set[str]]:
+    """Variables each settings class of common.settings reads."""
+    tree = ast.parse((ROOT / "src/common/settings.py").read_text())
+    return {n.name: env_names(n) for n in tree.body
+            if isinstance(n, ast.ClassDef) and n.name in SHARED_SETTINGS}
+
+
+def variables_read(service: str) -> set[str]:
+    """Every environment variable the service reads, from its source."""
+    shared = shared_settings_names()
+    names: set[str] = set()
+    for path in (ROOT / "src" / service).rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names |= env_names(tree)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        for cls in used & SHARED_SETTINGS:
+            names |= shared[cls]
+    if service in HTTP_SERVICES:
+        names |= env_names(ast.parse((ROOT / "src/common/gunicorn_conf.py").read_text()))
+    return names
+
+
+def data_keys(obj: dict) -> set[str]:
+    """Keys of a ConfigMap or Secret."""
+    return set(obj.get("data") or {}) | set(obj.get("stringData") or {})
+
+
+def container_env(objects: list[dict], container: dict) -> set[str]:
+    """Every variable a container gets through env and envFrom (referenced objects must exist)."""
+    names = {e["name"] for e in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if key in source:
+                [obj] = find(objects, kind, source[key]["name"]) or [None]
+                assert obj, f"{container['name']}: {kind} {source[key]['name']} does not exist"
+                names |= data_keys(obj)
+    return names
+
+
+def test_source_scan_finds_documented_variables():
+    assert {"JWT_SECRET", "MYSQL_HOST", "PORT", "WEB_WORKERS"} <= variables_read("auth")
+    assert {"RABBITMQ_URL", "MONGODB_URI", "HEARTBEAT_FILE", "FFMPEG_BINARY"} <= variables_read(
+        "converter")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_variable_read_is_provided(rendered, overlay, service):
+    objects = rendered[overlay]
+    [deployment] = find(objects, "Deployment", service)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    missing = variables_read(service) - LEFT_TO_DEFAULT - container_env(objects, container)
+    assert not missing, f"{overlay}: {service} reads {sorted(missing)} but nothing provides them"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_referenced_keys_and_objects_exist(rendered, overlay):
+    objects = rendered[overlay]
+    for owner, spec in pod_templates(objects):
+        for container in spec["containers"]:
+            container_env(objects, container)
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef") or env.get(
+                    "valueFrom", {}).get("configMapKeyRef")
+                if ref:
+                    kind = "Secret" if "secretKeyRef" in env["valueFrom"] else "ConfigMap"
+                    [obj] = find(objects, kind, ref["name"])
+                    assert ref["key"] in data_keys(obj), f"{owner['metadata']['name']}: {ref}"
+        if spec.get("serviceAccountName"):
+            assert find(objects, "ServiceAccount", spec["serviceAccountName"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_select_pods_and_ports_agree(rendered, overlay):
+    objects = rendered[overlay]
+    for service in find(objects, "Service"):
+        selector = service["spec"]["selector"]
+        targets = [spec for owner, spec in pod_templates(objects)
+                   if owner["kind"] in ("Deployment", "StatefulSet")
+                   and selector.items() <= owner["spec"]["template"]["metadata"]["labels"].items()]
+        name = service['metadata']['name']
+        assert len(targets) == 1, f"{overlay}: Service {name} selects {len(targets)} workloads"
+        if overlay == "podman":
+            continue  # hostNetwork: no containerPorts there
+        ports = {p.get("name"): p["containerPort"] for c in targets[0]["containers"]
+                 for p in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in ports, f"{service['metadata']['name']}: {port}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workload_selectors_match_their_labels(rendered, overlay):
+    for owner, _ in pod_templates(rendered[overlay]):
+        if owner["kind"] in ("Deployment", "StatefulSet"):
+            labels = owner["spec"]["template"]["metadata"]["labels"]
+            assert owner["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("overlay", ["minikube"])
+def test_http_probes_and_ports_agree_with_config(rendered, overlay):
+    objects = rendered[overlay]
+    for service, port in HTTP_SERVICES.items():
+        [deployment] = find(objects, "Deployment", service)
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        [config] = find(objects, "ConfigMap", f"{service}-config")
+        assert config["data"]["PORT"] == str(port)
+        assert container["ports"] == [{"name": "http", "containerPort": port}]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        [svc] = find(objects, "Service", service)
+        assert svc["spec"]["ports"][0]["port"] == port
+
+
+def test_consumers_probe_their_heartbeat(rendered):
+    objects = rendered["minikube"]
+    for service in ("converter", "notification"):
+        [deployment] = find(objects, "Deployment", service)
+        spec = deployment["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        for probe in ("livenessProbe", "readinessProbe"):
+            command = container[probe]["exec"]["command"]
+            assert command == ["python3", "-m", "common.heartbeat", "check", service]
+        [config] = find(objects, "ConfigMap", f"{service}-config")
+        assert config["data"]["HEARTBEAT_FILE"].startswith("/tmp/")
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+        assert spec["terminationGracePeriodSeconds"] > int(config["data"]["SHUTDOWN_GRACE_SECONDS"])
+
+
+def test_every_pod_is_hardened(rendered):
+    for owner, spec in pod_templates(rendered["minikube"]):
+        name = f"{owner['kind']}/{owner['metadata']['name']}"
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"], name
+            assert {"requests", "limits"} <= c["resources"].keys(), name
+
+
+def test_replicas_in_minikube(rendered):
+    wanted = {"auth": 2, "gateway": 2, "converter": 2, "notification": 1}
+    for name, count in wanted.items():
+        [deployment] = find(rendered["minikube"], "Deployment", name)
+        assert deployment["spec"]["replicas"] == count
+
+
+def test_overlay_images_are_the_ones_make_images_builds(rendered):
+    out = subprocess.run(["make", "-s", "-f", "mk/kubernetes.mk", "print-images"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True)
+    built = set(out.stdout.split())
+    assert len(built) == len(SERVICES)
+    for overlay in ("minikube", "minikube-keda"):
+        used = {c["image"] for _, spec in pod_templates(rendered[overlay])
+                for c in spec["containers"] if "mp3converter/" in c["image"]}
+        assert used == built, overlay
+    podman_images = {c["image"] for _, spec in pod_templates(rendered["podman"])
+                     for c in spec["containers"]}
+    assert podman_images == {f"localhost/{image}" for image in built}
+
+
+def test_secret_generator_values_are_not_committed():
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "manifests/overlays/minikube/secrets/auth.env"], cwd=ROOT)
+    assert ignored.returncode == 0, "secrets/*.env must be gitignored"
+
+
+def test_minikube_secrets_are_consistent(rendered):
+    objects = rendered["minikube"]
+
+    def secret(prefix: str) -> dict[str, str]:
+        [obj] = [o for o in objects if o["kind"] == "Secret"
+                 and o["metadata"]["name"].startswith(prefix + "-")]
+        return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+
+    rabbit, mongo = secret("rabbitmq-secrets"), secret("mongodb-secrets")
+    for service in ("gateway", "converter", "notification"):
+        values = secret(f"{service}-secrets")
+        assert f":{rabbit['RABBITMQ_DEFAULT_PASS']}@rabbitmq:" in values["RABBITMQ_URL"]
+        assert f":{mongo['MONGO_INITDB_ROOT_PASSWORD']}@mongodb:" in values["MONGODB_URI"]
+
+
+def test_compose_file_matches_the_manifests(rendered):
+    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    objects = rendered["minikube"]
+    out = subprocess.run(["make", "-s", "-f", "mk/kubernetes.mk", "print-images"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True)
+    for service, image in zip(SERVICES, out.stdout.split(), strict=True):
+        entry = services[service]
+        assert entry["image"] == image
+        assert entry["build"] == {"context": ".", "dockerfile": f"src/{service}/Dockerfile"}
+        [config] = find(objects, "ConfigMap", f"{service}-config")
+        env = dict(config["data"])
+        if service == "notification":
+            env["PUBLIC_URL"] = entry["environment"]["PUBLIC_URL"]  # no Ingress host here
+        assert entry["environment"] == env, service
+        for env_file in entry["env_file"]:
+            assert (ROOT / f"{env_file}.example").exists(), env_file
+        assert entry["read_only"] is True and entry["user"].startswith("10001")
+    for name, entry in services.items():
+        for dependency in entry.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+    top = {k for k in compose if not k.startswith("x-")}
+    assert top <= {"name", "services", "volumes", "networks", "secrets", "configs"}
+
+
+def test_docker_compose_accepts_the_file():
+    """`docker compose config` where the compose plugin exists; the checks above otherwise."""
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30) \
+        if shutil.which("docker") else None
+    if not probe or probe.returncode != 0:
+        pytest.skip("no docker compose plugin here; the compose file is checked structurally")
+    ensure_minikube_secrets()
+    out = subprocess.run(["docker", "compose", "-f", "docker-compose.yaml", "config", "-q"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

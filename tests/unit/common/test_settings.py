@@ -1,0 +1,91 @@
+"""Environment settings fail fast, naming the variable that is wrong."""
+
+import pytest
+
+from common.settings import (
+    ConfigError,
+    MessagingSettings,
+    env_bool,
+    env_float,
+    env_int,
+    env_str,
+    load_or_exit,
+)
+
+
+def test_required_variable_missing_names_it(monkeypatch):
+    monkeypatch.delenv("MP3TEST_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="MP3TEST_SECRET"):
+        env_str("MP3TEST_SECRET", required=True)
+
+
+def test_required_variable_set_to_empty_is_missing(monkeypatch):
+    monkeypatch.setenv("MP3TEST_SECRET", "")
+    with pytest.raises(ConfigError, match="MP3TEST_SECRET"):
+        env_str("MP3TEST_SECRET", required=True)
+
+
+def test_optional_variable_falls_back_to_default(monkeypatch):
+    monkeypatch.delenv("MP3TEST_NAME", raising=False)
+    assert env_str("MP3TEST_NAME", "fallback") == "fallback"
+    monkeypatch.setenv("MP3TEST_NAME", "given")
+    assert env_str("MP3TEST_NAME", "fallback") == "given"
+
+
+def test_bad_int_names_variable_and_value(monkeypatch):
+    monkeypatch.setenv("MP3TEST_PORT", "eighty")
+    with pytest.raises(ConfigError, match=r"MP3TEST_PORT.*'eighty'"):
+        env_int("MP3TEST_PORT", 80)
+
+
+def test_int_below_minimum_is_rejected(monkeypatch):
+    monkeypatch.setenv("MP3TEST_WORKERS", "0")
+    with pytest.raises(ConfigError, match="MP3TEST_WORKERS must be >= 1"):
+        env_int("MP3TEST_WORKERS", 2, minimum=1)
+
+
+def test_int_and_float_parse(monkeypatch):
+    monkeypatch.setenv("MP3TEST_PORT", "8081")
+    monkeypatch.setenv("MP3TEST_SECONDS", "2.5")
+    assert env_int("MP3TEST_PORT", 80) == 8081
+    assert env_float("MP3TEST_SECONDS", 1.0) == 2.5
+
+
+def test_bad_float_names_variable(monkeypatch):
+    monkeypatch.setenv("MP3TEST_SECONDS", "soon")
+    with pytest.raises(ConfigError, match="MP3TEST_SECONDS"):
+        env_float("MP3TEST_SECONDS", 1.0)
+
+
+@pytest.mark.parametrize("raw, expected", [("1", True), ("Yes", True), ("on", True),
+                                           ("0", False), ("FALSE", False), ("off", False)])
+def test_bool_spellings(monkeypatch, raw, expected):
+    monkeypatch.setenv("MP3TEST_FLAG", raw)
+    assert env_bool("MP3TEST_FLAG", not expected) is expected
+
+
+def test_bad_bool_names_variable(monkeypatch):
+    monkeypatch.setenv("MP3TEST_FLAG", "maybe")
+    with pytest.raises(ConfigError, match="MP3TEST_FLAG"):
+        env_bool("MP3TEST_FLAG", False)
+
+
+def test_messaging_defaults_match_the_documentation(monkeypatch):
+    for name in ("RABBITMQ_URL", "MAX_DELIVERY_ATTEMPTS", "RETRY_BASE_SECONDS",
+                 "RETRY_MAX_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = MessagingSettings.from_env()
+    assert settings.rabbitmq_url == "amqp://guest:guest@127.0.0.1:5672/%2F"
+    assert settings.max_attempts == 5
+    assert settings.retry_base_seconds == 5
+    assert settings.retry_max_seconds == 300
+
+
+def test_load_or_exit_prints_one_line_and_exits_2(monkeypatch, capsys):
+    monkeypatch.delenv("MP3TEST_SECRET", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        load_or_exit(lambda: env_str("MP3TEST_SECRET", required=True), "auth")
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("auth: configuration error:") and "MP3TEST_SECRET" in err

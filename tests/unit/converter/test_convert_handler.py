@@ -1,0 +1,135 @@
+"""ConvertHandler against real nx-27017 and RabbitMQ: one MP3 per job, temp files cleaned up."""
+
+import json
+import tempfile
+
+import pytest
+from bson import ObjectId
+
+from common import messages
+from common.errors import PermanentError
+from common.store import DONE, FAILED
+from converter.worker import ConvertHandler
+from tests.conftest import ffprobe_codec
+
+OWNER = "viewer@example.com"
+
+
+@pytest.fixture
+def tmpdir_env(tmp_path, monkeypatch):
+    """TMPDIR pointing at an empty directory the test can inspect."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setenv("TMPDIR", str(directory))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # forget the cached default
+    assert tempfile.gettempdir() == str(directory)
+    return directory
+
+
+def _queued_job(store, path, filename: str) -> messages.VideoMessage:
+    job_id = ObjectId()
+    with open(path, "rb") as fh:
+        fid = store.videos.upload_from_stream(filename, fh, metadata={"owner": OWNER})
+    store.create_job(job_id, OWNER, fid, filename, "video/mp4", path.stat().st_size)
+    return messages.VideoMessage(str(job_id), str(fid), OWNER)
+
+
+def _drain(channel, queue: str) -> list[dict]:
+    found = []
+    while True:
+        method, _props, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return found
+        found.append(json.loads(body))
+
+
+def _mp3_files(store, job_id: str) -> list[dict]:
+    return list(store.client["mp3s"]["fs.files"].find({"metadata.job_id": job_id}))
+
+
+def test_good_video_becomes_one_mp3_and_one_result_message(
+        media, store, converter_config, deliver, channel, tmpdir_env, tmp_path):
+    msg = _queued_job(store, media("mp4_aac51"), "Family Trip.final.mp4")
+    handler = ConvertHandler(converter_config, store)
+    handler.handle(deliver(messages.encode(msg)))
+
+    job = store.get_job(msg.job_id)
+    assert job["status"] == DONE and job["progress"] == 100 and job["attempts"] == 1
+    assert abs(job["duration"] - 3.0) <= 0.2
+    assert job["error"] is None and job["result_published_at"]
+    (mp3,) = _mp3_files(store, msg.job_id)
+    assert mp3["_id"] == job["mp3_fid"] and mp3["length"] == job["mp3_size"]
+    assert mp3["filename"] == "Family Trip.final.mp3"
+    assert mp3["metadata"]["owner"] == OWNER
+    out = tmp_path / "got.mp3"
+    out.write_bytes(store.mp3s.open_download_stream(job["mp3_fid"]).read())
+    assert ffprobe_codec(out) == "mp3"
+    assert _drain(channel, "mp3") == [{"job_id": msg.job_id, "video_fid": msg.video_fid,
+                                       "username": OWNER, "mp3_fid": str(job["mp3_fid"]),
+                                       "error": None}]
+    assert list(tmpdir_env.iterdir()) == []
+
+
+def test_redelivered_message_for_a_done_job_does_nothing(
+        media, store, converter_config, deliver, channel, tmpdir_env):
+    msg = _queued_job(store, media("mkv_mp3"), "clip.mkv")
+    handler = ConvertHandler(converter_config, store)
+    handler.handle(deliver(messages.encode(msg)))
+    assert len(_drain(channel, "mp3")) == 1
+    handler.handle(deliver(messages.encode(msg), redelivered=True, attempt=2))
+    assert _drain(channel, "mp3") == []
+    assert len(_mp3_files(store, msg.job_id)) == 1
+    assert store.get_job(msg.job_id)["attempts"] == 1
+
+
+def test_done_job_whose_result_never_went_out_is_published_once(
+        media, store, converter_config, deliver, channel, tmpdir_env):
+    msg = _queued_job(store, media("mkv_mp3"), "clip.mkv")
+    handler = ConvertHandler(converter_config, store)
+    handler.handle(deliver(messages.encode(msg)))
+    _drain(channel, "mp3")
+    store.update_job(msg.job_id, {"result_published_at": None})  # as after a crash
+    handler.handle(deliver(messages.encode(msg), redelivered=True))
+    (result,) = _drain(channel, "mp3")
+    assert result["mp3_fid"] == str(store.get_job(msg.job_id)["mp3_fid"])
+    assert len(_mp3_files(store, msg.job_id)) == 1
+
+
+@pytest.mark.parametrize("kind, reason", [("no_audio", "no audio track"),
+                                          ("text", "cannot read")])
+def test_unconvertible_video_fails_permanently_and_cleans_up(
+        media, store, converter_config, deliver, channel, tmpdir_env, kind, reason):
+    msg = _queued_job(store, media(kind), "bad.mp4")
+    handler = ConvertHandler(converter_config, store)
+    delivery = deliver(messages.encode(msg))
+    with pytest.raises(PermanentError, match=reason):
+        handler.handle(delivery)
+    assert list(tmpdir_env.iterdir()) == []
+    assert _mp3_files(store, msg.job_id) == []
+
+    handler.on_failure(delivery, f"the video has {reason}")  # what the loop does next
+    job = store.get_job(msg.job_id)
+    assert job["status"] == FAILED and reason in job["error"]
+    (result,) = _drain(channel, "mp3")
+    assert result["mp3_fid"] is None and reason in result["error"]
+
+
+def test_unknown_job_and_malformed_message_are_permanent(store, converter_config, deliver,
+                                                         channel):
+    handler = ConvertHandler(converter_config, store)
+    unknown = messages.VideoMessage(str(ObjectId()), str(ObjectId()), OWNER)
+    with pytest.raises(PermanentError, match="unknown job"):
+        handler.handle(deliver(messages.encode(unknown)))
+    bad = deliver(b"{oops")
+    with pytest.raises(PermanentError, match="not JSON"):
+        handler.handle(bad)
+    handler.on_failure(bad, "malformed")  # nothing to record, nothing to announce
+    assert _drain(channel, "mp3") == []
+
+
+def test_missing_upload_is_permanent(media, store, converter_config, deliver, tmpdir_env):
+    msg = _queued_job(store, media("mov"), "gone.mov")
+    store.videos.delete(ObjectId(msg.video_fid))
+    with pytest.raises(PermanentError, match="missing from storage"):
+        ConvertHandler(converter_config, store).handle(deliver(messages.encode(msg)))
+    assert list(tmpdir_env.iterdir()) == []

@@ -1,0 +1,115 @@
+"""GET /download with a signed URL against real GridFS: headers, body, ranges, refusals."""
+
+import io
+import secrets
+import uuid
+
+import pytest
+from werkzeug.http import parse_options_header
+
+from common.settings import MessagingSettings, MongoSettings
+from common.store import Store
+from gateway import create_app
+from gateway.config import GatewayConfig
+from gateway.security import sign_download
+
+SECRET = secrets.token_urlsafe(32)
+OWNER = "listener@example.com"
+AUDIO = bytes(range(256)) * 40  # stands in for MP3 bytes: download does not look inside
+
+
+@pytest.fixture(scope="module")
+def gateway_app(mongodb_uri, rabbitmq_url):
+    """The gateway app on the test MongoDB; auth is never called with signed URLs."""
+    config = GatewayConfig(
+        auth_url="http://127.0.0.1:9", auth_timeout=1.0, max_upload_bytes=1024 * 1024,
+        download_url_secret=SECRET, download_url_ttl=60, stuck_job_seconds=3600,
+        unpublished_job_seconds=120,
+        mongo=MongoSettings(uri=mongodb_uri, db=f"mp3test_{uuid.uuid4().hex[:8]}"),
+        messaging=MessagingSettings(rabbitmq_url, 3, 1.0, 5.0), log_level="WARNING")
+    app = create_app({"GATEWAY": config, "TESTING": True})
+    yield app
+    if "store" in app.extensions:
+        app.extensions["store"].close()
+
+
+@pytest.fixture(scope="module")
+def store(gateway_app):
+    with gateway_app.app_context():
+        yield Store(gateway_app.config["GATEWAY"].mongo)
+
+
+def _put_mp3(store, filename: str, owner: str = OWNER) -> str:
+    fid = store.mp3s.upload_from_stream(
+        filename, io.BytesIO(AUDIO),
+        metadata={"owner": owner, "job_id": "j", "content_type": "audio/mpeg"})
+    return str(fid)
+
+
+def _get(app, fid: str, owner: str = OWNER, token: str | None = None, **headers):
+    if token is None:
+        token, _ = sign_download(SECRET, fid, owner, 60)
+    return app.test_client().get("/download", query_string={"fid": fid, "token": token},
+                                 headers=headers)
+
+
+def _filename(header: str) -> str:
+    """The name a browser saves as (RFC 6266: filename* wins over filename)."""
+    return parse_options_header(header)[1]["filename"]
+
+
+def test_signed_url_streams_the_mp3(gateway_app, store):
+    fid = _put_mp3(store, "holiday.mp3")
+    resp = _get(gateway_app, fid)
+    assert resp.status_code == 200
+    assert resp.mimetype == "audio/mpeg"
+    assert resp.data == AUDIO
+    assert resp.headers["Content-Length"] == str(len(AUDIO))
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="holiday.mp3"'
+
+
+@pytest.mark.parametrize("stored, ascii_fallback, full", [
+    ('my "best" take.mp3', "my 'best' take.mp3", 'my "best" take.mp3'),
+    ("café été.mp3", "caf_ _t_.mp3", "café été.mp3"),
+    ("концерт №1.mp3", "_______ _1.mp3", "концерт №1.mp3"),
+    ("日本語.mp3", "___.mp3", "日本語.mp3"),
+    ("a;b,c=d.mp3", "a;b,c=d.mp3", "a;b,c=d.mp3"),
+])
+def test_content_disposition_survives_quotes_and_non_ascii(gateway_app, store, stored,
+                                                           ascii_fallback, full):
+    resp = _get(gateway_app, _put_mp3(store, stored))
+    assert resp.status_code == 200
+    header = resp.headers["Content-Disposition"]
+    header.encode("latin-1")  # a valid HTTP header value
+    assert header.startswith(f'attachment; filename="{ascii_fallback}"')
+    assert _filename(header) == full
+
+
+def test_range_request_returns_the_slice(gateway_app, store):
+    fid = _put_mp3(store, "slice.mp3")
+    resp = _get(gateway_app, fid, Range="bytes=100-199")
+    assert resp.status_code == 206
+    assert resp.data == AUDIO[100:200]
+    assert resp.headers["Content-Range"] == f"bytes 100-199/{len(AUDIO)}"
+
+
+def test_bad_or_foreign_token_is_403(gateway_app, store):
+    fid = _put_mp3(store, "mine.mp3")
+    other, _ = sign_download(SECRET, fid, "thief@example.com", 60)
+    expired, _ = sign_download(SECRET, fid, OWNER, -5)
+    for token in (other, expired, "123.abc", ""):
+        resp = _get(gateway_app, fid, token=token)
+        assert resp.status_code == 403, token
+        assert resp.is_json and b"\x00\x01" not in resp.data
+
+
+@pytest.mark.parametrize("fid", ["65f0c0ffee0000000000abcd", "not-an-id", ""])
+def test_unknown_file_is_404(gateway_app, fid):
+    resp = _get(gateway_app, fid)
+    assert resp.status_code == 404 and resp.get_json() == {"error": "no such file"}
+
+
+def test_without_token_or_bearer_is_401(gateway_app, store):
+    fid = _put_mp3(store, "locked.mp3")
+    resp = gateway_app.test_client().get("/download", query_string={"fid": fid})
+    assert resp.status_code == 401 and resp.is_json

@@ -1,0 +1,360 @@
+"""Runs the whole stack as local processes, for `make run` and for the tests."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tools.processes import (
+    ROOT,
+    Process,
+    ProcessFailed,
+    Stack,
+    file_check,
+    http_check,
+    tcp_check,
+)
+
+BIN = Path(sys.executable).parent
+SERVICES = ("auth", "gateway", "converter", "notification")
+DEV_USER = ("dev@example.com", "devpassword")
+SWEEP_INTERVAL_SECONDS = 60
+
+DEV_DEFAULTS = {
+    "LOG_LEVEL": "INFO",
+    "HOST": "127.0.0.1",
+    "MONGODB_URI": "mongodb://127.0.0.1:27017",
+    "MONGODB_DB": "mp3converter",
+    "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    "MYSQL_HOST": "127.0.0.1",
+    "MYSQL_PORT": "3306",
+    "MYSQL_USER": "auth_user",
+    "MYSQL_PASSWORD": "auth_password",
+    "MYSQL_DB": "auth",
+    "AUTH_URL": "http://127.0.0.1:5000",
+    "PUBLIC_URL": "http://127.0.0.1:8080",
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": "1025",
+}
+
+
+def _raise_interrupt(*_args) -> None:
+    """Signal handler: stop the stack as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def process_env(env: Mapping[str, str], **overrides: str) -> dict[str, str]:
+    """Environment for one child: the given env, the venv first on PATH, src importable."""
+    merged = dict(env)
+    merged.update(overrides)
+    merged["PATH"] = f"{BIN}{os.pathsep}{merged.get('PATH', os.environ.get('PATH', ''))}"
+    paths = [p for p in merged.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if not any(Path(ROOT, p).resolve() == ROOT / "src" for p in paths):
+        paths.insert(0, str(ROOT / "src"))
+    merged["PYTHONPATH"] = os.pathsep.join(paths)
+    merged.setdefault("PYTHONUNBUFFERED", "1")
+    return merged
+
+
+def _port_of(url: str) -> int:
+    """The port in a URL, defaulting by scheme."""
+    parsed = urlparse(url)
+    return parsed.port or {"http": 80, "https": 443, "mongodb": 27017}.get(parsed.scheme, 0)
+
+
+def mongodb_process(env: Mapping[str, str], var_dir: Path, echo: bool = False) -> Process:
+    """nx-27017 on the port of MONGODB_URI, data under var_dir/mongodb."""
+    port = _port_of(env["MONGODB_URI"])
+    data, run = var_dir / "mongodb", var_dir / "run"
+    data.mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(BIN / "nx-27017"),
+        "--host",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--log-file",
+        str(var_dir / "log" / "mongodb-server.log"),
+        "--pid-file",
+        str(run / "mongodb.pid"),
+    ]
+    return Process(
+        "mongodb",
+        argv,
+        process_env(env),
+        var_dir / "log" / "mongodb.log",
+        ready=tcp_check("127.0.0.1", port),
+        port=port,
+        echo=echo,
+    )
+
+
+def mailsink_process(env: Mapping[str, str], var_dir: Path, echo: bool = False) -> Process:
+    """The SMTP sink on SMTP_HOST:SMTP_PORT storing into var_dir/mail."""
+    host, port = env.get("SMTP_HOST", "127.0.0.1"), int(env.get("SMTP_PORT", "1025"))
+    argv = [
+        sys.executable,
+        "-m",
+        "tools.mailsink",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--dir",
+        str(var_dir / "mail"),
+    ]
+    return Process(
+        "mailsink",
+        argv,
+        process_env(env),
+        var_dir / "log" / "mailsink.log",
+        ready=tcp_check(host, port),
+        port=port,
+        echo=echo,
+    )
+
+
+def web_process(
+    name: str,
+    url: str,
+    env: Mapping[str, str],
+    var_dir: Path,
+    ready_path: str | None,
+    echo: bool = False,
+) -> Process:
+    """A Flask service under gunicorn, listening on the port of its URL."""
+    port = _port_of(url)
+    argv = [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf", f"{name}:create_app()"]
+    ready = (
+        http_check(f"http://127.0.0.1:{port}{ready_path}")
+        if ready_path
+        else tcp_check("127.0.0.1", port)
+    )
+    return Process(
+        name,
+        argv,
+        process_env(env, HOST="127.0.0.1", PORT=str(port)),
+        var_dir / "log" / f"{name}.log",
+        ready=ready,
+        port=port,
+        echo=echo,
+    )
+
+
+def consumer_process(
+    name: str, env: Mapping[str, str], var_dir: Path, echo: bool = False
+) -> Process:
+    """`python -m <name>`; ready once its heartbeat file is written."""
+    heartbeat = var_dir / "run" / f"{name}.heartbeat"
+    heartbeat.parent.mkdir(parents=True, exist_ok=True)
+    grace = float(env.get("SHUTDOWN_GRACE_SECONDS", "600" if name == "converter" else "60"))
+    process = Process(
+        name,
+        [sys.executable, "-m", name],
+        process_env(env, HEARTBEAT_FILE=str(heartbeat)),
+        var_dir / "log" / f"{name}.log",
+        echo=echo,
+        stop_timeout=min(grace + 5, 30.0),
+    )
+    process.ready = file_check(heartbeat, lambda: process.started_at)
+    return process
+
+
+def build_stack(
+    env: Mapping[str, str],
+    var_dir: Path,
+    *,
+    with_mongodb: bool = True,
+    with_mailsink: bool = True,
+    services: Iterable[str] = SERVICES,
+    echo: bool = False,
+) -> Stack:
+    """Processes for the stack; ports come from MONGODB_URI, SMTP_PORT, AUTH_URL and PUBLIC_URL."""
+    var_dir = Path(var_dir)
+    stack = Stack()
+    if with_mongodb:
+        stack.add(mongodb_process(env, var_dir, echo))
+    if with_mailsink:
+        stack.add(mailsink_process(env, var_dir, echo))
+    for name in services:
+        if name == "auth":
+            stack.add(web_process("auth", env["AUTH_URL"], env, var_dir, "/healthz", echo))
+        elif name == "gateway":
+            stack.add(web_process("gateway", env["PUBLIC_URL"], env, var_dir, "/healthz", echo))
+        else:
+            stack.add(consumer_process(name, env, var_dir, echo))
+    return stack
+
+
+def flask_command(
+    app: str,
+    args: list[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    stdin: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
+    """Run `flask --app APP ARGS...`, appending its output to a log file."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [str(BIN / "flask"), "--app", app, *args],
+        env=process_env(env),
+        cwd=ROOT,
+        input=stdin or "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    with open(log_path, "a") as log:
+        log.write(f"--- flask --app {app} {' '.join(args)} -> {result.returncode}\n")
+        log.write(result.stdout + result.stderr)
+    return result
+
+
+def init_db(env: Mapping[str, str], log_path: Path) -> None:
+    """Create the auth schema (idempotent)."""
+    result = flask_command("auth", ["init-db"], env, log_path)
+    if result.returncode != 0:
+        raise ProcessFailed(f"flask --app auth init-db failed:\n{result.stdout}{result.stderr}")
+
+
+def create_user(env: Mapping[str, str], email: str, password: str, log_path: Path) -> bool:
+    """Create a user; False when it already exists."""
+    result = flask_command(
+        "auth", ["create-user", email, "--password-stdin"], env, log_path, stdin=password + "\n"
+    )
+    if result.returncode == 0:
+        return True
+    if "exist" in (result.stdout + result.stderr).lower():
+        return False
+    raise ProcessFailed(f"flask --app auth create-user failed:\n{result.stdout}{result.stderr}")
+
+
+def load_or_create_secrets(path: Path) -> dict[str, str]:
+    """JWT_SECRET and DOWNLOAD_URL_SECRET, generated once and kept in path."""
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                values[key.strip()] = value.strip()
+    missing = [k for k in ("JWT_SECRET", "DOWNLOAD_URL_SECRET") if not values.get(k)]
+    if missing:
+        for key in missing:
+            values[key] = secrets.token_urlsafe(48)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+    return values
+
+
+def dev_env(var_dir: Path) -> dict[str, str]:
+    """Defaults, then var/dev.env, then the caller's environment (which wins)."""
+    env = {**DEV_DEFAULTS, **load_or_create_secrets(var_dir / "dev.env")}
+    env.update(os.environ)
+    return env
+
+
+TRY_IT = """
+The stack is up. Try it:
+
+  GW={gw}
+  curl -X POST $GW/login -u {email}:{password}
+  JWT=$(curl -s -X POST $GW/login -u {email}:{password})
+  curl -X POST -F 'file=@video.mkv' -H "Authorization: Bearer $JWT" $GW/upload
+  curl -H "Authorization: Bearer $JWT" $GW/jobs          # mp3_fid appears when done
+  curl --output x.mp3 -H "Authorization: Bearer $JWT" "$GW/download?fid=$FID"
+
+Mail goes to {mail}/, logs to {logs}/. Ctrl-C stops everything.
+"""
+
+
+def _sweep(env: Mapping[str, str], log_path: Path) -> None:
+    """Run `flask --app gateway sweep` once, reporting a failure without stopping."""
+    try:
+        result = flask_command("gateway", ["sweep"], env, log_path)
+    except subprocess.TimeoutExpired:
+        print(f"sweep timed out, see {log_path}", flush=True)
+        return
+    if result.returncode != 0:
+        print(f"sweep failed ({result.returncode}), see {log_path}", flush=True)
+
+
+def dev_stack(var_dir: Path) -> tuple[dict[str, str], Stack]:
+    """The `make run` stack; no nx-27017 when the caller points MONGODB_URI elsewhere."""
+    env = dev_env(var_dir)
+    with_mongodb = "MONGODB_URI" not in os.environ
+    return env, build_stack(env, var_dir, with_mongodb=with_mongodb, echo=True)
+
+
+def run(var_dir: Path = ROOT / "var") -> int:
+    """Start everything, sweep every minute, and stop it all on Ctrl-C or SIGTERM."""
+    env, stack = dev_stack(var_dir)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    sweep_log = var_dir / "log" / "sweep.log"
+    try:
+        init_db(env, var_dir / "log" / "auth-cli.log")
+        if create_user(env, *DEV_USER, var_dir / "log" / "auth-cli.log"):
+            print(f"created user {DEV_USER[0]}", flush=True)
+        stack.start()
+        print(
+            TRY_IT.format(
+                gw=env["PUBLIC_URL"],
+                email=DEV_USER[0],
+                password=DEV_USER[1],
+                mail=var_dir / "mail",
+                logs=var_dir / "log",
+            ),
+            flush=True,
+        )
+        next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
+        while not stack.failed():
+            time.sleep(1)
+            if time.monotonic() >= next_sweep:
+                _sweep(env, sweep_log)
+                next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
+        for process in stack.failed():
+            print(
+                f"{process.name} exited with code {process.returncode}; see {process.log_path}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    except ProcessFailed as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m tools.devstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="start the whole stack in the foreground")
+    run_parser.add_argument("--var-dir", type=Path, default=ROOT / "var")
+    args = parser.parse_args(argv)
+    return run(args.var_dir.resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
