@@ -170,6 +170,10 @@ class Consumer:
                             attempt=attempt_number(headers), publisher=publisher,
                             abandon=self._abandon)
         queue = self.handler.queue
+        if delivery.attempt > self.messaging.max_attempts:
+            # Redelivered after its consumers stopped while handling it, too many times.
+            return self._dead_letter(delivery, f"gave up after {delivery.attempt - 1} attempts: "
+                                               "the handler stopped before finishing")
         try:
             self.handler.handle(delivery)
             return True
@@ -188,7 +192,7 @@ class Consumer:
             log.warning("attempt failed, will retry", exc_info=True, extra={
                 "attempt": delivery.attempt, "retry_in": round(delay, 2), "error": str(exc)})
             retry_headers = {k: v for k, v in headers.items() if not k.startswith("x-death")}
-            retry_headers["x-attempt"] = int(headers.get("x-attempt", 0) or 0) + 1
+            retry_headers["x-attempt"] = delivery.attempt  # crash redeliveries included
             retry_headers.pop("x-delivery-count", None)
             try:
                 publisher.publish(topology.retry_queue(queue, delivery.attempt), body,

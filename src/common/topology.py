@@ -5,6 +5,10 @@ import random
 VIDEO = "video"
 MP3 = "mp3"
 WORK_QUEUES = (VIDEO, MP3)
+# The broker's own guard against a message that kills every consumer before it can be
+# counted. Fixed, so that changing MAX_DELIVERY_ATTEMPTS never conflicts with declared queues;
+# the consumer enforces MAX_DELIVERY_ATTEMPTS itself.
+BROKER_DELIVERY_LIMIT = 20
 
 
 def dlq(queue: str) -> str:
@@ -32,9 +36,7 @@ def declare(channel, max_attempts: int, queues=WORK_QUEUES) -> None:
             durable=True,
             arguments={
                 "x-queue-type": "quorum",
-                # Redeliveries after consumer crashes count too: a message that kills its
-                # consumer every time ends in the dead-letter queue instead of looping.
-                "x-delivery-limit": max_attempts,
+                "x-delivery-limit": BROKER_DELIVERY_LIMIT,
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": dlq(queue),
             },

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from common.errors import PermanentError, RetryableError
 
 DURATION_TOLERANCE = 0.2  # seconds the MP3 may differ from the source
+MIN_AUDIO_SECONDS = 0.05  # less than this is no audio at all (e.g. a truncated file)
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _AUDIO = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+)[^,\n]*(?:, (\d+) Hz)?(?:, ([^,\n]+))?")
 
@@ -90,13 +91,29 @@ def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, quality: int, time
     return out_seconds
 
 
-def check_output(size: int, duration: float, info: MediaInfo) -> None:
-    """Reject an empty MP3 or one whose length differs from the source's."""
-    if size == 0 or duration <= 0:
-        raise PermanentError("the conversion produced no audio")
-    if info.duration is not None and abs(duration - info.duration) > DURATION_TOLERANCE:
+def audio_duration(ffmpeg: str, src: str) -> float:
+    """Length of the first audio stream itself (read without decoding)."""
+    proc = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-i", src,
+         "-map", "0:a:0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-"],
+        capture_output=True, text=True, errors="replace", timeout=600)
+    times = [int(line.split("=", 1)[1]) for line in proc.stdout.splitlines()
+             if line.startswith("out_time_us=") and line.split("=", 1)[1].isdigit()]
+    return max(times, default=0) / 1e6
+
+
+def check_output(size: int, duration: float, info: MediaInfo,
+                 source_audio: Callable[[], float]) -> None:
+    """Reject an empty MP3 or one whose length differs from the source audio's."""
+    if size == 0 or duration < MIN_AUDIO_SECONDS:
+        raise PermanentError("the conversion produced no audio (is the file complete?)")
+    if info.duration is None or abs(duration - info.duration) <= DURATION_TOLERANCE:
+        return
+    # The container's duration is its longest stream's: measure the audio track itself.
+    expected = source_audio()
+    if abs(duration - expected) > DURATION_TOLERANCE:
         raise PermanentError(
-            f"the MP3 is {duration:.2f}s long but the source is {info.duration:.2f}s")
+            f"the MP3 is {duration:.2f}s long but the source audio is {expected:.2f}s")
 
 
 def _last_line(text: str) -> str:

@@ -83,7 +83,8 @@ class ConvertHandler(Handler):
                                       cfg.ffmpeg_timeout, self._progress_writer(job["_id"]),
                                       delivery.abandon)
             size = os.path.getsize(dst)
-            ffmpeg.check_output(size, duration, info)
+            ffmpeg.check_output(size, duration, info,
+                                lambda: ffmpeg.audio_duration(cfg.ffmpeg, src))
             fid = self._store_mp3(job, dst)
         return {"fid": fid, "size": size, "duration": duration}
 

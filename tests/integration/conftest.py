@@ -39,9 +39,9 @@ class Pipeline:
         self.store.create_job(job_id, owner, fid, filename, "video/mp4", path.stat().st_size)
         return messages.VideoMessage(str(job_id), str(fid), owner)
 
-    def publish(self, queue: str, body: bytes) -> None:
+    def publish(self, queue: str, body: bytes, headers: dict | None = None) -> None:
         """Publish with the broker's confirm."""
-        self.publisher.publish(queue, body)
+        self.publisher.publish(queue, body, headers=headers)
 
     def wait_job(self, job_id: str, timeout: float = 60.0) -> dict:
         """The job once it is done or failed."""

@@ -76,3 +76,20 @@ def test_finished_and_failed_jobs_email_their_owner_once(pipeline_factory, media
     assert messages.decode(messages.VideoMessage, body) == silent
     assert "no audio" in headers["x-error"]
     assert pipe.mp3_files(silent.job_id) == []
+
+
+def test_a_message_redelivered_past_the_attempt_limit_fails_its_job_without_converting(
+        pipeline_factory, media, mailsink, user):
+    pipe = pipeline_factory("converter", "notification")
+    limit = int(pipe.stack.env["MAX_DELIVERY_ATTEMPTS"])
+    crashed = pipe.upload(media("mov"), user, "crashes.mov")
+    # As if every consumer that took it so far had died while converting it.
+    pipe.publish(topology.VIDEO, messages.encode(crashed), headers={"x-attempt": limit})
+    job = pipe.wait_job(crashed.job_id)
+    assert job["status"] == FAILED
+    assert job["error"].startswith(f"gave up after {limit} attempts")
+    assert job["attempts"] == 0  # it was not converted again
+    (email,) = mailsink.wait_for(1, to=user)
+    assert email["Subject"].startswith("Could not convert crashes.mov: gave up")
+    (headers, _body), = pipe.get_all(topology.dlq(topology.VIDEO))
+    assert headers["x-error"].startswith("gave up")

@@ -67,7 +67,7 @@ def test_declare_twice_on_a_fresh_vhost_keeps_queues_and_messages(fresh_vhost):
     for work in ("video", "mp3"):
         assert queues[work]["type"] == "quorum"
         args = _arguments(queues[work])
-        assert args["x-delivery-limit"] == 3
+        assert args["x-delivery-limit"] == topology.BROKER_DELIVERY_LIMIT
         assert args["x-dead-letter-routing-key"] == f"{work}.dlq"
     assert _arguments(queues["video.retry.1"])["x-dead-letter-routing-key"] == "video"
 
@@ -102,7 +102,7 @@ def test_a_message_requeued_past_the_delivery_limit_is_dead_lettered(vhost):
         channel.confirm_delivery()
         topology.declare(channel, 3)
         channel.basic_publish("", "video", b"poison")
-        for _ in range(6):
+        for _ in range(topology.BROKER_DELIVERY_LIMIT + 3):
             method, _props, _body = channel.basic_get("video")
             if method is None:
                 break

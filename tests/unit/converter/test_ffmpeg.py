@@ -81,10 +81,14 @@ def _convert(src, dst, **kwargs):
     return info, duration, progress
 
 
+def _audio_length(src):
+    return lambda: ffmpeg.audio_duration(FFMPEG, str(src))
+
+
 def test_surround_aac_becomes_stereo_mp3_of_the_same_length(media, tmp_path):
     src, dst = media("mp4_aac51"), tmp_path / "out.mp3"
     info, duration, progress = _convert(src, dst)
-    ffmpeg.check_output(dst.stat().st_size, duration, info)
+    ffmpeg.check_output(dst.stat().st_size, duration, info, _audio_length(src))
     assert ffprobe_codec(dst) == "mp3"
     assert ffprobe_codec(dst, "v") is None
     assert _channels(dst) == 2
@@ -97,7 +101,7 @@ def test_surround_aac_becomes_stereo_mp3_of_the_same_length(media, tmp_path):
 def test_other_kinds_convert_to_mp3(media, tmp_path, kind):
     src, dst = media(kind), tmp_path / "out.mp3"
     info, duration, _ = _convert(src, dst)
-    ffmpeg.check_output(dst.stat().st_size, duration, info)
+    ffmpeg.check_output(dst.stat().st_size, duration, info, _audio_length(src))
     assert ffprobe_codec(dst) == "mp3"
     assert abs(ffprobe_duration(dst) - ffprobe_duration(src)) <= 0.2
 
@@ -115,7 +119,7 @@ def test_corrupt_audio_data_is_permanent(media, tmp_path):
     with pytest.raises(PermanentError):
         info, duration, _ = _convert(src, tmp_path / "out.mp3")
         size = (tmp_path / "out.mp3").stat().st_size if (tmp_path / "out.mp3").exists() else 0
-        ffmpeg.check_output(size, duration, info)
+        ffmpeg.check_output(size, duration, info, _audio_length(src))
 
 
 def test_timeout_and_abandon_are_retryable(media, tmp_path):
@@ -131,13 +135,15 @@ def test_timeout_and_abandon_are_retryable(media, tmp_path):
                                                     (1000, 2.7, 3.0), (1000, 3.3, 3.0)])
 def test_check_output_rejects_empty_or_wrong_length(size, duration, source):
     with pytest.raises(PermanentError):
-        ffmpeg.check_output(size, duration, ffmpeg.MediaInfo(source, "aac", "stereo"))
+        ffmpeg.check_output(size, duration, ffmpeg.MediaInfo(source, "aac", "stereo"),
+                            lambda: source)
 
 
 @pytest.mark.parametrize("duration, source", [(3.0, 3.0), (3.15, 3.0), (2.85, 3.0),
                                               (3.0, None)])
 def test_check_output_accepts_close_lengths(duration, source):
-    ffmpeg.check_output(1000, duration, ffmpeg.MediaInfo(source, "aac", "stereo"))
+    ffmpeg.check_output(1000, duration, ffmpeg.MediaInfo(source, "aac", "stereo"),
+                        lambda: source)
 
 
 def test_video_whose_sound_stops_before_the_picture_still_converts(tmp_path):
@@ -149,5 +155,11 @@ def test_video_whose_sound_stops_before_the_picture_still_converts(tmp_path):
                     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
                     "-c:a", "aac", str(src)], check=True, capture_output=True, timeout=120)
     info, duration, _ = _convert(src, dst)
-    ffmpeg.check_output(dst.stat().st_size, duration, info)
+    ffmpeg.check_output(dst.stat().st_size, duration, info, _audio_length(src))
     assert ffprobe_duration(dst) == pytest.approx(2.0, abs=0.2)
+
+
+def test_an_mp3_shorter_than_the_source_audio_is_rejected(media):
+    info = ffmpeg.probe(FFMPEG, str(media("mov")))
+    with pytest.raises(PermanentError, match="source audio is 3.0"):
+        ffmpeg.check_output(1000, 2.0, info, _audio_length(media("mov")))
