@@ -5,6 +5,7 @@ import sys
 import click
 import MySQLdb
 from flask import current_app, g
+from flask.cli import with_appcontext
 
 from auth import passwords
 
@@ -76,6 +77,7 @@ def ping() -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command():
     """Create the users table if it does not exist."""
     with get_db().cursor() as cur:
@@ -84,6 +86,7 @@ def init_db_command():
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("email")
 @click.option("--admin", is_flag=True, help="Give the user admin rights.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")

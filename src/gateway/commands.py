@@ -4,6 +4,7 @@ import json
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from common import topology
 from common.broker import Publisher
@@ -13,6 +14,7 @@ QUEUE_CHOICE = click.Choice(list(topology.WORK_QUEUES))
 
 
 @click.command("sweep")
+@with_appcontext
 def sweep_command():
     """Re-queue orphaned uploads and jobs whose converter died."""
     from gateway.maintenance import sweep
@@ -28,6 +30,7 @@ def sweep_command():
 
 
 @click.command("dlq-list")
+@with_appcontext
 @click.argument("queue", type=QUEUE_CHOICE, default=topology.VIDEO)
 def dlq_list_command(queue: str):
     """Print the dead letters of QUEUE (video or mp3), one JSON object per line."""
@@ -39,6 +42,7 @@ def dlq_list_command(queue: str):
 
 
 @click.command("dlq-redrive")
+@with_appcontext
 @click.argument("queue", type=QUEUE_CHOICE, default=topology.VIDEO)
 def dlq_redrive_command(queue: str):
     """Move the dead letters of QUEUE back onto it for another try."""
