@@ -252,7 +252,7 @@ def mailsink(service_dirs) -> Iterator[MailSink]:
 
 @pytest.fixture(scope="session")
 def service_env(mysql_db, rabbitmq_url, mongodb_uri, mailsink) -> dict[str, str]:
-    """Environment for every service (docs/configuration.md); copy it before changing it."""
+    """Environment for every service (README: Configuration); copy it before changing it."""
     env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
     env.update(
         PYTHONPATH=str(ROOT / "src"),
