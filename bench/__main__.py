@@ -14,6 +14,7 @@ from pathlib import Path
 from bench import report
 from bench.cases import CASES, row
 from bench.context import Bench, Options
+from bench.phases import converter_phases
 from bench.stack import BenchStack
 from tools.processes import ROOT
 
@@ -26,6 +27,8 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--quick", action="store_true",
                         help="fewer repetitions, no 600 s clip")
     parser.add_argument("--reps", type=int, help="repetitions of short measurements")
+    parser.add_argument("--profile", action="store_true",
+                        help="also sample a converter with py-spy: time per job phase")
     parser.add_argument("--only", default="", help="comma-separated measurement numbers (1-6)")
     parser.add_argument("--cache-dir", type=Path, default=OUT / "media",
                         help="where generated inputs are kept between runs")
@@ -36,7 +39,13 @@ def parse(argv: list[str]) -> Options:
     if unknown:
         parser.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
     return Options(reps=reps, long_reps=2 if args.quick else 3, quick=args.quick,
-                   cache_dir=args.cache_dir.resolve(), work_dir=Path(), only=only)
+                   cache_dir=args.cache_dir.resolve(), work_dir=Path(), only=only,
+                   profile=args.profile)
+
+
+def _title(case) -> str:
+    """A measurement's docstring without its number."""
+    return case.__doc__.split(". ", 1)[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,17 +62,18 @@ def main(argv: list[str] | None = None) -> int:
         options.work_dir.mkdir()
         with BenchStack(Path(tmp) / "var") as stack:
             bench = Bench(options, stack)
+            cases = dict(CASES, P=converter_phases) if options.profile else CASES
             try:
-                for number, case in CASES.items():
-                    if options.only and number not in options.only:
+                for number, case in cases.items():
+                    if options.only and number not in options.only | {"P"}:
                         continue
-                    print(f"== {number}. {case.__doc__.split('. ', 1)[1]}", flush=True)
+                    print(f"== {number}. {_title(case)}", flush=True)
                     started = time.monotonic()
                     try:
                         rows += case(bench)
                     except Exception as exc:  # noqa: BLE001 - report it and go on
                         traceback.print_exc()
-                        rows.append(row(number, case.__doc__.split(". ", 1)[1].rstrip("."),
+                        rows.append(row(number, _title(case).rstrip("."),
                                         float("nan"), None, False,
                                         f"{type(exc).__name__}: {exc}"[:400]))
                     print(f"   ({time.monotonic() - started:.0f}s)", flush=True)

@@ -25,6 +25,7 @@ class Options:
     cache_dir: Path
     work_dir: Path
     only: set[str] = field(default_factory=set)
+    profile: bool = False
 
 
 class Bench:

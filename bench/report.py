@@ -15,16 +15,17 @@ def machine() -> dict[str, str]:
                 Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown")
     free = subprocess.run(["free", "-g"], capture_output=True, text=True).stdout.splitlines()
-    mem = next((" ".join(line.split()[:3]) for line in free if line.startswith("Mem:")), "")
+    mem = next((line.split() for line in free if line.startswith("Mem:")), ["", "?"])
     return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "nproc": str(os.cpu_count()),
-            "memory (free -g: total, used)": mem.replace("Mem: ", ""), "cpu": cpu,
+            "memory (free -g)": f"{mem[1]} GiB total, {mem[-1]} GiB available", "cpu": cpu,
             "load average": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
 
 
 def _value(r: dict) -> str:
     if isinstance(r["value"], float) and math.isnan(r["value"]):
         return "failed"
-    unit = " MiB" if "RSS" in r["what"] else "x"
+    unit = (" ms" if r["case"] == "P" else " MiB" if "RSS" in r["what"]
+            else " cores" if "cores" in r["what"] else "x")
     return f"{r['value']:.2f}{unit}"
 
 

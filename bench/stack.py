@@ -75,6 +75,7 @@ class BenchStack:
         self._exit = contextlib.ExitStack()
         self.env: dict[str, str] = {}
         self.mail_dir = self.var_dir / "mailsink" / "mail"
+        self.mongodb: Process | None = None
 
     def __enter__(self) -> BenchStack:
         try:
@@ -90,7 +91,8 @@ class BenchStack:
     def _start_servers(self) -> None:
         mongo_uri = f"mongodb://127.0.0.1:{free_port()}"
         smtp_port = str(free_port())
-        self._keep(devstack.mongodb_process({"MONGODB_URI": mongo_uri}, self.var_dir / "mongodb"))
+        self.mongodb = self._keep(
+            devstack.mongodb_process({"MONGODB_URI": mongo_uri}, self.var_dir / "mongodb"))
         self._keep(devstack.mailsink_process(
             {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_port}, self.var_dir / "mailsink"))
         env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -92,3 +93,27 @@ class RssSampler:
     def growth(self) -> int:
         """Peak minus the value before the measured work started."""
         return self.peak - self.baseline
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process plus its waited-for children (ffmpeg runs), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / TICKS  # utime stime cutime cstime
+
+
+def pids_named(comm: str) -> list[int]:
+    """Pids whose command name is ``comm`` (e.g. the RabbitMQ VM, beam.smp)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip() == comm:
+                found.append(int(stat.parent.name))
+        except OSError:
+            pass
+    return found
