@@ -1,14 +1,14 @@
-"""MongoDB access: GridFS buckets for videos and MP3s, and the `jobs` collection."""
+"""MongoDB access: GridFS files in `videos` and `mp3s`, and the `jobs` collection."""
 
 import logging
 import time
 
-import gridfs
 import pymongo
 import pymongo.errors
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from common.gridio import FileMissing, GridReader, GridWriter
 from common.settings import MongoSettings
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,6 @@ class Store:
         self.client = pymongo.MongoClient(
             settings.uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
             socketTimeoutMS=max(timeout_ms, 30000), tz_aware=True)
-        self.videos = gridfs.GridFSBucket(self.client["videos"], chunk_size_bytes=CHUNK_SIZE)
-        self.mp3s = gridfs.GridFSBucket(self.client["mp3s"], chunk_size_bytes=CHUNK_SIZE)
         self.jobs = self.client[settings.db]["jobs"]
 
     def ping(self) -> None:
@@ -97,6 +95,17 @@ class Store:
         """Remove a job record."""
         self.jobs.delete_one({"_id": object_id(job_id)})
 
+    def open_upload(self, database: str, filename: str, metadata: dict) -> GridWriter:
+        """A new GridFS file in ``videos`` or ``mp3s``, written chunk by chunk."""
+        return GridWriter(self.client[database], filename, metadata, CHUNK_SIZE)
+
+    def open_download(self, database: str, fid) -> GridReader:
+        """A stored GridFS file in ``videos`` or ``mp3s``; raises FileMissing."""
+        doc = self.find_file(database, fid)
+        if doc is None:
+            raise FileMissing(f"no file {fid} in {database}")
+        return GridReader(self.client[database], doc)
+
     def find_file(self, database: str, fid) -> dict | None:
         """The GridFS file document with this id in ``videos`` or ``mp3s``, or None."""
         oid = object_id(fid)
@@ -104,9 +113,8 @@ class Store:
             return None
         return self.client[database]["fs.files"].find_one({"_id": oid})
 
-    def delete_file(self, bucket: gridfs.GridFSBucket, fid) -> None:
-        """Delete a GridFS file, ignoring one that is already gone."""
-        try:
-            bucket.delete(object_id(fid))
-        except gridfs.errors.NoFile:
-            pass
+    def delete_file(self, database: str, fid) -> None:
+        """Delete a GridFS file from ``videos`` or ``mp3s``; one already gone is fine."""
+        oid = object_id(fid)
+        self.client[database]["fs.files"].delete_one({"_id": oid})
+        self.client[database]["fs.chunks"].delete_many({"files_id": oid})

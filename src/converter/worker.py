@@ -7,13 +7,12 @@ import time
 import uuid
 from pathlib import PurePath
 
-import gridfs
-
 from common import messages, topology
 from common.consumer import Delivery, Handler
 from common.errors import PermanentError
+from common.gridio import FileMissing
 from common.log import bound_job
-from common.store import CHUNK_SIZE, CONVERTING, DONE, FAILED, Store, now
+from common.store import CONVERTING, DONE, FAILED, Store, now
 from converter import ffmpeg
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ class ConvertHandler(Handler):
                      "error": None},
                     where={"status": CONVERTING, "claim": token}):
                 log.warning("job was taken over while converting; discarding this MP3")
-                self.store.delete_file(self.store.mp3s, mp3["fid"])
+                self.store.delete_file("mp3s", mp3["fid"])
                 return
             log.info("converted", extra={"mp3_fid": str(mp3["fid"]), "seconds": round(
                 time.monotonic() - started, 3), "duration": round(mp3["duration"], 3)})
@@ -90,20 +89,26 @@ class ConvertHandler(Handler):
 
     def _fetch_video(self, video_fid, path: str) -> None:
         try:
-            grid_out = self.store.videos.open_download_stream(video_fid)
-        except gridfs.errors.NoFile:
+            source = self.store.open_download("videos", video_fid)
+        except FileMissing:
             raise PermanentError("the uploaded video is missing from storage") from None
-        with grid_out, open(path, "wb") as out:
-            while chunk := grid_out.read(COPY_BUFFER):
+        with source, open(path, "wb") as out:
+            while chunk := source.read(COPY_BUFFER):
                 out.write(chunk)
 
     def _store_mp3(self, job: dict, path: str):
         name = PurePath(job["filename"] or "audio").stem + ".mp3"
         metadata = {"owner": job["owner"], "job_id": str(job["_id"]),
                     "video_fid": str(job["video_fid"]), "content_type": "audio/mpeg"}
-        with open(path, "rb") as src:
-            return self.store.mp3s.upload_from_stream(name, src, chunk_size_bytes=CHUNK_SIZE,
-                                                      metadata=metadata)
+        writer = self.store.open_upload("mp3s", name, metadata)
+        try:
+            with open(path, "rb") as src:
+                while chunk := src.read(COPY_BUFFER):
+                    writer.write(chunk)
+            return writer.close()
+        except BaseException:
+            writer.abort()
+            raise
 
     def _progress_writer(self, job_id):
         last = [0.0]

@@ -4,10 +4,10 @@ import logging
 import urllib.parse
 from pathlib import PurePath
 
-import gridfs
 from flask import Blueprint, current_app, g, request
 from werkzeug.wsgi import wrap_file
 
+from common.gridio import FileMissing
 from common.web import error
 from gateway import backends
 from gateway.security import check_download, login_required
@@ -46,17 +46,17 @@ def _send(owner: str | None, token: str | None):
     if not allowed:
         return error(404, "no such file")
     try:
-        grid_out = store.mp3s.open_download_stream(doc["_id"])
-    except gridfs.errors.NoFile:
+        reader = store.open_download("mp3s", doc["_id"])
+    except FileMissing:  # deleted since the lookup above
         return error(404, "no such file")
     response = current_app.response_class(
-        wrap_file(request.environ, grid_out, BUFFER_SIZE), mimetype="audio/mpeg",
+        wrap_file(request.environ, reader, BUFFER_SIZE), mimetype="audio/mpeg",
         direct_passthrough=True)
-    response.content_length = grid_out.length
+    response.content_length = reader.length
     response.set_etag(str(doc["_id"]))
     response.headers["Content-Disposition"] = _disposition(doc.get("filename") or "audio.mp3")
     response.cache_control.private = True
-    return response.make_conditional(request, accept_ranges=True, complete_length=grid_out.length)
+    return response.make_conditional(request, accept_ranges=True, complete_length=reader.length)
 
 
 def _disposition(filename: str) -> str:

@@ -9,7 +9,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 
 from common import messages, topology
 from common.log import bound_job
-from common.store import CHUNK_SIZE, now
+from common.store import now
 from common.web import error
 from gateway import backends, sniff
 from gateway.security import login_required
@@ -73,7 +73,7 @@ def _too_large(limit: int):
 def _discard(store, job_id, fid) -> None:
     """Remove what an upload stored when it cannot be queued."""
     try:
-        store.delete_file(store.videos, fid)
+        store.delete_file("videos", fid)
         store.delete_job(job_id)
     except Exception:  # noqa: BLE001 - the sweep removes what is left
         log.warning("could not remove the unqueued upload", exc_info=True)
@@ -82,7 +82,7 @@ def _discard(store, job_id, fid) -> None:
 def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int) -> dict:
     """Parse the multipart body chunk by chunk, writing the one file straight to GridFS."""
     decoder = MultipartDecoder(boundary, max_form_memory_size=2 * READ_SIZE)
-    grid_in, head, size, filename, content_type, files = None, b"", 0, "", "", 0
+    writer, head, size, filename, content_type, files = None, b"", 0, "", "", 0
     in_file = ended = False
     try:
         while True:
@@ -112,44 +112,44 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int) -> 
                 size += len(event.data)
                 if size > limit:
                     raise UploadRejected(413, "file too large")
-                if grid_in is None:
+                if writer is None:
                     head += event.data
                     if len(head) < sniff.PROBE_BYTES and event.more_data:
                         continue
-                    grid_in = _start_file(store, head, job_id, owner, filename, content_type)
+                    writer = _start_file(store, head, job_id, owner, filename, content_type)
                 else:
-                    grid_in.write(event.data)
+                    writer.write(event.data)
         if files == 0:
             raise UploadRejected(400, "missing multipart field 'file'")
-        if grid_in is None:
+        if writer is None:
             if not head:
                 raise UploadRejected(400, "the uploaded file is empty")
-            grid_in = _start_file(store, head, job_id, owner, filename, content_type)
-        grid_in.close()
+            writer = _start_file(store, head, job_id, owner, filename, content_type)
+        writer.close()
     except ValueError as exc:  # werkzeug raises ValueError on a malformed body
-        _abort(grid_in)
+        _abort(writer)
         raise UploadRejected(400, f"malformed multipart body: {exc}") from None
     except BaseException:
-        _abort(grid_in)
+        _abort(writer)
         raise
-    return {"fid": grid_in._id, "filename": filename, "content_type": content_type, "size": size}
+    return {"fid": writer.file_id, "filename": filename, "content_type": content_type, "size": size}
 
 
 def _start_file(store, head: bytes, job_id, owner, filename, content_type):
     """Check the first bytes, then open the GridFS file and write them."""
     if sniff.media_type(head[: sniff.PROBE_BYTES]) is None:
         raise UploadRejected(415, "this file does not look like audio or video")
-    grid_in = store.videos.open_upload_stream(
-        filename, chunk_size_bytes=CHUNK_SIZE,
-        metadata={"owner": owner, "job_id": str(job_id), "content_type": content_type})
-    grid_in.write(head)
-    return grid_in
+    writer = store.open_upload(
+        "videos", filename,
+        {"owner": owner, "job_id": str(job_id), "content_type": content_type})
+    writer.write(head)
+    return writer
 
 
-def _abort(grid_in) -> None:
-    if grid_in is not None:
+def _abort(writer) -> None:
+    if writer is not None:
         try:
-            grid_in.abort()
+            writer.abort()
         except Exception:  # noqa: BLE001
             log.warning("could not remove a partial upload", exc_info=True)
 

@@ -4,6 +4,7 @@ import json
 import subprocess
 import time
 
+import gridfs
 import pytest
 from bson import ObjectId
 
@@ -34,7 +35,8 @@ def test_sweep_queues_an_upload_whose_message_never_went_out(stack_factory, mail
     job_id = ObjectId()
     # Stored and recorded, but the gateway died before publishing the message.
     with open(media("mov"), "rb") as src:
-        fid = store.videos.upload_from_stream("clip.mov", src, metadata={"owner": email})
+        bucket = gridfs.GridFSBucket(store.client["videos"])
+        fid = bucket.upload_from_stream("clip.mov", src, metadata={"owner": email})
     store.create_job(job_id, email, fid, "clip.mov", "video/quicktime", 1)
     time.sleep(1.5)
     assert json.loads(gateway_command(stack, "sweep").splitlines()[-1])["republished"] == 1

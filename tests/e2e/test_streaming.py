@@ -1,12 +1,14 @@
 """Upload limits and resumable, seekable downloads."""
 
 import os
+import subprocess
 
 import pymongo
 import pytest
 import requests
 
 from tests.e2e.api import classic_upload, curl, wait_for_job
+from tools.media import ffmpeg_exe, ffprobe_duration
 
 pytestmark = pytest.mark.e2e
 LIMIT = 200_000
@@ -88,3 +90,21 @@ def test_downloads_support_ranges_resume_and_etags(stack, media, tmp_path):
                      url)
     assert status == 206
     assert partial.read_bytes() == full.content
+
+
+def test_a_video_larger_than_one_server_reply_converts(stack, tmp_path):
+    big = tmp_path / "concert.mka"  # 300 s of uncompressed stereo PCM: 57.6 MB
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=220:sample_rate=48000:duration=300", "-ac", "2",
+                    "-c:a", "pcm_s16le", str(big)], check=True, timeout=120)
+    assert big.stat().st_size > 48_000_000
+    _, jwt = stack.user()
+    status, accepted = classic_upload(stack, jwt, big)
+    assert status == 202, accepted
+    job = wait_for_job(stack, jwt, accepted["job_id"], timeout=120)
+    assert job["status"] == "done", job
+    assert abs(job["duration"] - 300) <= 0.2
+    out = tmp_path / "concert.mp3"
+    status, _ = curl("--output", str(out), "-H", f"Authorization: Bearer {jwt}",
+                     f"{stack.gateway_url}/download?fid={job['mp3_fid']}")
+    assert status == 200 and abs(ffprobe_duration(out) - 300) <= 0.2

@@ -5,6 +5,7 @@ import json
 import time
 import uuid
 
+import gridfs
 import pika
 import pytest
 from bson import ObjectId
@@ -34,7 +35,7 @@ class Pipeline:
         filename = filename or path.name
         job_id = ObjectId()
         with open(path, "rb") as fh:
-            fid = self.store.videos.upload_from_stream(
+            fid = gridfs.GridFSBucket(self.store.client["videos"]).upload_from_stream(
                 filename, fh, metadata={"owner": owner, "job_id": str(job_id)})
         self.store.create_job(job_id, owner, fid, filename, "video/mp4", path.stat().st_size)
         return messages.VideoMessage(str(job_id), str(fid), owner)

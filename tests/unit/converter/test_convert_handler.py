@@ -3,6 +3,7 @@
 import json
 import tempfile
 
+import gridfs
 import pytest
 from bson import ObjectId
 
@@ -29,7 +30,8 @@ def tmpdir_env(tmp_path, monkeypatch):
 def _queued_job(store, path, filename: str) -> messages.VideoMessage:
     job_id = ObjectId()
     with open(path, "rb") as fh:
-        fid = store.videos.upload_from_stream(filename, fh, metadata={"owner": OWNER})
+        bucket = gridfs.GridFSBucket(store.client["videos"])
+        fid = bucket.upload_from_stream(filename, fh, metadata={"owner": OWNER})
     store.create_job(job_id, OWNER, fid, filename, "video/mp4", path.stat().st_size)
     return messages.VideoMessage(str(job_id), str(fid), OWNER)
 
@@ -62,7 +64,7 @@ def test_good_video_becomes_one_mp3_and_one_result_message(
     assert mp3["filename"] == "Family Trip.final.mp3"
     assert mp3["metadata"]["owner"] == OWNER
     out = tmp_path / "got.mp3"
-    out.write_bytes(store.mp3s.open_download_stream(job["mp3_fid"]).read())
+    out.write_bytes(gridfs.GridFSBucket(store.client["mp3s"]).open_download_stream(job["mp3_fid"]).read())
     assert ffprobe_codec(out) == "mp3"
     assert _drain(channel, "mp3") == [{"job_id": msg.job_id, "video_fid": msg.video_fid,
                                        "username": OWNER, "mp3_fid": str(job["mp3_fid"]),
@@ -129,7 +131,7 @@ def test_unknown_job_and_malformed_message_are_permanent(store, converter_config
 
 def test_missing_upload_is_permanent(media, store, converter_config, deliver, tmpdir_env):
     msg = _queued_job(store, media("mov"), "gone.mov")
-    store.videos.delete(ObjectId(msg.video_fid))
+    gridfs.GridFSBucket(store.client["videos"]).delete(ObjectId(msg.video_fid))
     with pytest.raises(PermanentError, match="missing from storage"):
         ConvertHandler(converter_config, store).handle(deliver(messages.encode(msg)))
     assert list(tmpdir_env.iterdir()) == []

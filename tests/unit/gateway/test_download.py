@@ -4,6 +4,7 @@ import io
 import secrets
 import uuid
 
+import gridfs
 import pytest
 from werkzeug.http import parse_options_header
 
@@ -40,7 +41,7 @@ def store(gateway_app):
 
 
 def _put_mp3(store, filename: str, owner: str = OWNER) -> str:
-    fid = store.mp3s.upload_from_stream(
+    fid = gridfs.GridFSBucket(store.client["mp3s"]).upload_from_stream(
         filename, io.BytesIO(AUDIO),
         metadata={"owner": owner, "job_id": "j", "content_type": "audio/mpeg"})
     return str(fid)

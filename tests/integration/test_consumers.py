@@ -1,5 +1,6 @@
 """The real converter and notification processes, driven through RabbitMQ and nx-27017."""
 
+import gridfs
 import pytest
 
 from common import messages, topology
@@ -20,7 +21,7 @@ def test_converter_makes_one_mp3_per_job_and_dead_letters_garbage(pipeline_facto
     (mp3,) = pipe.mp3_files(first.job_id)
     assert mp3["_id"] == job["mp3_fid"] and mp3["filename"] == "party.mp3"
     out = tmp_path / "party.mp3"
-    out.write_bytes(pipe.store.mp3s.open_download_stream(mp3["_id"]).read())
+    out.write_bytes(gridfs.GridFSBucket(pipe.store.client["mp3s"]).open_download_stream(mp3["_id"]).read())
     assert ffprobe_codec(out) == "mp3"
     assert pipe.count(topology.MP3) == 1
 

@@ -1,0 +1,115 @@
+"""GridFS files written and read chunk by chunk with plain queries, in bounded memory.
+
+pymongo's GridIn holds up to ~48 MB of chunks before inserting them, and its GridOut reads
+through one cursor, which some MongoDB-compatible servers answer in a single reply. These
+classes keep at most one chunk (writing) or one batch of chunks (reading) in memory, and store
+the standard GridFS layout (`fs.files`, `fs.chunks`), so any GridFS client reads the files.
+"""
+
+import datetime as dt
+import io
+
+from bson import Binary, ObjectId
+
+READ_BATCH = 8  # chunks fetched per query when reading
+
+
+class FileMissing(LookupError):
+    """No GridFS file with that id."""
+
+
+class GridWriter:
+    """A GridFS file being written; its `fs.files` document is written last, by ``close()``."""
+
+    def __init__(self, db, filename: str, metadata: dict, chunk_size: int):
+        self._files, self._chunks = db["fs.files"], db["fs.chunks"]
+        self.file_id = ObjectId()
+        self.filename, self.metadata, self.chunk_size = filename, metadata, chunk_size
+        self.length = 0
+        self._buffer = bytearray()
+        self._n = 0
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``; full chunks are inserted at once."""
+        self._buffer += data
+        self.length += len(data)
+        while len(self._buffer) >= self.chunk_size:
+            self._insert(bytes(self._buffer[: self.chunk_size]))
+            del self._buffer[: self.chunk_size]
+
+    def _insert(self, data: bytes) -> None:
+        self._chunks.insert_one({"files_id": self.file_id, "n": self._n, "data": Binary(data)})
+        self._n += 1
+
+    def close(self) -> ObjectId:
+        """Write the last chunk and the file document; returns the file id."""
+        if self._buffer:
+            self._insert(bytes(self._buffer))
+            self._buffer.clear()
+        self._files.insert_one({
+            "_id": self.file_id, "length": self.length, "chunkSize": self.chunk_size,
+            "uploadDate": dt.datetime.now(dt.UTC), "filename": self.filename,
+            "metadata": self.metadata})
+        return self.file_id
+
+    def abort(self) -> None:
+        """Remove every chunk written so far (and any file document a server made for them)."""
+        self._buffer.clear()
+        self._chunks.delete_many({"files_id": self.file_id})
+        self._files.delete_one({"_id": self.file_id})
+
+
+class GridReader(io.RawIOBase):
+    """A seekable, read-only view of a stored GridFS file."""
+
+    def __init__(self, db, file_doc: dict):
+        super().__init__()
+        self._chunks = db["fs.chunks"]
+        self.file_id = file_doc["_id"]
+        self.length = int(file_doc["length"])
+        self.chunk_size = int(file_doc["chunkSize"])
+        self._position = 0
+        self._cache: dict[int, bytes] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.length}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes from the current position (all that is left when negative)."""
+        end = self.length if size is None or size < 0 else min(self.length, self._position + size)
+        parts = []
+        while self._position < end:
+            n, offset = divmod(self._position, self.chunk_size)
+            chunk = self._chunk(n)
+            part = chunk[offset: offset + end - self._position]
+            if not part:
+                raise OSError(f"GridFS file {self.file_id} is missing chunk {n}")
+            parts.append(part)
+            self._position += len(part)
+        return b"".join(parts)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _chunk(self, n: int) -> bytes:
+        if n not in self._cache:
+            self._cache = {
+                doc["n"]: bytes(doc["data"])
+                for doc in self._chunks.find(
+                    {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + READ_BATCH}}
+                ).sort("n", 1)
+            }
+        return self._cache.get(n, b"")
