@@ -6,6 +6,8 @@ import functools
 import os
 import time
 
+import gridfs
+
 from bench import direct, media
 from bench.context import Bench
 from bench.timing import RssSampler, cpu_seconds, interleaved, median, pids_named
@@ -48,7 +50,7 @@ def converter_overhead(bench: Bench) -> list[dict]:
                             _target(seconds), False,
                             f"{type(exc).__name__}: {exc}; {_parts_detail(runs)}"))
         finally:
-            bench.jobs.store.delete_file(bench.jobs.store.videos, fid)
+            bench.jobs.store.delete_file("videos", fid)
     return rows
 
 
@@ -88,7 +90,7 @@ def moviepy_vs_converter(bench: Bench) -> list[dict]:
         "moviepy": lambda: direct.moviepy(path, out),
         "converter": lambda: bench.converter_job(fid, path),
     })
-    bench.jobs.store.delete_file(bench.jobs.store.videos, fid)
+    bench.jobs.store.delete_file("videos", fid)
     classic, ours = median(runs["moviepy"]), median(runs["converter"])
     detail = (f"moviepy {classic:.2f}s (+{median(runs['moviepy'], 'imports'):.2f}s import) from a "
               f"local file; converter job {ours:.2f}s including both GridFS transfers")
@@ -132,7 +134,7 @@ def gateway_transfers(bench: Bench) -> list[dict]:
             start = time.perf_counter()
             answer = gateway.upload(big)
             seconds = time.perf_counter() - start
-        store.delete_file(store.videos, answer["video_fid"])
+        store.delete_file("videos", answer["video_fid"])
         store.delete_job(answer["job_id"])
         return {"seconds": seconds, "rss_growth_mib": rss.growth / MIB}
 
@@ -140,7 +142,7 @@ def gateway_transfers(bench: Bench) -> list[dict]:
         start = time.perf_counter()
         fid = direct.gridfs_upload(store, "videos", big)
         seconds = time.perf_counter() - start
-        store.delete_file(store.videos, fid)
+        store.delete_file("videos", fid)
         return {"seconds": seconds}
 
     print(f"  upload, {reps} reps", flush=True)
@@ -148,7 +150,8 @@ def gateway_transfers(bench: Bench) -> list[dict]:
     rows = _transfer_rows("upload", up["gateway"], up["gridfs put"])
 
     with open(big, "rb") as src:
-        fid = store.mp3s.upload_from_stream("big.mp3", src, chunk_size_bytes=MIB, metadata={
+        bucket = gridfs.GridFSBucket(store.client["mp3s"])
+        fid = bucket.upload_from_stream("big.mp3", src, chunk_size_bytes=MIB, metadata={
             "owner": gateway.email, "content_type": "audio/mpeg"})
     out = bench.work / "download.bin"
 
@@ -182,7 +185,7 @@ def gateway_transfers(bench: Bench) -> list[dict]:
         rows.append(row("4", "gateway download / GridFS get, 500 MiB", float("nan"), "<= 1.25x",
                         False, f"{str(exc)[:160]}; direct get in 16-chunk ranges {plain:.2f}s"))
     finally:
-        store.delete_file(store.mp3s, fid)
+        store.delete_file("mp3s", fid)
     return rows
 
 
@@ -215,9 +218,9 @@ def end_to_end(bench: Bench) -> list[dict]:
         accepted = time.perf_counter()
         mailed = bench.wait_mail(answer["job_id"])
         job = store.jobs.find_one({"_id": _oid(answer["job_id"])})
-        store.delete_file(store.videos, answer["video_fid"])
+        store.delete_file("videos", answer["video_fid"])
         if job and job.get("mp3_fid"):
-            store.delete_file(store.mp3s, job["mp3_fid"])
+            store.delete_file("mp3s", job["mp3_fid"])
         return {"seconds": mailed - accepted, "upload": accepted - start}
 
     try:
@@ -262,7 +265,7 @@ def throughput(bench: Bench) -> list[dict]:
 
     reps = max(1, bench.options.long_reps - 1)
     runs = interleaved(reps, {"1 converter": lambda: run(1), "2 converters": lambda: run(2)})
-    bench.jobs.store.delete_file(bench.jobs.store.videos, fid)
+    bench.jobs.store.delete_file("videos", fid)
     one = median(runs["1 converter"], "jobs_per_min")
     two = median(runs["2 converters"], "jobs_per_min")
     single = runs["1 converter"]

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import gridfs
 from bson import ObjectId
 
 from common.store import CHUNK_SIZE, Store
@@ -30,7 +31,7 @@ def gridfs_download(store: Store, database: str, fid: ObjectId, path: Path) -> i
 
 def gridfs_upload(store: Store, database: str, path: Path) -> ObjectId:
     """Put a file into a GridFS bucket with the services' chunk size."""
-    bucket = store.mp3s if database == "mp3s" else store.videos
+    bucket = gridfs.GridFSBucket(store.client[database])
     with open(path, "rb") as src:
         return bucket.upload_from_stream(path.name, src, chunk_size_bytes=CHUNK_SIZE)
 
@@ -64,7 +65,7 @@ def parts(store: Store, binary: str, fid: ObjectId, work: Path) -> dict:
     start = time.perf_counter()
     mp3 = gridfs_upload(store, "mp3s", dst)
     upload = time.perf_counter() - start
-    store.delete_file(store.mp3s, mp3)
+    store.delete_file("mp3s", mp3)
     src.unlink()
     dst.unlink()
     return {"seconds": download + encode + upload, "download": download, "ffmpeg": encode,

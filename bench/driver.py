@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import gridfs
 import pika
 from bson import ObjectId
 
@@ -25,7 +26,7 @@ class Jobs:
     def put_video(self, path: Path) -> ObjectId:
         """Store a video file in the `videos` bucket."""
         with open(path, "rb") as src:
-            return self.store.videos.upload_from_stream(
+            return gridfs.GridFSBucket(self.store.client["videos"]).upload_from_stream(
                 path.name, src, chunk_size_bytes=CHUNK_SIZE,
                 metadata={"owner": OWNER, "content_type": "video/mp4"})
 
@@ -39,7 +40,7 @@ class Jobs:
     def discard_result(self, message: dict) -> None:
         """Delete the MP3 a finished job left, so repetitions do not fill the disk."""
         if message.get("mp3_fid"):
-            self.store.delete_file(self.store.mp3s, message["mp3_fid"])
+            self.store.delete_file("mp3s", message["mp3_fid"])
 
 
 class QueueDriver:

@@ -51,7 +51,7 @@ def converter_phases(bench: Bench, seconds: int = 10) -> list[dict]:
     total = sum(bench.converter_job(fid, path)["seconds"] for _ in range(JOBS))
     recorder.send_signal(signal.SIGINT)
     recorder.wait(60)
-    bench.jobs.store.delete_file(bench.jobs.store.videos, fid)
+    bench.jobs.store.delete_file("videos", fid)
     counts = _phases(raw)
     busy = sum(counts.values())
     rows = [{"case": "P", "what": name, "value": n * 1000 / RATE / JOBS, "target": None,

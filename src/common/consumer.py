@@ -63,8 +63,6 @@ class Consumer:
         self.messaging = messaging
         self.settings = settings
         self._stopping = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
         self._inbox: queuelib.Queue = queuelib.Queue()
         self._abandon = threading.Event()
         self._connection = None
@@ -99,7 +97,7 @@ class Consumer:
                     "error": repr(exc), "retry_in": round(delay, 2)})
                 self._sleep(delay)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        if self._idle.is_set():
+        if self._idle():
             self._inbox.put(None)
             worker.join(timeout=5)
         log.info("consumer stopped")
@@ -131,18 +129,21 @@ class Consumer:
 
     def _finish_in_hand(self, connection) -> None:
         deadline = time.monotonic() + self.settings.grace_seconds
-        while not self._idle.is_set() and time.monotonic() < deadline:
+        while not self._idle() and time.monotonic() < deadline:
             connection.process_data_events(time_limit=0.5)
             heartbeat.touch(self.settings.heartbeat_file)
-        if self._idle.is_set():
+        if self._idle():
             connection.process_data_events(time_limit=0)  # flush the last ack
         else:
             log.warning("grace period over: abandoning the job in hand, it stays unacked",
                         extra={"grace_seconds": self.settings.grace_seconds})
             self._abandon.set()
 
+    def _idle(self) -> bool:
+        """No delivery is waiting for or being handled by the worker."""
+        return self._inbox.unfinished_tasks == 0
+
     def _on_message(self, channel, method, props, body) -> None:
-        self._idle.clear()
         self._inbox.put((channel, method, props, body))
 
     # -- worker thread -----------------------------------------------------------------------
@@ -160,7 +161,7 @@ class Consumer:
                 ack = False
             if not self._abandon.is_set():
                 self._settle(channel, method.delivery_tag, ack)
-            self._idle.set()
+            self._inbox.task_done()
         publisher.close()
 
     def _process(self, publisher: Publisher, props, body: bytes, redelivered: bool) -> bool:
