@@ -5,66 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import MySQLdb
-
-from tools import devstack
+from tools import devstack, isolation
 from tools.processes import ROOT, Process, Stack, free_port
 
-MYSQL_ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
-RABBITMQ = "127.0.0.1:5672"
 BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
-
-
-def _name() -> str:
-    return f"mp3bench_{secrets.token_hex(4)}"
-
-
-@contextlib.contextmanager
-def mysql_database() -> Iterator[dict[str, str]]:
-    """A fresh MariaDB database and user; yields auth's MYSQL_* settings."""
-    name, password, hosts = _name(), secrets.token_urlsafe(16), ("localhost", "127.0.0.1")
-    with contextlib.closing(MySQLdb.connect(**MYSQL_ROOT)) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        for host in hosts:
-            cur.execute(f"CREATE USER '{name}'@'{host}' IDENTIFIED BY %s", (password,))
-            cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'{host}'")
-    try:
-        yield {"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": "3306", "MYSQL_USER": name,
-               "MYSQL_PASSWORD": password, "MYSQL_DB": name}
-    finally:
-        with contextlib.closing(MySQLdb.connect(**MYSQL_ROOT)) as conn, conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            for host in hosts:
-                cur.execute(f"DROP USER IF EXISTS '{name}'@'{host}'")
-
-
-def _rabbitmqctl(*args: str, attempts: int = 4) -> None:
-    """Run rabbitmqctl, retrying: it fails now and then while the broker is busy."""
-    for attempt in range(attempts):
-        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                              timeout=60)
-        if done.returncode == 0:
-            return
-        time.sleep(1 + attempt)
-    raise RuntimeError(f"rabbitmqctl {' '.join(args)}: exit {done.returncode}: "
-                       f"{(done.stderr or done.stdout).strip()[-300:]}")
-
-
-@contextlib.contextmanager
-def rabbitmq_vhost() -> Iterator[str]:
-    """A fresh RabbitMQ vhost open to guest; yields its amqp URL."""
-    vhost = _name()
-    _rabbitmqctl("add_vhost", vhost)
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@{RABBITMQ}/{vhost}"
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
 
 
 class BenchStack:
@@ -103,7 +49,7 @@ class BenchStack:
             WEB_WORKERS="2", WEB_THREADS="8", JWT_SECRET=secrets.token_urlsafe(32),
             DOWNLOAD_URL_SECRET=secrets.token_urlsafe(32), SHUTDOWN_GRACE_SECONDS="10",
             SMTP_HOST="127.0.0.1", SMTP_PORT=smtp_port, SMTP_FROM="mp3converter@localhost",
-            **self._exit.enter_context(mysql_database()))
+            **self._exit.enter_context(isolation.mysql_database("mp3bench")))
         self.env = env
         devstack.init_db(env, self.var_dir / "log" / "auth-init.log")
 
@@ -114,7 +60,7 @@ class BenchStack:
 
     def vhost(self) -> str:
         """A fresh vhost's amqp URL, deleted when the stack stops."""
-        return self._exit.enter_context(rabbitmq_vhost())
+        return self._exit.enter_context(isolation.rabbitmq_vhost("mp3bench"))
 
     def services(self, names: list[str], rabbitmq_url: str, tag: str, **overrides: str) -> Stack:
         """Start these services (auth, gateway, converter, notification) on one vhost."""

@@ -10,26 +10,22 @@ import contextlib
 import os
 import secrets
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
-import MySQLdb
 import pytest
 import requests
 
-from tools import devstack
+from tools import devstack, isolation
 from tools.mailsink import read_messages
 from tools.media import ffprobe_codec, ffprobe_duration, make_media
 from tools.processes import ROOT, Process, Stack, free_port
 
 __all__ = ["ffprobe_codec", "ffprobe_duration"]
 
-MYSQL_ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
-RABBITMQ_HOST = "127.0.0.1:5672"
 BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
@@ -37,46 +33,14 @@ def _token() -> str:
     return secrets.token_hex(4)
 
 
-@contextlib.contextmanager
-def mysql_database() -> Iterator[dict[str, str]]:
-    """A fresh database with its own user; yields the auth MYSQL_* settings."""
-    name = f"mp3test_{_token()}"
-    password = secrets.token_urlsafe(16)
-    hosts = ("localhost", "127.0.0.1")
-    with contextlib.closing(MySQLdb.connect(**MYSQL_ROOT)) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        for host in hosts:
-            cur.execute(f"CREATE USER '{name}'@'{host}' IDENTIFIED BY %s", (password,))
-            cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'{host}'")
-    try:
-        yield {
-            "MYSQL_HOST": MYSQL_ROOT["host"],
-            "MYSQL_PORT": str(MYSQL_ROOT["port"]),
-            "MYSQL_USER": name,
-            "MYSQL_PASSWORD": password,
-            "MYSQL_DB": name,
-        }
-    finally:
-        with contextlib.closing(MySQLdb.connect(**MYSQL_ROOT)) as conn, conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            for host in hosts:
-                cur.execute(f"DROP USER IF EXISTS '{name}'@'{host}'")
+def mysql_database():
+    """A fresh database with its own user (context manager); yields auth's MYSQL_* settings."""
+    return isolation.mysql_database("mp3test")
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-@contextlib.contextmanager
-def rabbitmq_vhost() -> Iterator[str]:
-    """A fresh RabbitMQ vhost open to guest; yields its amqp URL."""
-    vhost = f"mp3test_{_token()}"
-    _rabbitmqctl("add_vhost", vhost)
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@{RABBITMQ_HOST}/{vhost}"
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
+def rabbitmq_vhost():
+    """A fresh RabbitMQ vhost open to guest (context manager); yields its amqp URL."""
+    return isolation.rabbitmq_vhost("mp3test")
 
 
 class ServiceDirs:

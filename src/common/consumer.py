@@ -13,9 +13,11 @@ import pika
 import pika.exceptions
 
 from common import heartbeat, topology
+from common import log as jsonlog
 from common.broker import Publisher, connect
 from common.errors import PermanentError
-from common.settings import ConsumerSettings, MessagingSettings
+from common.settings import ConsumerSettings, MessagingSettings, load_or_exit
+from common.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -232,3 +234,11 @@ class Consumer:
             channel.basic_ack(delivery_tag)
         else:
             channel.basic_nack(delivery_tag, requeue=True)
+
+
+def serve(service: str, load_config, make_handler) -> int:
+    """Run a consumer service until SIGTERM: settings, JSON logs, MongoDB, the loop."""
+    config = load_or_exit(load_config, service)
+    jsonlog.configure(service, config.log_level)
+    handler = make_handler(config, Store(config.mongo))
+    return Consumer(handler, config.messaging, config.consumer).run()
