@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import urllib.parse
 
 import pika
 import pika.exceptions
@@ -18,20 +19,24 @@ CONNECTION_ERRORS = (
 )
 
 
-def parameters(url: str, **overrides) -> pika.URLParameters:
-    """Connection parameters from an AMQP URL, with bounded timeouts."""
+def parameters(url: str, heartbeat: int | None = None) -> pika.URLParameters:
+    """Connection parameters from an AMQP URL, with bounded timeouts.
+
+    ``heartbeat`` applies unless the URL sets its own (``?heartbeat=N``).
+    """
     params = pika.URLParameters(url)
-    params.socket_timeout = overrides.get("socket_timeout", 5)
-    params.blocked_connection_timeout = overrides.get("blocked_connection_timeout", 30)
+    params.socket_timeout = 5
+    params.blocked_connection_timeout = 30
     params.connection_attempts = 1
-    if "heartbeat" in overrides:
-        params.heartbeat = overrides["heartbeat"]
+    if heartbeat is not None and "heartbeat" not in urllib.parse.parse_qs(
+            urllib.parse.urlsplit(url).query):
+        params.heartbeat = heartbeat
     return params
 
 
-def connect(url: str, **overrides) -> pika.BlockingConnection:
+def connect(url: str, heartbeat: int | None = None) -> pika.BlockingConnection:
     """Open a blocking connection."""
-    return pika.BlockingConnection(parameters(url, **overrides))
+    return pika.BlockingConnection(parameters(url, heartbeat))
 
 
 class Publisher:

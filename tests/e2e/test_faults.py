@@ -11,6 +11,8 @@ import pika
 import pytest
 import requests
 
+from common.settings import MongoSettings
+from common.store import Store
 from tests.e2e.api import classic_upload, get_job, mp3_files, wait_for_job
 from tools import devstack
 from tools.media import ffmpeg_exe
@@ -229,3 +231,51 @@ def test_30_concurrent_uploads_with_2_converters_no_losses_no_duplicates(
         assert len(worked) == 2  # both converters took jobs
     finally:
         second.terminate(30)
+
+
+def test_heartbeats_keep_the_connection_through_a_conversion_many_heartbeats_long(
+        stack_factory, mailsink, long_audio):
+    # A 1 s heartbeat: the broker drops a connection that stays silent for ~2 s, far less
+    # than this conversion takes, so only a loop that keeps beating while ffmpeg runs survives.
+    stack = stack_factory()
+    url = stack.env["RABBITMQ_URL"] + "?heartbeat=1"
+    converter = stack.processes["converter"]
+    converter.terminate(30)
+    converter.env["RABBITMQ_URL"] = url
+    converter.start().wait_ready(30)
+    email, jwt = stack.user()
+    _, accepted = classic_upload(stack, jwt, long_audio)
+    started = time.monotonic()
+    job = wait_for_job(stack, jwt, accepted["job_id"], timeout=120)
+    assert time.monotonic() - started > 4, "the conversion was too short to prove anything"
+    assert job["status"] == "done", job
+    deadline = time.monotonic() + 30
+    while unsettled(stack, "video"):  # the ack went through on the consuming connection
+        assert time.monotonic() < deadline, "the video message was never acked"
+        time.sleep(0.5)
+    assert "connection lost" not in converter.log_text()
+    assert "already finished" not in converter.log_text()  # never redelivered
+    assert stack_job_attempts(stack, accepted["job_id"]) == 1
+    assert_exactly_one(stack, mailsink, email, [accepted["job_id"]])
+
+
+def unsettled(stack, queue: str) -> int:
+    """Messages in ``queue`` that are ready or delivered but not yet acknowledged."""
+    vhost = stack.env["RABBITMQ_URL"].rsplit("/", 1)[1]
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name",
+                          "messages_ready", "messages_unacknowledged"], capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    for line in out.splitlines():
+        name, *counts = line.split()
+        if name == queue:
+            return sum(int(c) for c in counts)
+    raise AssertionError(f"no queue {queue} in {out}")
+
+
+def stack_job_attempts(stack, job_id: str) -> int:
+    """How many conversions of the job were started."""
+    store = Store(MongoSettings(stack.env["MONGODB_URI"], stack.env["MONGODB_DB"]))
+    try:
+        return store.get_job(job_id)["attempts"]
+    finally:
+        store.close()
