@@ -2,9 +2,11 @@
 
 from flask import Blueprint, Response, request
 
+from common.web import error
 from gateway import backends
 
 bp = Blueprint("accounts", __name__)
+MAX_ACCOUNT_BODY = 64 * 1024
 
 
 def _relay(upstream) -> Response:
@@ -28,6 +30,9 @@ def login():
 @bp.post("/register")
 def register():
     """Create an account from JSON ``{"email", "password"}``."""
+    if request.content_length is None or request.content_length > MAX_ACCOUNT_BODY:
+        return error(413 if request.content_length else 411,
+                     f"send a JSON body of at most {MAX_ACCOUNT_BODY} bytes with Content-Length")
     body = request.get_data(cache=False)
     return _relay(backends.call_auth(
         "/register", data=body,
