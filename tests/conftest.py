@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import pika
 import pytest
 import requests
 
+from common import topology
 from tools import devstack, isolation
 from tools.mailsink import read_messages
 from tools.media import ffprobe_codec, ffprobe_duration, make_media
@@ -295,3 +297,25 @@ def media_dir(service_dirs) -> Path:
 def media(media_dir) -> Callable[[str], Path]:
     """media(kind) -> path of a small generated test file (see tools.media.KINDS, and "text")."""
     return lambda kind: make_media(kind, media_dir)
+
+
+@pytest.fixture(scope="module")
+def module_vhost():
+    """amqp URL of a RabbitMQ vhost shared by one test module."""
+    with rabbitmq_vhost() as url:
+        yield url
+
+
+@pytest.fixture
+def vhost(module_vhost):
+    """The module's vhost with the topology (3 attempts) declared and every queue empty."""
+    conn = pika.BlockingConnection(pika.URLParameters(module_vhost))
+    try:
+        channel = conn.channel()
+        topology.declare(channel, 3)
+        for queue in topology.WORK_QUEUES:
+            channel.queue_purge(queue)
+            channel.queue_purge(topology.dlq(queue))
+    finally:
+        conn.close()
+    return module_vhost

@@ -1,5 +1,6 @@
 """The queue consumer loop: work off the connection thread, retry, dead-letter, stop gracefully."""
 
+import abc
 import functools
 import logging
 import queue as queuelib
@@ -37,16 +38,16 @@ class Delivery:
     abandon: threading.Event = field(default_factory=threading.Event)
 
 
-class Handler:
+class Handler(abc.ABC):
     """What a service plugs into the consumer loop."""
 
     queue: str = ""
 
+    @abc.abstractmethod
     def handle(self, delivery: Delivery) -> None:
         """Do the work; raise PermanentError or any other exception (retried) to fail."""
-        raise NotImplementedError
 
-    def on_failure(self, delivery: Delivery, reason: str) -> None:
+    def on_failure(self, delivery: Delivery, reason: str) -> None:  # noqa: B027 - optional hook
         """Record a final failure (before the message goes to the dead-letter queue)."""
 
 

@@ -5,33 +5,19 @@ import uuid
 import pika
 import pytest
 
-from common import topology
 from common.broker import Publisher
 from common.consumer import Delivery
 from common.settings import ConsumerSettings, MessagingSettings, MongoSettings
 from common.store import Store
 from converter.config import ConverterConfig
-from tests.conftest import rabbitmq_vhost
 from tools.media import ffmpeg_exe
-
-
-@pytest.fixture(scope="module")
-def vhost():
-    """amqp URL of a vhost for this module, with the topology declared."""
-    with rabbitmq_vhost() as url:
-        yield url
 
 
 @pytest.fixture
 def channel(vhost):
-    """A channel on the vhost with every work and dead-letter queue emptied."""
+    """A channel on the module's vhost, every work and dead-letter queue emptied."""
     conn = pika.BlockingConnection(pika.URLParameters(vhost))
-    channel = conn.channel()
-    topology.declare(channel, 3)
-    for queue in topology.WORK_QUEUES:
-        channel.queue_purge(queue)
-        channel.queue_purge(topology.dlq(queue))
-    yield channel
+    yield conn.channel()
     conn.close()
 
 
