@@ -13,6 +13,7 @@ from bench.context import Bench
 from bench.timing import RssSampler, cpu_seconds, interleaved, median, pids_named
 from common import topology
 from common.broker import connect
+from common.store import MP3S, VIDEOS
 
 MIB = 1024 * 1024
 BIG_FILE = 500 * MIB
@@ -50,7 +51,7 @@ def converter_overhead(bench: Bench) -> list[dict]:
                             _target(seconds), False,
                             f"{type(exc).__name__}: {exc}; {_parts_detail(runs)}"))
         finally:
-            bench.jobs.store.delete_file("videos", fid)
+            bench.jobs.store.delete_file(VIDEOS, fid)
     return rows
 
 
@@ -90,7 +91,7 @@ def moviepy_vs_converter(bench: Bench) -> list[dict]:
         "moviepy": lambda: direct.moviepy(path, out),
         "converter": lambda: bench.converter_job(fid, path),
     })
-    bench.jobs.store.delete_file("videos", fid)
+    bench.jobs.store.delete_file(VIDEOS, fid)
     classic, ours = median(runs["moviepy"]), median(runs["converter"])
     detail = (f"moviepy {classic:.2f}s (+{median(runs['moviepy'], 'imports'):.2f}s import) from a "
               f"local file; converter job {ours:.2f}s including both GridFS transfers")
@@ -126,7 +127,7 @@ def gateway_transfers(bench: Bench) -> list[dict]:
     gateway, store = bench.gateway, bench.jobs.store
     workers = bench.gateway_workers()
     warm = bench.clip(10)
-    gateway.upload(warm)  # warm-up: first request imports and connects
+    bench.jobs.delete(gateway.upload(warm)["job_id"])  # warm-up: first request imports, connects
     reps = bench.options.long_reps
 
     def through_gateway() -> dict:
@@ -134,15 +135,14 @@ def gateway_transfers(bench: Bench) -> list[dict]:
             start = time.perf_counter()
             answer = gateway.upload(big)
             seconds = time.perf_counter() - start
-        store.delete_file("videos", answer["video_fid"])
-        store.delete_job(answer["job_id"])
+        bench.jobs.delete(answer["job_id"])  # and its video
         return {"seconds": seconds, "rss_growth_mib": rss.growth / MIB}
 
     def direct_put() -> dict:
         start = time.perf_counter()
-        fid = direct.gridfs_upload(store, "videos", big)
+        fid = direct.gridfs_upload(store, VIDEOS, big)
         seconds = time.perf_counter() - start
-        store.delete_file("videos", fid)
+        store.delete_file(VIDEOS, fid)
         return {"seconds": seconds}
 
     print(f"  upload, {reps} reps", flush=True)
@@ -150,7 +150,7 @@ def gateway_transfers(bench: Bench) -> list[dict]:
     rows = _transfer_rows("upload", up["gateway"], up["gridfs put"])
 
     with open(big, "rb") as src:
-        bucket = gridfs.GridFSBucket(store.client["mp3s"])
+        bucket = gridfs.GridFSBucket(store.db, bucket_name=MP3S)
         fid = bucket.upload_from_stream("big.mp3", src, chunk_size_bytes=MIB, metadata={
             "owner": gateway.email, "content_type": "audio/mpeg"})
     out = bench.work / "download.bin"
@@ -171,7 +171,7 @@ def gateway_transfers(bench: Bench) -> list[dict]:
 
     def direct_get() -> dict:
         start = time.perf_counter()
-        direct.gridfs_download(store, "mp3s", fid, out)
+        direct.gridfs_download(store, MP3S, fid, out)
         seconds = time.perf_counter() - start
         out.unlink()
         return {"seconds": seconds}
@@ -185,7 +185,7 @@ def gateway_transfers(bench: Bench) -> list[dict]:
         rows.append(row("4", "gateway download / GridFS get, 500 MiB", float("nan"), "<= 1.25x",
                         False, f"{str(exc)[:160]}; direct get in 16-chunk ranges {plain:.2f}s"))
     finally:
-        store.delete_file("mp3s", fid)
+        store.delete_file(MP3S, fid)
     return rows
 
 
@@ -210,17 +210,13 @@ def end_to_end(bench: Bench) -> list[dict]:
                                      "e2e")
     path = bench.clip(60)
     cmd = direct.ffmpeg_command(bench.ffmpeg, path, bench.work / "raw.mp3")
-    store = bench.jobs.store
 
     def through_stack() -> dict:
         start = time.perf_counter()
         answer = gateway.upload(path)
         accepted = time.perf_counter()
         mailed = bench.wait_mail(answer["job_id"])
-        job = store.jobs.find_one({"_id": _oid(answer["job_id"])})
-        store.delete_file("videos", answer["video_fid"])
-        if job and job.get("mp3_fid"):
-            store.delete_file("mp3s", job["mp3_fid"])
+        bench.jobs.delete(answer["job_id"])  # its MP3 (and video, if still there)
         return {"seconds": mailed - accepted, "upload": accepted - start}
 
     try:
@@ -246,12 +242,11 @@ def throughput(bench: Bench) -> list[dict]:
     def run(count: int) -> dict:
         converters = bench.stack.converters(count, bench.queue_url, f"throughput-{count}")
         try:
-            ids = [bench.jobs.new_job(fid, path) for _ in range(QUEUED_CLIPS)]
             pids = [p.pid for p in converters.processes.values()]
             cpu = _cpu(bench, pids)
             start = time.perf_counter()
-            for job_id in ids:
-                bench.driver.publish(job_id, fid)
+            ids = [bench.jobs.new_job(fid, path, bench.driver.publisher)
+                   for _ in range(QUEUED_CLIPS)]
             arrived = bench.driver.wait(ids, 1800)
             seconds = max(t for t, _ in arrived.values()) - start
             cpu = {k: v - cpu[k] for k, v in _cpu(bench, pids).items()}
@@ -265,7 +260,7 @@ def throughput(bench: Bench) -> list[dict]:
 
     reps = max(1, bench.options.long_reps - 1)
     runs = interleaved(reps, {"1 converter": lambda: run(1), "2 converters": lambda: run(2)})
-    bench.jobs.store.delete_file("videos", fid)
+    bench.jobs.store.delete_file(VIDEOS, fid)
     one = median(runs["1 converter"], "jobs_per_min")
     two = median(runs["2 converters"], "jobs_per_min")
     single = runs["1 converter"]
@@ -300,12 +295,6 @@ def _purge(url: str) -> None:
         channel.queue_purge(topology.VIDEO)
     finally:
         connection.close()
-
-
-def _oid(value: str):
-    from bson import ObjectId
-
-    return ObjectId(value)
 
 
 CASES = {

@@ -10,16 +10,16 @@ from pathlib import Path
 import gridfs
 from bson import ObjectId
 
-from common.store import CHUNK_SIZE, Store
+from common.store import CHUNK_SIZE, MP3S, VIDEOS, Store
 from converter import ffmpeg
 
 CHUNKS_PER_QUERY = 16  # 16 MiB per reply: under every server's message size limit
 
 
-def gridfs_download(store: Store, database: str, fid: ObjectId, path: Path) -> int:
+def gridfs_download(store: Store, bucket: str, fid: ObjectId, path: Path) -> int:
     """Copy a GridFS file to ``path`` reading its chunks in ranges of n; returns its size."""
-    chunks = store.client[database]["fs.chunks"]
-    length = store.client[database]["fs.files"].find_one({"_id": fid})["length"]
+    chunks = store.chunks(bucket)
+    length = store.files(bucket).find_one({"_id": fid})["length"]
     count = -(-length // CHUNK_SIZE)
     with open(path, "wb") as out:
         for first in range(0, count, CHUNKS_PER_QUERY):
@@ -29,11 +29,11 @@ def gridfs_download(store: Store, database: str, fid: ObjectId, path: Path) -> i
     return length
 
 
-def gridfs_upload(store: Store, database: str, path: Path) -> ObjectId:
+def gridfs_upload(store: Store, bucket: str, path: Path) -> ObjectId:
     """Put a file into a GridFS bucket with the services' chunk size."""
-    bucket = gridfs.GridFSBucket(store.client[database])
+    grid = gridfs.GridFSBucket(store.db, bucket_name=bucket)
     with open(path, "rb") as src:
-        return bucket.upload_from_stream(path.name, src, chunk_size_bytes=CHUNK_SIZE)
+        return grid.upload_from_stream(path.name, src, chunk_size_bytes=CHUNK_SIZE)
 
 
 def ffmpeg_command(binary: str, src: Path, dst: Path, quality: int = 2,
@@ -56,16 +56,16 @@ def parts(store: Store, binary: str, fid: ObjectId, work: Path) -> dict:
     """Download the video, run raw ffmpeg on it, upload the MP3: each part timed."""
     src, dst = work / "source", work / "audio.mp3"
     start = time.perf_counter()
-    gridfs_download(store, "videos", fid, src)
+    gridfs_download(store, VIDEOS, fid, src)
     download = time.perf_counter() - start
     start = time.perf_counter()
     cmd = ffmpeg_command(binary, src, dst)
     probe = time.perf_counter() - start
     encode = run_ffmpeg(cmd)
     start = time.perf_counter()
-    mp3 = gridfs_upload(store, "mp3s", dst)
+    mp3 = gridfs_upload(store, MP3S, dst)
     upload = time.perf_counter() - start
-    store.delete_file("mp3s", mp3)
+    store.delete_file(MP3S, mp3)
     src.unlink()
     dst.unlink()
     return {"seconds": download + encode + upload, "download": download, "ffmpeg": encode,

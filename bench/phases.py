@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bench.context import Bench
+from common.store import VIDEOS
 
 JOBS = 30
 RATE = 250  # samples per second
@@ -19,13 +20,15 @@ PHASES = (
     ("_fetch_video", "download the video (GridFS -> temp file)"),
     ("probe (converter/ffmpeg.py", "ffmpeg probe (its own process)"),
     ("write (converter/worker.py", "progress writes to the job record"),
+    ("progress (common/jobs.py", "progress writes to the job record"),
     ("audio_duration (converter/ffmpeg.py", "ffmpeg audio length check (its own process)"),
     ("convert (converter/ffmpeg.py", "ffmpeg conversion"),
     ("_store_mp3", "upload the MP3 (GridFS)"),
-    ("claim_job", "claim the job (MongoDB)"),
-    ("get_job", "read the job (MongoDB)"),
+    ("claim (common/jobs.py", "claim the job (MongoDB)"),
+    ("get (common/jobs.py", "read the job (MongoDB)"),
     ("_publish_result", "publish `mp3` + mark it published"),
-    ("update_job", "mark the job done (MongoDB)"),
+    ("dispatch (common/jobs.py", "dispatch the owner's next job (MongoDB)"),
+    ("finish (common/jobs.py", "mark the job done (MongoDB)"),
     ("rmtree", "remove the temp directory"),
 )
 
@@ -51,7 +54,7 @@ def converter_phases(bench: Bench, seconds: int = 10) -> list[dict]:
     total = sum(bench.converter_job(fid, path)["seconds"] for _ in range(JOBS))
     recorder.send_signal(signal.SIGINT)
     recorder.wait(60)
-    bench.jobs.store.delete_file("videos", fid)
+    bench.jobs.store.delete_file(VIDEOS, fid)
     counts = _phases(raw)
     busy = sum(counts.values())
     rows = [{"case": "P", "what": name, "value": n * 1000 / RATE / JOBS, "target": None,

@@ -22,8 +22,14 @@ print-images:
 secrets: ## random secrets/*.env for the minikube overlay (existing ones are kept)
 	$(K8S_PYTHON) scripts/k8s_secrets.py
 
+K8S_INIT_JOBS := auth-init-db mongodb-init-users
+K8S_INGRESS_SETTINGS ?= manifests/overlays/minikube/ingress-nginx
+
 deploy: ## kubectl apply -k the minikube overlay (after make secrets images)
-	@test -f $(K8S_OVERLAY)/secrets/auth.env || $(K8S_PYTHON) scripts/k8s_secrets.py
+	$(K8S_PYTHON) scripts/k8s_secrets.py
+	kubectl apply -k $(K8S_INGRESS_SETTINGS)
+	@# the init Jobs are idempotent: delete the finished ones so that this apply runs them again
+	kubectl -n mp3converter delete job $(K8S_INIT_JOBS) --ignore-not-found
 	kubectl apply -k $(K8S_OVERLAY)
 	kubectl -n mp3converter rollout restart deployment auth gateway converter notification
 

@@ -1,6 +1,8 @@
 """Write random, mutually consistent secrets/*.env files for a Kubernetes overlay.
 
-Existing files are kept unless --force is given, so running it twice changes nothing.
+Existing files are kept unless --force is given, so running it twice changes nothing. Files or
+keys that newer manifests need (a new MongoDB user, say) are added to an existing set, reusing
+the passwords already there, so that the running databases keep working.
 """
 
 import argparse
@@ -9,59 +11,119 @@ import sys
 from pathlib import Path
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "manifests/overlays/minikube/secrets"
+# one MongoDB user each (mongodb-init-users.js): the services, and `ops` for the sweep CronJob
+MONGODB_USERS = ("gateway", "converter", "notification", "ops")
+# files later manifests added, made only of passwords the other files hold: an existing set
+# lacking one is completed; any other file missing means the set cannot be (its passwords live
+# on in the databases)
+ADDED_LATER = ("ops",)
 
 
 def token() -> str:
-    """A random URL-safe value, usable inside connection URLs without escaping."""
-    return secrets.token_urlsafe(24)
+    """A random URL-safe value of 43 characters (32 random bytes), usable inside URLs as is."""
+    return secrets.token_urlsafe(32)
 
 
-def contents(admin_email: str) -> dict[str, dict[str, str]]:
-    """Every env file's variables, sharing the passwords each pair of services must agree on."""
-    mysql_password, rabbit_password, mongo_password = token(), token(), token()
-    rabbitmq_url = f"amqp://mp3converter:{rabbit_password}@rabbitmq:5672/%2F"
-    mongodb_uri = f"mongodb://root:{mongo_password}@mongodb:27017/?authSource=admin"
-    backends = {"RABBITMQ_URL": rabbitmq_url, "MONGODB_URI": mongodb_uri}
+def mongodb_uri(user: str, password: str) -> str:
+    """The connection string of one MongoDB user."""
+    return f"mongodb://{user}:{password}@mongodb:27017/?authSource=admin"
+
+
+def contents(admin_email: str, known: dict[str, dict[str, str]] | None = None,
+             ) -> dict[str, dict[str, str]]:
+    """Every env file's variables, sharing the passwords each pair of services must agree on.
+
+    Passwords found in ``known`` (file name -> its variables) are reused, new ones drawn.
+    """
+    known = known or {}
+
+    def reuse(name: str, key: str) -> str:
+        return known.get(name, {}).get(key) or token()
+
+    mysql_password = reuse("auth", "MYSQL_PASSWORD")
+    rabbit_user = known.get("rabbitmq", {}).get("RABBITMQ_DEFAULT_USER") or "mp3converter"
+    rabbit_password = reuse("rabbitmq", "RABBITMQ_DEFAULT_PASS")
+    mongo = {user: reuse("mongodb", f"MONGODB_{user.upper()}_PASSWORD") for user in MONGODB_USERS}
+    rabbitmq_url = f"amqp://{rabbit_user}:{rabbit_password}@rabbitmq:5672/%2F"
+    no_smtp_login = {"SMTP_USERNAME": "", "SMTP_PASSWORD": ""}  # Mailpit needs none
     return {
-        "auth": {"JWT_SECRET": token(), "MYSQL_PASSWORD": mysql_password},
-        "gateway": {"DOWNLOAD_URL_SECRET": token(), **backends},
-        "converter": dict(backends),
-        "notification": {**backends, "SMTP_USERNAME": "", "SMTP_PASSWORD": ""},
+        "auth": {"JWT_SECRET": token(), "MYSQL_PASSWORD": mysql_password, **no_smtp_login},
+        "gateway": {"DOWNLOAD_URL_SECRET": token(), "RABBITMQ_URL": rabbitmq_url,
+                    "MONGODB_URI": mongodb_uri("gateway", mongo["gateway"])},
+        "converter": {"RABBITMQ_URL": rabbitmq_url,
+                      "MONGODB_URI": mongodb_uri("converter", mongo["converter"])},
+        "notification": {"RABBITMQ_URL": rabbitmq_url,
+                         "MONGODB_URI": mongodb_uri("notification", mongo["notification"]),
+                         **no_smtp_login},
+        "ops": {"RABBITMQ_URL": rabbitmq_url, "MONGODB_URI": mongodb_uri("ops", mongo["ops"])},
         "mysql": {"MARIADB_ROOT_PASSWORD": token()},
         "mongodb": {
             "MONGO_INITDB_ROOT_USERNAME": "root",
-            "MONGO_INITDB_ROOT_PASSWORD": mongo_password,
+            "MONGO_INITDB_ROOT_PASSWORD": token(),
+            **{f"MONGODB_{user.upper()}_PASSWORD": mongo[user] for user in MONGODB_USERS},
         },
         "rabbitmq": {
-            "RABBITMQ_DEFAULT_USER": "mp3converter",
+            "RABBITMQ_DEFAULT_USER": rabbit_user,
             "RABBITMQ_DEFAULT_PASS": rabbit_password,
         },
         "admin-user": {"ADMIN_EMAIL": admin_email, "ADMIN_PASSWORD": token()},
     }
 
 
+def read_env(path: Path) -> dict[str, str]:
+    """The variables an env file sets."""
+    found = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            found[key.strip()] = value
+    return found
+
+
+def write_env(path: Path, values: dict[str, str], append: bool = False) -> None:
+    """Write (or append) ``KEY=value`` lines, readable by the owner only."""
+    text = "".join(f"{key}={value}\n" for key, value in values.items())
+    if append:
+        before = path.read_text()
+        text = before + ("" if before.endswith("\n") or not before else "\n") + text
+    path.write_text(text)
+    path.chmod(0o600)
+
+
 def main(argv: list[str]) -> int:
-    """Write the files that are missing (all of them with --force) and say which."""
+    """Write the files that are missing (all of them with --force), complete the others, and
+    say what changed."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--admin-email", default="admin@example.com")
     parser.add_argument("--force", action="store_true", help="replace existing files")
     args = parser.parse_args(argv)
     files = {name: args.dir / f"{name}.env" for name in contents(args.admin_email)}
-    present = [p for p in files.values() if p.exists()]
-    if present and len(present) < len(files) and not args.force:
-        # passwords are shared between files: a partial set cannot be completed consistently
-        print(f"{args.dir}: some secrets files are missing; rerun with --force", file=sys.stderr)
+    present = {name: read_env(path) for name, path in files.items() if path.exists()}
+    if args.force or not present:
+        args.dir.mkdir(parents=True, exist_ok=True)
+        for name, values in contents(args.admin_email).items():
+            write_env(files[name], values)
+            print(f"wrote {files[name]}")
+        return 0
+    lost = [f"{name}.env" for name in files if name not in present and name not in ADDED_LATER]
+    if lost:
+        print(f"{args.dir}: {', '.join(lost)} missing; rerun with --force, then `make undeploy "
+              "deploy` (the databases keep their old passwords)", file=sys.stderr)
         return 1
-    if present and not args.force:
+    changed = []
+    for name, values in contents(args.admin_email, present).items():
+        if name not in present:
+            write_env(files[name], values)
+            changed.append(f"wrote {files[name]}")
+        elif added := {k: v for k, v in values.items() if k not in present[name]}:
+            write_env(files[name], added, append=True)
+            changed.append(f"added {', '.join(added)} to {files[name]}")
+    if not changed:
         print(f"{args.dir}: secrets already exist (use --force to replace them)")
         return 0
-    args.dir.mkdir(parents=True, exist_ok=True)
-    for name, values in contents(args.admin_email).items():
-        path = files[name]
-        path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
-        path.chmod(0o600)
-        print(f"wrote {path}")
+    print("\n".join(changed))
+    print("existing values were kept; `make deploy` applies the additions")
     return 0
 
 

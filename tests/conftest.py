@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 import pika
@@ -22,13 +25,15 @@ import requests
 
 from common import topology
 from tools import devstack, isolation
-from tools.mailsink import read_messages
+from tools.mailsink import message_paths, read_messages
 from tools.media import ffprobe_codec, ffprobe_duration, make_media
 from tools.processes import ROOT, Process, Stack, free_port
 
 __all__ = ["ffprobe_codec", "ffprobe_duration"]
 
 BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+VERIFY_SUBJECT = "Confirm your email address"
+VERIFY_LINK = re.compile(r"https?://\S+/verify\?token=[\w.-]+")
 
 
 def _token() -> str:
@@ -73,6 +78,25 @@ class MailSink:
         to = to.lower()
         return [m for m in found if to in f"{m['X-Envelope-To']},{m['To']}".lower()]
 
+    def verification_link(self, to: str, timeout: float = 30.0, consume: bool = False) -> str:
+        """The link in the newest verification email to `to`; `consume` deletes that email,
+        as a person who read it would, so tests counting job emails see only those."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for path in reversed(message_paths(self.dir)):
+                with open(path, "rb") as fh:
+                    message = BytesParser(policy=policy.default).parse(fh)
+                recipient = str(message["X-Envelope-To"]).lower()
+                if to.lower() in recipient and str(message["Subject"]).startswith(VERIFY_SUBJECT):
+                    link = VERIFY_LINK.search(message.get_body(("plain",)).get_content())
+                    assert link, f"no verification link in {path}"
+                    if consume:
+                        path.unlink()
+                    return link.group(0)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no verification email to {to} within {timeout}s")
+            time.sleep(0.2)
+
     def wait_for(
         self, count: int = 1, timeout: float = 30.0, to: str | None = None
     ) -> list[EmailMessage]:
@@ -94,9 +118,16 @@ class MailSink:
 class RunningStack:
     """The four services running as real processes, plus the servers they use."""
 
-    def __init__(self, services: Stack, env: dict[str, str], servers: dict[str, Process]):
+    def __init__(
+        self,
+        services: Stack,
+        env: dict[str, str],
+        servers: dict[str, Process],
+        mailsink: MailSink | None = None,
+    ):
         self.services = services
         self.env = env
+        self.mailsink = mailsink
         self.processes: dict[str, Process] = {**servers, **services.processes}
         self.gateway_url = env["PUBLIC_URL"]
         self.auth_url = env["AUTH_URL"]
@@ -113,13 +144,22 @@ class RunningStack:
             for name, p in self.processes.items()
         )
 
-    def register(self, email: str, password: str) -> requests.Response:
-        """POST /register on the gateway; asserts 201."""
+    def register(self, email: str, password: str, verified: bool = True) -> requests.Response:
+        """POST /register on the gateway (asserts 201); then confirm the address unless told not."""
         resp = requests.post(
             f"{self.gateway_url}/register", json={"email": email, "password": password}, timeout=10
         )
         assert resp.status_code == 201, f"register {email}: {resp.status_code} {resp.text}"
+        if verified:
+            self.verify(email)
         return resp
+
+    def verify(self, email: str) -> None:
+        """Follow the link of the verification email, as its reader does (the email is used up)."""
+        assert self.mailsink is not None, "this stack has no mail sink"
+        link = self.mailsink.verification_link(email, consume=True)
+        resp = requests.get(link, timeout=10)
+        assert resp.status_code == 200, f"verify {email}: {resp.status_code} {resp.text}"
 
     def login(self, email: str, password: str) -> str:
         """POST /login on the gateway with HTTP Basic; returns the JWT."""
@@ -127,21 +167,27 @@ class RunningStack:
         assert resp.status_code == 200, f"login {email}: {resp.status_code} {resp.text}"
         return resp.text.strip()
 
-    def user(self, password: str = "correct horse battery") -> tuple[str, str]:
-        """Register a new unique user; returns (email, jwt)."""
+    def user(
+        self, password: str = "correct horse battery", verified: bool = True
+    ) -> tuple[str, str]:
+        """Register a new unique user, who confirmed their address unless told not; (email, jwt)."""
         email = f"user-{_token()}{_token()}@example.com"
-        self.register(email, password)
+        self.register(email, password, verified=verified)
         return email, self.login(email, password)
 
 
 def _start_services(
-    env: dict[str, str], var_dir: Path, servers: dict[str, Process], services=devstack.SERVICES
+    env: dict[str, str],
+    var_dir: Path,
+    servers: dict[str, Process],
+    services=devstack.SERVICES,
+    mailsink: MailSink | None = None,
 ) -> RunningStack:
     """init-db, then start the services; on failure print every log tail and re-raise."""
     stack = devstack.build_stack(
         env, var_dir, with_mongodb=False, with_mailsink=False, services=services
     )
-    running = RunningStack(stack, env, servers)
+    running = RunningStack(stack, env, servers, mailsink)
     try:
         devstack.init_db(env, var_dir / "log" / "auth-cli.log")
         stack.start(timeout=60, together=True)
@@ -242,6 +288,12 @@ def service_env(mysql_db, rabbitmq_url, mongodb_uri, mailsink) -> dict[str, str]
         SMTP_HOST=mailsink.host,
         SMTP_PORT=str(mailsink.port),
         SMTP_FROM="mp3converter@localhost",
+        # Rate limits no ordinary test reaches (every request comes from 127.0.0.1); the tests of
+        # the limits themselves start their own stack with low ones.
+        LOGIN_RATE_LIMIT_PER_ACCOUNT="100000 per minute",
+        LOGIN_RATE_LIMIT_PER_ADDRESS="100000 per minute",
+        REGISTER_RATE_LIMIT_PER_ADDRESS="100000 per minute",
+        UPLOAD_RATE_LIMIT_PER_USER="100000 per minute",
         **mysql_db,
     )
     return env
@@ -252,7 +304,7 @@ def stack(service_env, mongodb_server, mailsink, service_dirs) -> Iterator[Runni
     """auth, gateway, converter and notification running as real processes."""
     var_dir = service_dirs.new("stack")
     servers = {"mongodb": mongodb_server, "mailsink": mailsink.process}
-    running = _start_services(dict(service_env), var_dir, servers)
+    running = _start_services(dict(service_env), var_dir, servers, mailsink=mailsink)
     yield running
     running.services.stop()
 
@@ -276,7 +328,7 @@ def stack_factory(
             env.update(overrides)
             var_dir = service_dirs.new("stack")
             servers = {"mongodb": mongodb_server, "mailsink": mailsink.process}
-            running = _start_services(env, var_dir, servers, services)
+            running = _start_services(env, var_dir, servers, services, mailsink)
             started.append(running)
             return running
 

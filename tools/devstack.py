@@ -206,9 +206,31 @@ def flask_command(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess:
     """Run `flask --app APP ARGS...`, appending its output to a log file."""
+    return _logged_run([str(BIN / "flask"), "--app", app, *args], f"flask --app {app}", args,
+                       env, log_path, stdin, timeout)
+
+
+def ops_command(
+    args: list[str], env: Mapping[str, str], log_path: Path, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run `python -m ops ARGS...` (the operator commands), appending its output to a log file."""
+    return _logged_run([sys.executable, "-m", "ops", *args], "python -m ops", args, env,
+                       log_path, None, timeout)
+
+
+def _logged_run(
+    cmd: list[str],
+    program: str,
+    args: list[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    stdin: str | None,
+    timeout: float,
+) -> subprocess.CompletedProcess:
+    """Run a command of the project in its environment; its output is appended to a log file."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [str(BIN / "flask"), "--app", app, *args],
+        cmd,
         env=process_env(env),
         cwd=ROOT,
         input=stdin or "",
@@ -217,7 +239,7 @@ def flask_command(
         timeout=timeout,
     )
     with open(log_path, "a") as log:
-        log.write(f"--- flask --app {app} {' '.join(args)} -> {result.returncode}\n")
+        log.write(f"--- {program} {' '.join(args)} -> {result.returncode}\n")
         log.write(result.stdout + result.stderr)
     return result
 
@@ -239,6 +261,13 @@ def create_user(env: Mapping[str, str], email: str, password: str, log_path: Pat
     if "exist" in (result.stdout + result.stderr).lower():
         return False
     raise ProcessFailed(f"flask --app auth create-user failed:\n{result.stdout}{result.stderr}")
+
+
+def verify_user(env: Mapping[str, str], email: str, log_path: Path) -> None:
+    """Mark an existing user's email as confirmed (a dev user made before verification existed)."""
+    result = flask_command("auth", ["verify-user", email], env, log_path)
+    if result.returncode != 0:
+        raise ProcessFailed(f"flask --app auth verify-user failed:\n{result.stdout}{result.stderr}")
 
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:
@@ -283,9 +312,9 @@ Mail goes to {mail}/, logs to {logs}/. Ctrl-C stops everything.
 
 
 def _sweep(env: Mapping[str, str], log_path: Path) -> None:
-    """Run `flask --app gateway sweep` once, reporting a failure without stopping."""
+    """Run `python -m ops sweep` once, reporting a failure without stopping."""
     try:
-        result = flask_command("gateway", ["sweep"], env, log_path)
+        result = ops_command(["sweep"], env, log_path)
     except subprocess.TimeoutExpired:
         print(f"sweep timed out, see {log_path}", flush=True)
         return
@@ -310,6 +339,8 @@ def run(var_dir: Path = ROOT / "var") -> int:
         init_db(env, var_dir / "log" / "auth-cli.log")
         if create_user(env, *DEV_USER, var_dir / "log" / "auth-cli.log"):
             print(f"created user {DEV_USER[0]}", flush=True)
+        else:
+            verify_user(env, DEV_USER[0], var_dir / "log" / "auth-cli.log")
         stack.start()
         print(
             TRY_IT.format(

@@ -6,6 +6,7 @@ import contextlib
 import secrets
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import MySQLdb
@@ -39,13 +40,13 @@ def mysql_database(prefix: str) -> Iterator[dict[str, str]]:
                 cur.execute(f"DROP USER IF EXISTS '{name}'@'{host}'")
 
 
-def rabbitmqctl(*args: str, attempts: int = 4) -> None:
-    """Run rabbitmqctl, retrying: it fails now and then while the broker is busy."""
+def rabbitmqctl(*args: str, attempts: int = 4) -> str:
+    """Run rabbitmqctl, retrying: it fails now and then while the broker is busy; its output."""
     for attempt in range(attempts):
         done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
                               timeout=60)
         if done.returncode == 0:
-            return
+            return done.stdout
         time.sleep(1 + attempt)
     raise RuntimeError(f"rabbitmqctl {' '.join(args)}: exit {done.returncode}: "
                        f"{(done.stderr or done.stdout).strip()[-300:]}")
@@ -61,3 +62,12 @@ def rabbitmq_vhost(prefix: str) -> Iterator[str]:
         yield f"amqp://guest:guest@{RABBITMQ_HOST}/{vhost}"
     finally:
         rabbitmqctl("delete_vhost", vhost)
+
+
+def rabbitmq_connections(url: str) -> list[str]:
+    """The broker's client connections to the vhost of the amqp ``url``, by name (the client's
+    address and port, so a connection that was dropped and reopened has another name)."""
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
+    rows = (line.split("\t") for line in rabbitmqctl("list_connections", "vhost", "name")
+            .splitlines())
+    return sorted(row[1] for row in rows if len(row) == 2 and row[0] == vhost)

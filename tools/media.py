@@ -112,3 +112,96 @@ def ffprobe_codec(path: str | os.PathLike, stream: str = "a") -> str | None:
     label = {"a": "Audio", "v": "Video"}[stream]
     match = re.search(rf"Stream #\d+:\d+.*?: {label}: (\w+)", _ffmpeg_info(Path(path)))
     return match.group(1) if match else None
+
+
+# -- hostile samples: what an attacker uploads ---------------------------------------------------
+SECRET_SECONDS = 7.3  # no test clip is this long: an MP3 of this length came from the secret
+TEN_HOURS = 36000
+MANIFESTS = ("dash", "hls", "ffconcat", "sdp")
+DISGUISES = ("plain", "id3", "ftyp")
+_MANIFEST_NAMES = {"dash": "manifest.mpd", "hls": "playlist.m3u8", "ffconcat": "list.ffconcat",
+                   "sdp": "stream.sdp"}
+# A 20-byte ISO-BMFF `ftyp` box, exactly as an MP4 file begins.
+FTYP_BOX = b"\x00\x00\x00\x14ftypisom\x00\x00\x02\x00isom"
+
+
+def _generate(path: Path, args: list[str]) -> Path:
+    """Run ffmpeg once to make ``path`` (kept for later calls)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}")
+        subprocess.run([ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", *args,
+                        str(tmp)], check=True, capture_output=True, timeout=300)
+        os.replace(tmp, path)
+    return path
+
+
+def make_secret(directory: Path) -> Path:
+    """A local file a manifest points at: 7.3 s of a 300 Hz tone, AAC in MPEG-TS.
+
+    MPEG-TS is an extension every playlist demuxer (HLS, DASH, concat) agrees to read.
+    """
+    return _generate(Path(directory) / "secret.ts", [
+        "-f", "lavfi", "-i", f"sine=frequency=300:sample_rate=44100:duration={SECRET_SECONDS}",
+        "-c:a", "aac", "-f", "mpegts"])
+
+
+def _id3_tag(total: int) -> bytes:
+    """An empty ID3v2.4 tag of ``total`` bytes (header + padding)."""
+    body = total - 10
+    syncsafe = bytes((body >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    return b"ID3\x04\x00\x00" + syncsafe + b"\x00" * body
+
+
+def manifest_text(kind: str, secret: Path) -> bytes:
+    """A playlist or manifest that makes a plain ffmpeg read ``secret`` (SDP: listen on UDP).
+
+    DASH begins with `<!--free-->` so that bytes 4-8 read `free`, an MP4 box name. ffconcat
+    names the secret relative to itself: the concat demuxer's safe mode refuses absolute paths.
+    """
+    if kind == "dash":
+        return (
+            '<!--free--><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+            'profiles="urn:mpeg:dash:profile:isoff-on-demand:2011" minBufferTime="PT1S" '
+            f'mediaPresentationDuration="PT{SECRET_SECONDS}S"><Period><AdaptationSet '
+            'mimeType="video/mp2t"><Representation id="a" bandwidth="64000">'
+            f"<BaseURL>file://{secret}</BaseURL></Representation></AdaptationSet></Period></MPD>\n"
+        ).encode()
+    if kind == "hls":
+        return (f"#EXTM3U\n#EXT-X-TARGETDURATION:8\n#EXTINF:{SECRET_SECONDS},\n{secret}\n"
+                "#EXT-X-ENDLIST\n").encode()
+    if kind == "ffconcat":
+        return f"ffconcat version 1.0\nfile '{secret.name}'\n".encode()
+    if kind == "sdp":
+        return (b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=stream\r\nc=IN IP4 127.0.0.1\r\n"
+                b"t=0 0\r\nm=audio 49170 RTP/AVP 14\r\n")
+    raise ValueError(f"unknown manifest {kind!r}; known: {MANIFESTS}")
+
+
+def make_manifest(kind: str, directory: Path, disguise: str = "plain") -> Path:
+    """A manifest next to the secret (made too), as text or behind a media-looking start.
+
+    disguise: "plain" (the text), "id3" (behind an empty ID3 tag longer than the upload check
+    reads, which ffmpeg's format detection skips), "ftyp" (behind an MP4 `ftyp` box).
+    """
+    directory = Path(directory)
+    secret = make_secret(directory)
+    prefix = {"plain": b"", "id3": _id3_tag(5000), "ftyp": FTYP_BOX}[disguise]
+    name = _MANIFEST_NAMES[kind]
+    path = directory / (name if disguise == "plain" else f"{disguise}-{name}")
+    path.write_bytes(prefix + manifest_text(kind, secret))
+    return path
+
+
+def make_ten_hour_flac(directory: Path) -> Path:
+    """Ten real hours of silence as FLAC (8 kHz mono, 16384-sample frames): about 230 KB."""
+    return _generate(Path(directory) / "ten-hours.flac", [
+        "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono:nb_samples=16384", "-t", str(TEN_HOURS),
+        "-c:a", "flac", "-compression_level", "0", "-frame_size", "16384"])
+
+
+def make_noise(directory: Path, seconds: int = 300) -> Path:
+    """Stereo noise as Opus in WebM: small to upload, seconds of processor time to convert."""
+    return _generate(Path(directory) / f"noise-{seconds}s.webm", [
+        "-f", "lavfi", "-i", f"anoisesrc=r=48000:a=0.3:d={seconds}", "-ac", "2",
+        "-c:a", "libopus", "-b:a", "32k"])

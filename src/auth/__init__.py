@@ -9,7 +9,7 @@ from common.web import register_json_errors
 
 def create_app(test_config=None) -> Flask:
     """Build the auth Flask app; ``test_config`` may carry an ``AUTH`` AuthConfig."""
-    from auth import db, views
+    from auth import db, passwords, views
     from auth.config import AuthConfig
 
     app = Flask(__name__)
@@ -20,6 +20,8 @@ def create_app(test_config=None) -> Flask:
     jsonlog.configure("auth", app.config["AUTH"].log_level)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     db.init_app(app)
+    config = app.config["AUTH"]
+    passwords.configure(config.argon2_max_concurrent, config.argon2_queue_seconds)
     app.register_blueprint(views.bp)
     register_json_errors(app)
     return app

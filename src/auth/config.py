@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from common.settings import env_int, env_str
+from auth.passwords import DEFAULT_MAX_CONCURRENT, DEFAULT_QUEUE_SECONDS
+from common.settings import ConfigError, SmtpSettings, env_float, env_int, env_secret, env_str
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,18 @@ class AuthConfig:
     mysql_db: str
     mysql_connect_timeout: int
     log_level: str
+    smtp: SmtpSettings
+    public_url: str
+    verify_ttl_seconds: int
+    verify_resend_seconds: int
+    argon2_max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    argon2_queue_seconds: float = DEFAULT_QUEUE_SECONDS
 
     @classmethod
     def from_env(cls) -> "AuthConfig":
-        """Read the variables; raises ConfigError when JWT_SECRET is missing."""
+        """Read the variables; raises ConfigError when JWT_SECRET is missing or weak."""
         return cls(
-            jwt_secret=env_str("JWT_SECRET", required=True),
+            jwt_secret=env_secret("JWT_SECRET"),
             jwt_ttl_seconds=env_int("JWT_TTL_SECONDS", 86400, minimum=1),
             mysql_host=env_str("MYSQL_HOST", "127.0.0.1"),
             mysql_port=env_int("MYSQL_PORT", 3306),
@@ -32,4 +39,18 @@ class AuthConfig:
             mysql_db=env_str("MYSQL_DB", "auth"),
             mysql_connect_timeout=env_int("MYSQL_CONNECT_TIMEOUT_SECONDS", 3, minimum=1),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            smtp=SmtpSettings.from_env(),
+            public_url=env_str("PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
+            verify_ttl_seconds=env_int("VERIFY_TOKEN_TTL_SECONDS", 48 * 3600, minimum=1),
+            verify_resend_seconds=env_int("VERIFY_RESEND_SECONDS", 300, minimum=0),
+            argon2_max_concurrent=env_int("ARGON2_MAX_CONCURRENT", DEFAULT_MAX_CONCURRENT,
+                                          minimum=1),
+            argon2_queue_seconds=_queue_seconds(),
         )
+
+
+def _queue_seconds() -> float:
+    value = env_float("ARGON2_QUEUE_SECONDS", DEFAULT_QUEUE_SECONDS)
+    if value < 0:
+        raise ConfigError(f"environment variable ARGON2_QUEUE_SECONDS must be >= 0, got {value}")
+    return value

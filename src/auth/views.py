@@ -1,11 +1,13 @@
-"""HTTP endpoints of auth: login, register, validate, health."""
+"""HTTP endpoints of auth: login, register, email verification, validate, health."""
 
 import logging
+import smtplib
 
 from flask import Blueprint, current_app, request
 
-from auth import db, passwords, tokens
+from auth import db, passwords, tokens, verification
 from auth.validation import ValidationFailed, check_credentials
+from common.errors import PermanentError
 from common.web import error
 
 bp = Blueprint("auth", __name__)
@@ -19,6 +21,16 @@ def _database_down(exc):
     return error(503, "user database unavailable, try again shortly")
 
 
+@bp.errorhandler(passwords.PasswordsBusy)
+def _passwords_busy(exc):
+    log.warning("argon2 slots busy", extra={"retry_after": exc.retry_after})
+    unit = "second" if exc.retry_after == 1 else "seconds"
+    response = error(503, "the server is busy checking other passwords; "
+                          f"try again in {exc.retry_after} {unit}")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @bp.post("/login")
 def login():
     """HTTP Basic credentials in, a raw JWT (text/plain) out."""
@@ -29,14 +41,15 @@ def login():
     if not passwords.verify_password(row[1] if row else None, creds.password):
         return _unauthorized("invalid email or password")
     config = current_app.config["AUTH"]
-    token = tokens.issue(config.jwt_secret, row[0], bool(row[2]), config.jwt_ttl_seconds)
+    token = tokens.issue(config.jwt_secret, row[0], bool(row[2]), config.jwt_ttl_seconds,
+                         verified=bool(row[3]))
     log.info("login", extra={"user": row[0]})
     return token, 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 @bp.post("/register")
 def register():
-    """Create an account from JSON ``{"email", "password"}``."""
+    """Create an unverified account from JSON ``{"email", "password"}`` and email its link."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return error(400, 'expected a JSON object {"email": ..., "password": ...}')
@@ -47,19 +60,134 @@ def register():
         return error(422, str(exc))
     except db.EmailTaken:
         return error(409, "an account with this email already exists")
+    failure = _send_verification(email)
+    if failure is not None:
+        db.delete_unverified(email)  # nothing was kept: the person can simply try again
+        return failure
     log.info("registered", extra={"user": email})
     return {"email": email}, 201
 
 
+@bp.post("/verify")
+def verify():
+    """Confirm the address in JSON ``{"token"}``, the token of an emailed link."""
+    body = request.get_json(silent=True)
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        return error(400, 'expected a JSON object {"token": ...} from the verification link')
+    try:
+        email = tokens.decode_verify(current_app.config["AUTH"].jwt_secret, token)
+    except tokens.ExpiredToken:
+        log.info("verification link expired")
+        return error(410, "this verification link has expired: log in and ask for a new one")
+    except tokens.InvalidToken as exc:
+        log.info("verification link refused", extra={"reason": str(exc)})
+        return error(400, "this verification link is not valid: use the link from the latest "
+                          "email exactly as it is")
+    if not db.mark_verified(email):
+        return error(400, "this verification link is for an account that no longer exists")
+    log.info("email verified", extra={"user": email})
+    return {"email": email, "verified": True}
+
+
+@bp.post("/verify/resend")
+def resend_verification():
+    """Email a fresh verification link to the Bearer token's user, at most once per cooldown."""
+    try:
+        token = tokens.bearer(request.headers.get("Authorization"))
+        email = tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
+    except tokens.InvalidToken as exc:
+        return _unauthorized(str(exc))
+    cooldown = current_app.config["AUTH"].verify_resend_seconds
+    wait = db.claim_resend(email, cooldown)
+    if wait is not None:
+        verified = db.is_verified(email)
+        if verified is None:
+            return error(404, "this account no longer exists")
+        if verified:
+            return error(409, "this email address is already confirmed")
+        unit = "second" if wait == 1 else "seconds"
+        response = error(429, f"a verification email was sent less than {cooldown} seconds ago, "
+                              f"check your inbox and spam folder; try again in {wait} {unit}")
+        response.headers["Retry-After"] = str(wait)
+        return response
+    failure = _send_verification(email)
+    if failure is not None:
+        db.release_resend(email)
+        return failure
+    log.info("verification email sent again", extra={"user": email})
+    return {"email": email, "verified": False}
+
+
+@bp.get("/users/<email>")
+def user_status(email: str):
+    """Whether an address is confirmed (for notification; never published by the gateway)."""
+    email = email.strip().lower()
+    verified = db.is_verified(email)
+    if verified is None:
+        return error(404, "no such user")
+    return {"email": email, "verified": verified}
+
+
+def _send_verification(email: str):
+    """Email the verification link now; None when sent, else the error response to give."""
+    try:
+        verification.send(current_app.config["AUTH"], email)
+    except PermanentError as exc:
+        log.info("verification email refused", extra={"user": email, "error": str(exc)})
+        return error(422, "the mail server refused this address: check it and try again")
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("verification email not sent", extra={"user": email, "error": str(exc)})
+        return error(503, "could not send the verification email right now, try again shortly")
+    return None
+
+
 @bp.post("/validate")
 def validate():
-    """The claims of the Bearer token, or 401."""
+    """The claims of the Bearer token, with the account's current admin and verified flags;
+    401 when the token is invalid or its account was deleted since it was issued."""
     try:
         token = tokens.bearer(request.headers.get("Authorization"))
         claims = tokens.decode(current_app.config["AUTH"].jwt_secret, token)
     except tokens.InvalidToken as exc:
         return _unauthorized(str(exc))
+    account = db.account(claims["sub"])
+    if account is None or claims["iat"] < account[0]:
+        return _unauthorized("this account no longer exists: register again to use the service")
+    claims["admin"], claims["verified"] = account[1], account[2]
     return claims, 200
+
+
+@bp.delete("/account")
+def delete_account():
+    """Delete the caller's account: HTTP Basic ``email:password``, or a Bearer token plus
+    JSON ``{"password"}``. Its tokens stop working; the gateway removes its files."""
+    creds = request.authorization
+    if creds is not None and creds.type == "basic":
+        email, password = (creds.username or "").strip().lower(), creds.password
+    else:
+        try:
+            token = tokens.bearer(request.headers.get("Authorization"))
+            email = tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
+        except tokens.InvalidToken as exc:
+            return _unauthorized(str(exc))
+        body = request.get_json(silent=True)
+        password = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(password, str) or not password:
+        return error(400, "confirm with your password: HTTP Basic email:password, or a JSON "
+                          'body {"password": ...} with your Bearer token')
+    row = db.find_user(email)
+    if not passwords.verify_password(row[1] if row else None, password):
+        return _unauthorized("wrong password: the account was not deleted")
+    db.delete_user(email)
+    log.info("account deleted", extra={"user": email})
+    return {"email": email, "deleted": True}
+
+
+@bp.get("/deleted-users")
+def deleted_users():
+    """Accounts deleted lately, for the sweep that removes their jobs and files (internal)."""
+    return {"deleted": db.deleted_users()}
 
 
 @bp.get("/healthz")
@@ -70,8 +198,12 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """MySQL is reachable."""
-    db.ping()
+    """MySQL is reachable; why not goes to the log, never to the caller."""
+    try:
+        db.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        log.warning("not ready", extra={"checks": {"mysql": f"unavailable: {exc}"}})
+        return error(503, "not ready")
     return {"status": "ready"}
 
 

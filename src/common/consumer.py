@@ -15,7 +15,7 @@ import pika.exceptions
 
 from common import heartbeat, topology
 from common import log as jsonlog
-from common.broker import Publisher, connect
+from common.broker import Publisher, PublisherPool, connect
 from common.errors import PermanentError
 from common.settings import ConsumerSettings, MessagingSettings, load_or_exit
 from common.store import Store
@@ -34,7 +34,7 @@ class Delivery:
     headers: dict
     redelivered: bool
     attempt: int
-    publisher: Publisher
+    publisher: Publisher | PublisherPool
     abandon: threading.Event = field(default_factory=threading.Event)
 
 
@@ -47,8 +47,11 @@ class Handler(abc.ABC):
     def handle(self, delivery: Delivery) -> None:
         """Do the work; raise PermanentError or any other exception (retried) to fail."""
 
-    def on_failure(self, delivery: Delivery, reason: str) -> None:  # noqa: B027 - optional hook
-        """Record a final failure (before the message goes to the dead-letter queue)."""
+    def on_failure(self, delivery: Delivery, reason: str,  # noqa: B027 - optional hook
+                   permanent: bool) -> None:
+        """Record a final failure (before the message goes to the dead-letter queue):
+        ``permanent`` when the message itself is at fault, not an outage that outlasted the
+        retries."""
 
 
 def attempt_number(headers: dict) -> int:
@@ -151,7 +154,9 @@ class Consumer:
 
     # -- worker thread -----------------------------------------------------------------------
     def _work_loop(self) -> None:
-        publisher = Publisher(self.messaging.rabbitmq_url, self.messaging.max_attempts)
+        # A pool of one: its connection is kept alive while no message comes and while a long
+        # job runs, so the job's result is published at once, on a connection the broker kept.
+        publisher = PublisherPool(self.messaging.rabbitmq_url, self.messaging.max_attempts, 1)
         while True:
             item = self._inbox.get()
             if item is None:
@@ -167,7 +172,7 @@ class Consumer:
             self._inbox.task_done()
         publisher.close()
 
-    def _process(self, publisher: Publisher, props, body: bytes, redelivered: bool) -> bool:
+    def _process(self, publisher: PublisherPool, props, body: bytes, redelivered: bool) -> bool:
         """Run the handler; returns True to ack, False to requeue."""
         headers = dict(props.headers or {})
         delivery = Delivery(body=body, headers=headers, redelivered=redelivered,
@@ -177,20 +182,21 @@ class Consumer:
         if delivery.attempt > self.messaging.max_attempts:
             # Redelivered after its consumers stopped while handling it, too many times.
             return self._dead_letter(delivery, f"gave up after {delivery.attempt - 1} attempts: "
-                                               "the handler stopped before finishing")
+                                               "the handler stopped before finishing",
+                                     permanent=False)
         try:
             self.handler.handle(delivery)
             return True
         except PermanentError as exc:
             log.warning("permanent failure", extra={"error": str(exc)})
-            return self._dead_letter(delivery, str(exc))
+            return self._dead_letter(delivery, str(exc), permanent=True)
         except Exception as exc:  # noqa: BLE001 - any other error is worth a retry
             if self._abandon.is_set():
                 return False
             if delivery.attempt >= self.messaging.max_attempts:
                 reason = f"gave up after {delivery.attempt} attempts: {exc}"
                 log.error("giving up", extra={"error": str(exc), "attempt": delivery.attempt})
-                return self._dead_letter(delivery, reason)
+                return self._dead_letter(delivery, reason, permanent=False)
             delay = topology.retry_delay(delivery.attempt, self.messaging.retry_base_seconds,
                                          self.messaging.retry_max_seconds)
             log.warning("attempt failed, will retry", exc_info=True, extra={
@@ -206,9 +212,9 @@ class Consumer:
                 return False
             return True
 
-    def _dead_letter(self, delivery: Delivery, reason: str) -> bool:
+    def _dead_letter(self, delivery: Delivery, reason: str, permanent: bool) -> bool:
         try:
-            self.handler.on_failure(delivery, reason)
+            self.handler.on_failure(delivery, reason, permanent)
             delivery.publisher.publish(
                 topology.dlq(self.handler.queue), delivery.body,
                 headers={"x-error": reason[:1000], "x-attempts": delivery.attempt,

@@ -3,7 +3,7 @@
 pymongo's GridIn holds up to ~48 MB of chunks before inserting them, and its GridOut reads
 through one cursor, which some MongoDB-compatible servers answer in a single reply. These
 classes keep at most one chunk (writing) or one batch of chunks (reading) in memory, and store
-the standard GridFS layout (`fs.files`, `fs.chunks`), so any GridFS client reads the files.
+the standard GridFS layout (`<bucket>.files`, `<bucket>.chunks`), so any GridFS client reads them.
 """
 
 import datetime as dt
@@ -19,10 +19,10 @@ class FileMissing(LookupError):
 
 
 class GridWriter:
-    """A GridFS file being written; its `fs.files` document is written last, by ``close()``."""
+    """A GridFS file being written; its `.files` document is written last, by ``close()``."""
 
-    def __init__(self, db, filename: str, metadata: dict, chunk_size: int):
-        self._files, self._chunks = db["fs.files"], db["fs.chunks"]
+    def __init__(self, db, bucket: str, filename: str, metadata: dict, chunk_size: int):
+        self._files, self._chunks = db[f"{bucket}.files"], db[f"{bucket}.chunks"]
         self.file_id = ObjectId()
         self.filename, self.metadata, self.chunk_size = filename, metadata, chunk_size
         self.length = 0
@@ -62,9 +62,9 @@ class GridWriter:
 class GridReader(io.RawIOBase):
     """A seekable, read-only view of a stored GridFS file."""
 
-    def __init__(self, db, file_doc: dict):
+    def __init__(self, db, bucket: str, file_doc: dict):
         super().__init__()
-        self._chunks = db["fs.chunks"]
+        self._chunks = db[f"{bucket}.chunks"]
         self.file_id = file_doc["_id"]
         self.length = int(file_doc["length"])
         self.chunk_size = int(file_doc["chunkSize"])

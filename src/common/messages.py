@@ -12,7 +12,7 @@ class VideoMessage:
 
     job_id: str
     video_fid: str
-    username: str
+    owner: str
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Mp3Message:
 
     job_id: str
     video_fid: str
-    username: str
+    owner: str
     mp3_fid: str | None = None
     error: str | None = None
 
@@ -39,6 +39,8 @@ def decode(cls, body: bytes):
         raise PermanentError(f"malformed message: not JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise PermanentError("malformed message: not a JSON object")
+    if "owner" not in doc and "username" in doc:  # published by an earlier version
+        doc["owner"] = doc.pop("username")
     names = {f.name: f for f in fields(cls)}
     required = [n for n, f in names.items() if f.default is not None]
     missing = [n for n in required if not isinstance(doc.get(n), str) or not doc.get(n)]

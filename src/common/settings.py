@@ -43,6 +43,25 @@ def env_float(name: str, default: float) -> float:
         raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
 
 
+# Placeholders committed in manifests/overlays/minikube/secrets/*.env.example: a service refuses
+# to sign with one of them, whatever its length. (The podman overlay's test-only keys are random.)
+EXAMPLE_SECRETS = frozenset({"change-me", "change-me-too"})
+MIN_SECRET_BYTES = 32
+
+
+def env_secret(name: str, min_bytes: int = MIN_SECRET_BYTES) -> str:
+    """Return a required signing key; refuse a committed example value or one too short."""
+    value = env_str(name, required=True)
+    hint = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if value in EXAMPLE_SECRETS:
+        raise ConfigError(f"environment variable {name} is the example value from the "
+                          f"repository, which everyone knows; {hint}")
+    if len(value.encode()) < min_bytes:
+        raise ConfigError(f"environment variable {name} is too short: {len(value.encode())} "
+                          f"bytes, at least {min_bytes} are needed; {hint}")
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     """Return the variable as a bool (1/0, true/false, yes/no, on/off)."""
     raw = env_str(name, "true" if default else "false").strip().lower()
@@ -86,6 +105,53 @@ class MongoSettings:
         return cls(
             uri=env_str("MONGODB_URI", "mongodb://127.0.0.1:27017"),
             db=env_str("MONGODB_DB", "mp3converter"),
+        )
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """How to reach the mail server that delivers the emails users receive."""
+
+    host: str
+    port: int
+    starttls: bool
+    username: str
+    password: str
+    sender: str
+    timeout: float
+
+    @classmethod
+    def from_env(cls) -> "SmtpSettings":
+        """Read the SMTP variables."""
+        return cls(
+            host=env_str("SMTP_HOST", "127.0.0.1"),
+            port=env_int("SMTP_PORT", 1025, minimum=1),
+            starttls=env_bool("SMTP_STARTTLS", False),
+            username=env_str("SMTP_USERNAME", ""),
+            password=env_str("SMTP_PASSWORD", ""),
+            sender=env_str("SMTP_FROM", "mp3converter@localhost"),
+            timeout=env_float("SMTP_TIMEOUT_SECONDS", 10.0),
+        )
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """How long files live and how many of one owner's jobs wait in the queue at once."""
+
+    keep_source_videos: bool = False
+    mp3_retention_seconds: float = 168 * 3600.0
+    conversions_at_once: int = 2
+
+    @classmethod
+    def from_env(cls) -> "LifecycleSettings":
+        """Read KEEP_SOURCE_VIDEOS, MP3_RETENTION_HOURS and USER_CONVERSIONS_AT_ONCE."""
+        hours = env_float("MP3_RETENTION_HOURS", 168.0)
+        if hours <= 0:
+            raise ConfigError(f"environment variable MP3_RETENTION_HOURS must be > 0, got {hours}")
+        return cls(
+            keep_source_videos=env_bool("KEEP_SOURCE_VIDEOS", False),
+            mp3_retention_seconds=hours * 3600.0,
+            conversions_at_once=env_int("USER_CONVERSIONS_AT_ONCE", 2, minimum=1),
         )
 
 

@@ -1,6 +1,8 @@
-"""MongoDB access: GridFS files in `videos` and `mp3s`, and the `jobs` collection."""
+"""MongoDB access: the GridFS buckets and the collections, under one database (MONGODB_DB).
 
-import logging
+Only ``common.jobs`` writes the `jobs` collection; the services read and write files here.
+"""
+
 import time
 
 import pymongo
@@ -11,9 +13,9 @@ from bson.errors import InvalidId
 from common.gridio import FileMissing, GridReader, GridWriter
 from common.settings import MongoSettings
 
-log = logging.getLogger(__name__)
-
-QUEUED, CONVERTING, DONE, FAILED = "queued", "converting", "done", "failed"
+VIDEOS = "videos"  # GridFS bucket of uploaded videos (collections videos.files, videos.chunks)
+MP3S = "mp3s"  # GridFS bucket of finished MP3s
+BUCKETS = (VIDEOS, MP3S)
 CHUNK_SIZE = 1024 * 1024  # bytes per GridFS chunk
 # Errors that mean "MongoDB is unreachable or slow right now"; callers answer 503 or retry.
 UNAVAILABLE = (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError)
@@ -36,13 +38,14 @@ def object_id(value) -> ObjectId | None:
 
 
 class Store:
-    """One MongoDB client and the collections every service uses."""
+    """One MongoDB client, the service's database and its GridFS buckets."""
 
     def __init__(self, settings: MongoSettings, timeout_ms: int = 3000):
         self.client = pymongo.MongoClient(
             settings.uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
             socketTimeoutMS=max(timeout_ms, 30000), tz_aware=True)
-        self.jobs = self.client[settings.db]["jobs"]
+        self.db = self.client[settings.db]
+        self.jobs = self.db["jobs"]
 
     def ping(self) -> None:
         """Raise when MongoDB is unreachable."""
@@ -52,69 +55,42 @@ class Store:
         """Close the client."""
         self.client.close()
 
-    # -- jobs ------------------------------------------------------------------------------
-    def create_job(self, job_id: ObjectId, owner: str, video_fid: ObjectId, filename: str,
-                   content_type: str, size: int) -> dict:
-        """Record a newly uploaded video as a queued job."""
-        moment = now()
-        doc = {"_id": job_id, "owner": owner, "video_fid": video_fid, "filename": filename,
-               "content_type": content_type, "size": size, "status": QUEUED, "progress": 0,
-               "attempts": 0, "created_at": moment, "updated_at": moment}
-        self.jobs.insert_one(doc)
-        return doc
+    def files(self, bucket: str):
+        """The ``.files`` collection of a bucket."""
+        return self.db[f"{bucket}.files"]
 
-    def get_job(self, job_id, owner: str | None = None) -> dict | None:
-        """The job with this id (and owner, when given), or None."""
-        oid = object_id(job_id)
-        if oid is None:
-            return None
-        query = {"_id": oid}
-        if owner is not None:
-            query["owner"] = owner
-        return self.jobs.find_one(query)
+    def chunks(self, bucket: str):
+        """The ``.chunks`` collection of a bucket."""
+        return self.db[f"{bucket}.chunks"]
 
-    def list_jobs(self, owner: str, limit: int = 200) -> list[dict]:
-        """The owner's jobs, newest first."""
-        return list(self.jobs.find({"owner": owner}).sort("created_at", -1).limit(limit))
+    def open_upload(self, bucket: str, filename: str, metadata: dict) -> GridWriter:
+        """A new GridFS file in ``bucket``, written chunk by chunk."""
+        return GridWriter(self.db, bucket, filename, metadata, CHUNK_SIZE)
 
-    def update_job(self, job_id, fields: dict, where: dict | None = None) -> bool:
-        """Set ``fields`` (and ``updated_at``) on the job if it matches ``where``."""
-        query = {"_id": object_id(job_id), **(where or {})}
-        result = self.jobs.update_one(query, {"$set": {**fields, "updated_at": now()}})
-        return result.matched_count == 1
-
-    def claim_job(self, job_id, token: str) -> dict | None:
-        """Take a queued or interrupted job for conversion; None if it is done or failed."""
-        return self.jobs.find_one_and_update(
-            {"_id": object_id(job_id), "status": {"$in": [QUEUED, CONVERTING]}},
-            {"$set": {"status": CONVERTING, "claim": token, "progress": 0, "updated_at": now()},
-             "$inc": {"attempts": 1}},
-            return_document=pymongo.ReturnDocument.AFTER)
-
-    def delete_job(self, job_id) -> None:
-        """Remove a job record."""
-        self.jobs.delete_one({"_id": object_id(job_id)})
-
-    def open_upload(self, database: str, filename: str, metadata: dict) -> GridWriter:
-        """A new GridFS file in ``videos`` or ``mp3s``, written chunk by chunk."""
-        return GridWriter(self.client[database], filename, metadata, CHUNK_SIZE)
-
-    def open_download(self, database: str, fid) -> GridReader:
-        """A stored GridFS file in ``videos`` or ``mp3s``; raises FileMissing."""
-        doc = self.find_file(database, fid)
+    def open_download(self, bucket: str, fid) -> GridReader:
+        """A stored GridFS file of ``bucket``; raises FileMissing."""
+        doc = self.find_file(bucket, fid)
         if doc is None:
-            raise FileMissing(f"no file {fid} in {database}")
-        return GridReader(self.client[database], doc)
+            raise FileMissing(f"no file {fid} in {bucket}")
+        return GridReader(self.db, bucket, doc)
 
-    def find_file(self, database: str, fid) -> dict | None:
-        """The GridFS file document with this id in ``videos`` or ``mp3s``, or None."""
+    def find_file(self, bucket: str, fid) -> dict | None:
+        """The GridFS file document with this id in ``bucket``, or None."""
         oid = object_id(fid)
         if oid is None:
             return None
-        return self.client[database]["fs.files"].find_one({"_id": oid})
+        return self.files(bucket).find_one({"_id": oid})
 
-    def delete_file(self, database: str, fid) -> None:
-        """Delete a GridFS file from ``videos`` or ``mp3s``; one already gone is fine."""
+    def delete_file(self, bucket: str, fid) -> None:
+        """Delete a GridFS file of ``bucket``; one already gone (or no id at all) is fine."""
         oid = object_id(fid)
-        self.client[database]["fs.files"].delete_one({"_id": oid})
-        self.client[database]["fs.chunks"].delete_many({"files_id": oid})
+        if oid is None:
+            return
+        try:
+            self.files(bucket).delete_one({"_id": oid})
+        except pymongo.errors.OperationFailure:
+            # Some MongoDB-compatible servers (nx-27017) refuse to delete a file that is not
+            # there; MongoDB deletes nothing. Either way it is gone, which is what was asked.
+            if self.find_file(bucket, oid) is not None:
+                raise
+        self.chunks(bucket).delete_many({"files_id": oid})

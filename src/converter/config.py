@@ -1,15 +1,18 @@
 """The converter's settings, read once from the environment."""
 
+import shutil
 from dataclasses import dataclass
 
 from common.settings import (
     ConsumerSettings,
+    LifecycleSettings,
     MessagingSettings,
     MongoSettings,
     env_float,
     env_int,
     env_str,
 )
+from converter.limits import DEFAULT_LIMITS, Limits
 
 
 def default_ffmpeg() -> str:
@@ -30,16 +33,31 @@ class ConverterConfig:
     messaging: MessagingSettings
     consumer: ConsumerSettings
     log_level: str
+    limits: Limits = DEFAULT_LIMITS
+    lifecycle: LifecycleSettings = LifecycleSettings()
 
     @classmethod
     def from_env(cls) -> "ConverterConfig":
         """Read the variables."""
         return cls(
-            ffmpeg=env_str("FFMPEG_BINARY") or default_ffmpeg(),
+            ffmpeg=_resolve(env_str("FFMPEG_BINARY")) or default_ffmpeg(),
             mp3_quality=env_int("MP3_QUALITY", 2, minimum=0),
             ffmpeg_timeout=env_float("FFMPEG_TIMEOUT_SECONDS", 3600.0),
             mongo=MongoSettings.from_env(),
             messaging=MessagingSettings.from_env(),
             consumer=ConsumerSettings.from_env("converter", default_grace=600.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            limits=Limits(
+                media_seconds=env_float("MAX_MEDIA_SECONDS", DEFAULT_LIMITS.media_seconds),
+                cpu_seconds=env_int("FFMPEG_CPU_SECONDS", DEFAULT_LIMITS.cpu_seconds, minimum=1),
+                memory_bytes=env_int("FFMPEG_MEMORY_BYTES", DEFAULT_LIMITS.memory_bytes,
+                                     minimum=256 << 20),
+                mp3_bytes=env_int("MAX_MP3_BYTES", DEFAULT_LIMITS.mp3_bytes, minimum=1 << 20),
+            ),
+            lifecycle=LifecycleSettings.from_env(),
         )
+
+
+def _resolve(binary: str) -> str:
+    """A program name as an absolute path: ffmpeg runs with no PATH to search."""
+    return (shutil.which(binary) or binary) if binary else ""

@@ -1,18 +1,35 @@
-"""Run ffmpeg: inspect a media file, then make an MP3 of its first audio stream."""
+"""Run ffmpeg on untrusted uploads: inspect a media file, then make an MP3 of its first audio."""
 
+import os
 import re
-import subprocess
+import resource
+import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from common.errors import PermanentError, RetryableError
+from common.units import size
+from converter import sandbox
+from converter.limits import DEFAULT_LIMITS, MIB, Limits, span, too_long
+
+# The containers the product accepts, as ffmpeg demuxer names; the upload check
+# (gateway/sniff.py) lets the same families through. Nothing else is ever demuxed: no playlist
+# or manifest (hls, dash, concat, sdp, imf), no image sequence, text, subtitle or device, so an
+# upload can never make ffmpeg open another file or a network address.
+MEDIA_FORMATS = ("mov", "matroska", "mp3", "aac", "flac", "ogg", "wav", "avi", "asf", "flv",
+                 "mpeg", "mpegts", "amr", "rm")
+# Input options of every run: read the one local file (no other protocol), with those demuxers.
+# The mov demuxer's external references stay off (its `enable_drefs` defaults to false).
+INPUT_GUARD = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(MEDIA_FORMATS)]
 
 DURATION_TOLERANCE = 0.2  # seconds the MP3 may differ from the source
 MIN_AUDIO_SECONDS = 0.05  # less than this is no audio at all (e.g. a truncated file)
-_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_AUDIO = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+)[^,\n]*(?:, (\d+) Hz)?(?:, ([^,\n]+))?")
+PROBE_SECONDS = 120.0  # wall-clock limit of an inspection
+MEASURE_SECONDS = 600.0  # wall-clock limit of measuring the source audio's length
+_DURATION_LINE = re.compile(r"^  Duration: ", re.M)
+_DURATION = re.compile(r"^  Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?), ", re.M)
+_HEADER = re.compile(r"^#(\w+) 0: (.*)$", re.M)  # framecrc's per-stream header lines
 
 
 @dataclass(frozen=True)
@@ -29,76 +46,110 @@ class MediaInfo:
         return self.channels not in (None, "mono", "stereo", "1 channels", "2 channels")
 
 
-def probe(ffmpeg: str, path: str) -> MediaInfo:
-    """Read the container header; PermanentError when ffmpeg cannot read the file."""
-    proc = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-i", path],
-                          capture_output=True, text=True, errors="replace", timeout=120)
-    out = proc.stderr
-    if "Invalid data found" in out or "could not find codec" in out or "Input #0" not in out:
-        raise PermanentError(f"ffmpeg cannot read this file ({_last_line(out)})")
-    duration = None
-    if match := _DURATION.search(out):
-        hours, minutes, seconds = match.groups()
-        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    audio = _AUDIO.search(out)
-    if audio is None:
-        return MediaInfo(duration, None, None)
-    return MediaInfo(duration, audio.group(1), (audio.group(3) or "").strip() or None)
+def probe(ffmpeg: str, path: str, limits: Limits = DEFAULT_LIMITS) -> MediaInfo:
+    """Read the container header; PermanentError when it is not a media file ffmpeg can read.
+
+    The duration comes from ffmpeg's report on the input, the only place it is printed; the
+    audio stream's codec and channels from the framecrc muxer's header, which prints codec
+    parameters and never a tag, so metadata cannot forge them.
+    """
+    header: list[str] = []
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", *INPUT_GUARD, "-i", _local(path),
+           "-map", "0:a:0?", "-vn", "-sn", "-dn", "-c", "copy", "-map_metadata", "-1",
+           "-fflags", "+bitexact", "-frames:a", "1", "-f", "framecrc", "-"]
+    result = _run(cmd, path, limits, PROBE_SECONDS, header.append, file_bytes=0)
+    _raise_if_cut_short(result, limits, PROBE_SECONDS, "inspecting the file")
+    if not re.search(r"^Input #0, ", result.stderr, re.M):
+        raise _not_media(result)
+    streams: dict[str, str] = {}
+    for key, value in _HEADER.findall("".join(header)):
+        streams.setdefault(key, value.strip())
+    if streams.get("media_type") != "audio":
+        return MediaInfo(_duration(result.stderr), None, None)
+    return MediaInfo(_duration(result.stderr), streams.get("codec_id"),
+                     streams.get("channel_layout_name"))
 
 
-def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, quality: int) -> list[str]:
-    """The ffmpeg command line: audio only, first audio stream, MP3 out."""
+def _duration(report: str) -> float | None:
+    """The input's duration from ffmpeg's report: its one line indented by exactly two spaces.
+
+    Tag values are printed indented further, but tag names and stream languages are printed as
+    they are and could start such a line: a report with more than one is refused.
+    """
+    if len(_DURATION_LINE.findall(report)) != 1:
+        raise PermanentError("the file's tags are malformed: they imitate ffmpeg's own report")
+    match = _DURATION.search(report)
+    if match is None:
+        return None  # "Duration: N/A"
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, quality: int,
+            limits: Limits = DEFAULT_LIMITS) -> list[str]:
+    """The ffmpeg command line: audio only, first audio stream, MP3 out, length and size capped."""
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-           "-i", src, "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
+           *INPUT_GUARD, "-i", _local(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
+           "-map_metadata", "-1"]
     if info.audio_codec == "mp3":
         cmd += ["-c:a", "copy"]  # already MP3: no re-encode
     else:
         if info.multichannel:
             cmd += ["-ac", "2"]  # stereo downmix
         cmd += ["-c:a", "libmp3lame", "-q:a", str(quality)]
-    return cmd + ["-f", "mp3", "-progress", "pipe:1", dst]
+    # A header may understate the length: the output stops just past the limit, which
+    # convert() then reports, and at the size limit.
+    cap = limits.media_seconds + 1
+    return cmd + ["-t", f"{cap:.3f}", "-fs", str(limits.mp3_bytes), "-f", "mp3",
+                  "-progress", "pipe:1", _local(dst)]
 
 
 def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, quality: int, timeout: float,
-            on_progress: Callable[[float], None], abandon: threading.Event) -> float:
+            on_progress: Callable[[float], None], abandon: threading.Event,
+            limits: Limits = DEFAULT_LIMITS) -> float:
     """Make ``dst`` from ``src``; returns the MP3's duration in seconds."""
+    if info.duration is not None and info.duration > limits.media_seconds:
+        raise PermanentError(too_long(limits))
     if info.audio_codec is None:
         raise PermanentError("the video has no audio track")
-    cmd = command(ffmpeg, src, dst, info, quality)
-    deadline = time.monotonic() + timeout
     out_seconds = 0.0
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          errors="replace") as proc:
-        stderr_lines: list[str] = []
-        reader = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
-        reader.start()
-        for line in proc.stdout:
-            key, _, value = line.strip().partition("=")
-            if key == "out_time_us" and value.lstrip("-").isdigit():
-                out_seconds = max(out_seconds, int(value) / 1e6)
-                if info.duration:
-                    on_progress(min(99.0, 100 * out_seconds / info.duration))
-            if abandon.is_set() or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise RetryableError("conversion interrupted" if abandon.is_set()
-                                     else f"conversion took longer than {timeout:.0f}s")
-        proc.wait()
-        reader.join(timeout=5)
-    if proc.returncode != 0:
-        detail = _last_line("".join(stderr_lines))
-        raise PermanentError(f"ffmpeg could not convert this file ({detail})")
+
+    def progress(line: str) -> None:
+        nonlocal out_seconds
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and value.lstrip("-").isdigit():
+            out_seconds = max(out_seconds, int(value) / 1e6)
+            if info.duration:
+                on_progress(min(99.0, 100 * out_seconds / info.duration))
+
+    result = _run(command(ffmpeg, src, dst, info, quality, limits), src, limits, timeout,
+                  progress, file_bytes=limits.mp3_bytes + MIB, stop=abandon)
+    _raise_if_cut_short(result, limits, timeout, "the conversion")
+    if result.returncode != 0 and "Error opening input" in result.tail:
+        raise _not_media(result)
+    if result.returncode != 0:
+        raise PermanentError(f"ffmpeg could not convert this file ({_last_line(result.tail)})")
+    if out_seconds > limits.media_seconds + DURATION_TOLERANCE:
+        raise PermanentError(too_long(limits))
+    if os.path.getsize(dst) >= limits.mp3_bytes:
+        raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit")
     return out_seconds
 
 
-def audio_duration(ffmpeg: str, src: str) -> float:
+def audio_duration(ffmpeg: str, src: str, limits: Limits = DEFAULT_LIMITS) -> float:
     """Length of the first audio stream itself (read without decoding)."""
-    proc = subprocess.run(
-        [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-i", src,
-         "-map", "0:a:0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-"],
-        capture_output=True, text=True, errors="replace", timeout=600)
-    times = [int(line.split("=", 1)[1]) for line in proc.stdout.splitlines()
-             if line.startswith("out_time_us=") and line.split("=", 1)[1].isdigit()]
+    times: list[int] = []
+
+    def progress(line: str) -> None:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and value.isdigit():
+            times.append(int(value))
+
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", *INPUT_GUARD,
+           "-i", _local(src), "-map", "0:a:0", "-c", "copy", "-f", "null", "-progress",
+           "pipe:1", "-"]
+    result = _run(cmd, src, limits, MEASURE_SECONDS, progress, file_bytes=0)
+    _raise_if_cut_short(result, limits, MEASURE_SECONDS, "measuring the audio")
     return max(times, default=0) / 1e6
 
 
@@ -114,6 +165,55 @@ def check_output(size: int, duration: float, info: MediaInfo,
     if abs(duration - expected) > DURATION_TOLERANCE:
         raise PermanentError(
             f"the MP3 is {duration:.2f}s long but the source audio is {expected:.2f}s")
+
+
+def rlimits(limits: Limits, file_bytes: int) -> dict[int, int]:
+    """The OS limits of one ffmpeg run: processor time, address space, size of a written file."""
+    return {resource.RLIMIT_CPU: limits.cpu_seconds, resource.RLIMIT_AS: limits.memory_bytes,
+            resource.RLIMIT_FSIZE: file_bytes}
+
+
+def _run(cmd: list[str], path: str, limits: Limits, timeout: float,
+         on_line: Callable[[str], None], file_bytes: int,
+         stop: threading.Event | None = None) -> sandbox.Finished:
+    """Run ffmpeg in the job's directory (where ``path`` is) with the limits."""
+    return sandbox.run(cmd, cwd=os.path.dirname(os.path.abspath(path)),
+                       limits=rlimits(limits, file_bytes), timeout=timeout, on_line=on_line,
+                       stop=stop)
+
+
+def _raise_if_cut_short(result: sandbox.Finished, limits: Limits, timeout: float,
+                        what: str) -> None:
+    """Turn a run that was stopped or killed into the error a person reads."""
+    if result.stopped == "stop":
+        raise RetryableError("conversion interrupted")  # shutting down: another converter retries
+    if result.stopped == "timeout":
+        raise PermanentError(f"{what} took longer than the {span(timeout)} allowed")
+    killed_by = -result.returncode
+    # At the CPU limit the kernel kills with SIGKILL (soft = hard); the usage it reports then
+    # is a little under the limit.
+    if killed_by in (signal.SIGXCPU, signal.SIGKILL) and (
+            result.cpu_seconds >= limits.cpu_seconds / 2):
+        raise PermanentError(f"{what} needed more than the {span(limits.cpu_seconds)} of "
+                             "processor time allowed")
+    if killed_by == signal.SIGXFSZ:
+        raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit")
+    if killed_by == signal.SIGKILL or (result.returncode != 0 and any(
+            sign in result.tail for sign in ("Cannot allocate memory", "pthread_create()"))):
+        raise PermanentError(f"{what} needed more than the {size(limits.memory_bytes)} of "
+                             "memory allowed")
+
+
+def _not_media(result: sandbox.Finished) -> PermanentError:
+    """ffmpeg could not open the input, or would not: its format is not on the list."""
+    detail = ("its format is not one of the accepted audio and video containers"
+              if "not on whitelist" in result.tail else _last_line(result.tail))
+    return PermanentError(f"not a media file: ffmpeg cannot read this file ({detail})")
+
+
+def _local(path: str) -> str:
+    """The path as a local-file URL: a name is never read as another protocol."""
+    return "file:" + path
 
 
 def _last_line(text: str) -> str:

@@ -7,7 +7,6 @@ from flask import Flask
 from common import log as jsonlog
 from common.errors import RetryableError
 from common.settings import load_or_exit
-from common.store import UNAVAILABLE as MONGO_UNAVAILABLE
 from common.web import error, register_json_errors
 
 log = logging.getLogger(__name__)
@@ -15,7 +14,19 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config=None) -> Flask:
     """Build the gateway Flask app; ``test_config`` may carry a ``GATEWAY`` GatewayConfig."""
-    from gateway import accounts, backends, commands, download, health, jobs, ui, upload
+    # Imported here, not in the gunicorn master, which must not load pymongo before gevent patches.
+    from common.store import UNAVAILABLE as MONGO_UNAVAILABLE
+    from gateway import (
+        accounts,
+        backends,
+        download,
+        health,
+        jobs,
+        ratelimit,
+        ui,
+        upload,
+        verify,
+    )
     from gateway.config import GatewayConfig
 
     app = Flask(__name__)
@@ -24,15 +35,22 @@ def create_app(test_config=None) -> Flask:
     if "GATEWAY" not in app.config:
         app.config["GATEWAY"] = load_or_exit(GatewayConfig.from_env, "gateway")
     jsonlog.configure("gateway", app.config["GATEWAY"].log_level)
-    for module in (accounts, upload, jobs, download, health, ui):
+    for module in (accounts, upload, jobs, download, health, ui, verify):
         app.register_blueprint(module.bp)
     register_json_errors(app)
-    commands.init_app(app)
+    ratelimit.init_app(app)
 
     @app.errorhandler(backends.AuthUnavailable)
     def _auth_down(exc):
         log.warning("auth unavailable", extra={"error": str(exc)})
         return error(503, "authentication service unavailable, try again shortly")
+
+    @app.errorhandler(backends.AuthBusy)
+    def _auth_busy(exc):
+        log.warning("auth busy", extra={"retry_after": exc.retry_after})
+        response = error(503, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(RetryableError)
     def _broker_down(exc):

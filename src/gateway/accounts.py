@@ -1,11 +1,15 @@
-"""POST /login and POST /register, forwarded to auth."""
+"""POST /login, POST /register (forwarded to auth), GET and DELETE /account, GET /admin/usage."""
 
-from flask import Blueprint, Response, request
+import logging
+
+from flask import Blueprint, Response, g, request
 
 from common.web import error
-from gateway import backends
+from gateway import backends, ratelimit
+from gateway.security import admin_required, login_required
 
 bp = Blueprint("accounts", __name__)
+log = logging.getLogger(__name__)
 MAX_ACCOUNT_BODY = 64 * 1024
 
 
@@ -19,6 +23,8 @@ def _relay(upstream) -> Response:
 
 
 @bp.post("/login")
+@ratelimit.login_per_account
+@ratelimit.login_per_address
 def login():
     """HTTP Basic credentials in, the raw JWT out (text/plain)."""
     headers = {}
@@ -28,6 +34,7 @@ def login():
 
 
 @bp.post("/register")
+@ratelimit.register_per_address
 def register():
     """Create an account from JSON ``{"email", "password"}``."""
     if request.content_length is None or request.content_length > MAX_ACCOUNT_BODY:
@@ -37,3 +44,56 @@ def register():
     return _relay(backends.call_auth(
         "/register", data=body,
         headers={"Content-Type": request.headers.get("Content-Type", "application/json")}))
+
+
+@bp.get("/account")
+@login_required
+def account():
+    """The caller's address, whether it is confirmed, what they store and their limits."""
+    cfg = backends.config()
+    usage = backends.jobs().usage(g.user)
+    return {"email": g.user, "verified": bool(g.claims.get("verified")),
+            "usage": {"bytes": usage.bytes, "active_jobs": usage.active_jobs},
+            "quota": {"bytes": cfg.storage_quota_bytes, "active_jobs": cfg.max_active_jobs},
+            "jobs": usage.counts,
+            "mp3_retention_hours": cfg.lifecycle.mp3_retention_seconds / 3600}
+
+
+@bp.delete("/account")
+@ratelimit.login_per_account
+@ratelimit.login_per_address
+def delete_account():
+    """Delete the caller's account (confirmed by password) and every job and file they own."""
+    if request.content_length is not None and request.content_length > MAX_ACCOUNT_BODY:
+        return error(413, f"send a JSON body of at most {MAX_ACCOUNT_BODY} bytes")
+    headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    upstream = backends.call_auth("/account", method="DELETE",
+                                  data=request.get_data(cache=False), headers=headers)
+    if upstream.status_code != 200:
+        return _relay(upstream)
+    email = upstream.json()["email"]
+    try:
+        removed = backends.jobs().delete_owner(email)
+    except Exception:  # noqa: BLE001 - the account is gone; the sweep removes what is left
+        log.warning("account deleted; its files are left to the sweep", exc_info=True,
+                    extra={"user": email})
+    else:
+        log.info("account deleted", extra={"user": email, "jobs_removed": removed})
+    return "", 204
+
+
+@bp.get("/admin/usage")
+@login_required
+@admin_required
+def usage_by_owner():
+    """Every user with jobs, by storage used, largest first (admins only)."""
+    jobs = backends.jobs()
+    rows = []
+    for owner in jobs.owners():
+        usage = jobs.usage(owner)
+        rows.append({"owner": owner, "bytes": usage.bytes, "active_jobs": usage.active_jobs,
+                     "jobs": usage.counts})
+    rows.sort(key=lambda row: row["bytes"], reverse=True)
+    return {"users": rows}

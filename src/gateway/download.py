@@ -8,8 +8,11 @@ from flask import Blueprint, current_app, g, request
 from werkzeug.wsgi import wrap_file
 
 from common.gridio import FileMissing
+from common.jobs import Status
+from common.store import MP3S, now
 from common.web import error
 from gateway import backends
+from gateway.jobs import expired_message
 from gateway.security import check_download, login_required
 
 bp = Blueprint("download", __name__)
@@ -32,23 +35,31 @@ def _send_authenticated():
 
 
 def _send(owner: str | None, token: str | None):
+    """Stream the file, or the same 404 whatever is wrong: no hint whether the id exists.
+
+    An MP3 past its retention answers 410 to its owner (or a valid link's holder) only.
+    """
     fid = request.args.get("fid", "")
     store = backends.store()
-    doc = store.find_file("mp3s", fid)
-    file_owner = (doc or {}).get("metadata", {}).get("owner")
+    doc = store.find_file(MP3S, fid)
+    job = backends.jobs().by_mp3(fid)
+    file_owner = (doc or {}).get("metadata", {}).get("owner") or (job or {}).get("owner")
     if token is not None:
         secret = backends.config().download_url_secret
-        allowed = doc is not None and check_download(secret, token, fid, file_owner or "")
-        if doc is not None and not allowed:
-            return error(403, "this download link is invalid or has expired")
+        allowed = file_owner is not None and check_download(secret, token, fid, file_owner)
     else:
-        allowed = doc is not None and file_owner == owner
+        allowed = file_owner is not None and file_owner == owner
     if not allowed:
-        return error(404, "no such file")
+        return _not_found(token)
+    if job is not None and (job["status"] == Status.EXPIRED
+                            or (job.get("expires_at") or float("inf")) < now()):
+        return error(410, expired_message(job))
+    if doc is None:
+        return _not_found(token)
     try:
-        reader = store.open_download("mp3s", doc["_id"])
+        reader = store.open_download(MP3S, doc["_id"])
     except FileMissing:  # deleted since the lookup above
-        return error(404, "no such file")
+        return _not_found(token)
     response = current_app.response_class(
         wrap_file(request.environ, reader, BUFFER_SIZE), mimetype="audio/mpeg",
         direct_passthrough=True)
@@ -57,6 +68,12 @@ def _send(owner: str | None, token: str | None):
     response.headers["Content-Disposition"] = _disposition(doc.get("filename") or "audio.mp3")
     response.cache_control.private = True
     return response.make_conditional(request, accept_ranges=True, complete_length=reader.length)
+
+
+def _not_found(token: str | None):
+    if token is None:
+        return error(404, "no such file")
+    return error(404, "no such file, or this download link is invalid or has expired")
 
 
 def _disposition(filename: str) -> str:

@@ -1,10 +1,11 @@
-"""GET /jobs, GET /jobs/<id> and signed download URLs for finished jobs."""
+"""GET /jobs, GET and DELETE /jobs/<id>, and signed download URLs for finished jobs."""
 
 import datetime as dt
 
 from flask import Blueprint, g, url_for
 
-from common.store import DONE
+from common.jobs import Status
+from common.store import now
 from common.web import error
 from gateway import backends
 from gateway.security import login_required, sign_download
@@ -25,12 +26,13 @@ def job_json(doc: dict) -> dict:
         "mp3_size": doc.get("mp3_size"),
         "duration": doc.get("duration"),
         "error": doc.get("error"),
-        "created_at": _iso(doc.get("created_at")),
-        "updated_at": _iso(doc.get("updated_at")),
+        "created_at": iso(doc.get("created_at")),
+        "updated_at": iso(doc.get("updated_at")),
+        "expires_at": iso(doc.get("expires_at")),
     }
 
 
-def _iso(epoch: float | None) -> str | None:
+def iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
@@ -40,29 +42,47 @@ def _iso(epoch: float | None) -> str | None:
 @login_required
 def list_jobs():
     """The caller's jobs, newest first."""
-    return {"jobs": [job_json(doc) for doc in backends.store().list_jobs(g.user)]}
+    return {"jobs": [job_json(doc) for doc in backends.jobs().of_owner(g.user)]}
 
 
 @bp.get("/jobs/<job_id>")
 @login_required
 def get_job(job_id: str):
     """One of the caller's jobs."""
-    doc = backends.store().get_job(job_id, owner=g.user)
+    doc = backends.jobs().get(job_id, owner=g.user)
     if doc is None:
         return error(404, "no such job")
     return job_json(doc)
+
+
+@bp.delete("/jobs/<job_id>")
+@login_required
+def delete_job(job_id: str):
+    """Delete one of the caller's jobs with its video and MP3; a conversion in progress stops."""
+    if not backends.jobs().delete(job_id, g.user, backends.publisher()):
+        return error(404, "no such job")
+    return "", 204
 
 
 @bp.get("/jobs/<job_id>/download-url")
 @login_required
 def download_url(job_id: str):
     """A short-lived URL that downloads the job's MP3 without an Authorization header."""
-    doc = backends.store().get_job(job_id, owner=g.user)
+    doc = backends.jobs().get(job_id, owner=g.user)
     if doc is None:
         return error(404, "no such job")
-    if doc["status"] != DONE:
+    if doc["status"] == Status.EXPIRED or (doc["status"] == Status.DONE
+                                           and (doc.get("expires_at") or now() + 1) < now()):
+        return error(410, expired_message(doc))  # past its expiry, even before the sweep
+    if doc["status"] != Status.DONE:
         return error(409, f"the job is {doc['status']}, not done")
     cfg = backends.config()
     fid = str(doc["mp3_fid"])
     token, expires = sign_download(cfg.download_url_secret, fid, g.user, cfg.download_url_ttl)
     return {"url": url_for("download.download", fid=fid, token=token), "expires_at": expires}
+
+
+def expired_message(doc: dict) -> str:
+    """What a person is told about an MP3 that has been deleted after its retention."""
+    return (f"this MP3 expired on {iso(doc.get('expires_at'))} and has been deleted; "
+            "upload the video again to convert it once more")

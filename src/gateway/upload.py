@@ -2,21 +2,28 @@
 
 import logging
 import os
+import time
 
 from bson import ObjectId
 from flask import Blueprint, g, request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from common import messages, topology
 from common.log import bound_job
-from common.store import now
+from common.store import VIDEOS
+from common.units import size as human_size
 from common.web import error
-from gateway import backends, sniff
+from gateway import backends, ratelimit, sniff
 from gateway.security import login_required
 
 bp = Blueprint("upload", __name__)
 log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
+FRAMING = 64 * 1024  # multipart headers and boundaries a Content-Length may hold beyond the file
+ACTIVE_RETRY_SECONDS = 60  # suggested wait when too many conversions are waiting
+# While a body streams in, its owner's storage is checked again every so many bytes or seconds
+# (their other uploads in progress grow too), and once more when it is complete.
+QUOTA_CHECK_BYTES = 4 * 1024 * 1024
+QUOTA_CHECK_SECONDS = 5.0
 
 
 class UploadRejected(Exception):
@@ -27,38 +34,112 @@ class UploadRejected(Exception):
         self.status = status
 
 
+class OverQuota(UploadRejected):
+    """The upload, with the owner's files and other uploads in progress, passed the quota."""
+
+    def __init__(self, used: int):
+        super().__init__(413, "over the storage quota")
+        self.used = used  # by everything but this upload
+
+
+class TooManyActive(UploadRejected):
+    """With the owner's other uploads in progress, too many conversions would be waiting."""
+
+    def __init__(self):
+        super().__init__(429, "too many conversions waiting")
+
+
+class QuotaWatch:
+    """Keeps the count of an upload in progress up to date (``Jobs.resize``) and stops it
+    once the owner's stored files and uploads in progress, all of them, pass a quota: by
+    storage while it streams (OverQuota), by conversions waiting too once it is complete
+    (TooManyActive). Uploads in parallel that passed the first check together are caught here.
+    """
+
+    def __init__(self, jobs, job_id, owner: str, cfg, expected: int):
+        self.jobs, self.job_id, self.owner = jobs, job_id, owner
+        self.quota, self.max_active = cfg.storage_quota_bytes, cfg.max_active_jobs
+        self.expected = expected  # the file's size as the Content-Length announced it
+        self.recorded = expected
+        self.checked_at = time.monotonic()
+
+    def __call__(self, size: int, final: bool = False) -> None:
+        if not final and (size - self.recorded < QUOTA_CHECK_BYTES
+                          and time.monotonic() - self.checked_at < QUOTA_CHECK_SECONDS):
+            return
+        self.recorded = size if final else max(size, self.expected)
+        self.jobs.resize(self.job_id, self.recorded)
+        self.checked_at = time.monotonic()
+        usage = self.jobs.usage(self.owner)
+        if usage.bytes > self.quota:
+            raise OverQuota(usage.bytes - self.recorded)
+        if final and usage.active_jobs > self.max_active:
+            raise TooManyActive()
+
+
 @bp.post("/upload")
 @login_required
+@ratelimit.upload_per_user
 def upload():
     """Accept one video as multipart field ``file``; 202 with its job id."""
     cfg = backends.config()
     boundary = request.mimetype_params.get("boundary")
     if request.mimetype != "multipart/form-data" or not boundary:
         return error(400, "send the video as multipart/form-data with a field named 'file'")
-    if request.content_length and request.content_length > cfg.max_upload_bytes + 64 * 1024:
+    if request.content_length and request.content_length > cfg.max_upload_bytes + FRAMING:
         return _too_large(cfg.max_upload_bytes)
-    store = backends.store()
+    jobs = backends.jobs()
+    usage = jobs.usage(g.user)
+    if usage.active_jobs >= cfg.max_active_jobs:
+        return _too_many_active(cfg.max_active_jobs)
+    room = max(0, cfg.storage_quota_bytes - usage.bytes)
+    if request.content_length and request.content_length > room + FRAMING:
+        return _over_quota(cfg.storage_quota_bytes, usage.bytes)
     job_id = ObjectId()
+    expected = max(0, (request.content_length or 0) - FRAMING)
+    # Counted from here on, so that uploads sent in parallel cannot add up past the quotas.
+    jobs.reserve(job_id, g.user, expected)
+    try:
+        return _accept(cfg, jobs, job_id, boundary, expected)
+    finally:
+        try:
+            jobs.release(job_id)  # already done when its job was recorded
+        except Exception:  # noqa: BLE001 - no longer counted after UPLOAD_STALE_SECONDS
+            log.warning("could not stop counting an upload", exc_info=True)
+
+
+def _accept(cfg, jobs, job_id, boundary: str, expected: int):
+    """Check the quotas again with the uploads in progress begun before this one (and this
+    one) counted, then receive the body."""
+    usage = jobs.usage(g.user, uploads_up_to=job_id)
+    if usage.active_jobs > cfg.max_active_jobs:  # this upload counts as one
+        return _too_many_active(cfg.max_active_jobs)
+    used = usage.bytes - expected
+    room = max(0, cfg.storage_quota_bytes - used)
+    if expected > room:
+        return _over_quota(cfg.storage_quota_bytes, used)
+    store = backends.store()
+    watch = QuotaWatch(jobs, job_id, g.user, cfg, expected)
     with bound_job(str(job_id)):
         try:
             stored = _receive(request.stream, boundary.encode(), store, job_id, g.user,
-                              cfg.max_upload_bytes)
+                              min(cfg.max_upload_bytes, room), watch)
+        except OverQuota as exc:
+            return _over_quota(cfg.storage_quota_bytes, exc.used)
+        except TooManyActive:
+            return _too_many_active(cfg.max_active_jobs)
         except UploadRejected as exc:
-            if exc.status == 413:
-                return _too_large(cfg.max_upload_bytes)
-            return error(exc.status, str(exc))
+            if exc.status != 413:
+                return error(exc.status, str(exc))
+            if room < cfg.max_upload_bytes:
+                return _over_quota(cfg.storage_quota_bytes, used)
+            return _too_large(cfg.max_upload_bytes)
         try:
-            store.create_job(job_id, g.user, stored["fid"], stored["filename"],
-                             stored["content_type"], stored["size"])
-            message = messages.VideoMessage(str(job_id), str(stored["fid"]), g.user)
-            backends.publisher().publish(topology.VIDEO, messages.encode(message))
+            jobs.create(job_id, g.user, stored["fid"], stored["filename"],
+                        stored["content_type"], stored["size"], backends.publisher())
         except BaseException:
-            _discard(store, job_id, stored["fid"])
+            _discard(jobs, store, job_id, stored["fid"])
             raise
-        try:
-            store.update_job(job_id, {"published_at": now()})
-        except Exception:  # noqa: BLE001 - the job is queued; at worst the sweep re-sends it
-            log.warning("could not record the publish time", exc_info=True)
         log.info("video accepted", extra={"user": g.user, "size": stored["size"],
                                           "video_fid": str(stored["fid"])})
     return {"video_fid": str(stored["fid"]), "job_id": str(job_id)}, 202
@@ -70,17 +151,37 @@ def _too_large(limit: int):
     return response
 
 
-def _discard(store, job_id, fid) -> None:
+def _over_quota(quota: int, used: int):
+    """413: the upload does not fit in what is left of the user's storage quota."""
+    response = error(413, f"this upload does not fit in your storage quota: you use "
+                          f"{human_size(used)} of {human_size(quota)}; delete some conversions "
+                          "or wait for their MP3s to expire")
+    response.headers["Connection"] = "close"
+    return response
+
+
+def _too_many_active(limit: int):
+    """429: the user already has as many conversions waiting as they may."""
+    conversions = "conversion" if limit == 1 else "conversions"
+    response = error(429, f"you have {limit} {conversions} waiting or converting; try again "
+                          "when one finishes")
+    response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
+    return response
+
+
+def _discard(jobs, store, job_id, fid) -> None:
     """Remove what an upload stored when it cannot be queued."""
     try:
-        store.delete_file("videos", fid)
-        store.delete_job(job_id)
+        store.delete_file(VIDEOS, fid)
+        jobs.delete(job_id, owner=None)
     except Exception:  # noqa: BLE001 - the sweep removes what is left
         log.warning("could not remove the unqueued upload", exc_info=True)
 
 
-def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int) -> dict:
-    """Parse the multipart body chunk by chunk, writing the one file straight to GridFS."""
+def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
+             watch=None) -> dict:
+    """Parse the multipart body chunk by chunk, writing the one file straight to GridFS;
+    ``watch(size, final=False)`` hears how much came so far and may stop it."""
     decoder = MultipartDecoder(boundary, max_form_memory_size=2 * READ_SIZE)
     writer, head, size, filename, content_type, files = None, b"", 0, "", "", 0
     in_file = ended = False
@@ -112,6 +213,8 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int) -> 
                 size += len(event.data)
                 if size > limit:
                     raise UploadRejected(413, "file too large")
+                if watch is not None:
+                    watch(size)
                 if writer is None:
                     head += event.data
                     if len(head) < sniff.PROBE_BYTES and event.more_data:
@@ -125,6 +228,8 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int) -> 
             if not head:
                 raise UploadRejected(400, "the uploaded file is empty")
             writer = _start_file(store, head, job_id, owner, filename, content_type)
+        if watch is not None:
+            watch(size, final=True)
         writer.close()
     except ValueError as exc:  # werkzeug raises ValueError on a malformed body
         _abort(writer)
@@ -140,7 +245,7 @@ def _start_file(store, head: bytes, job_id, owner, filename, content_type):
     if sniff.media_type(head[: sniff.PROBE_BYTES]) is None:
         raise UploadRejected(415, "this file does not look like audio or video")
     writer = store.open_upload(
-        "videos", filename,
+        VIDEOS, filename,
         {"owner": owner, "job_id": str(job_id), "content_type": content_type})
     writer.write(head)
     return writer

@@ -6,8 +6,7 @@ from common.settings import (
     ConsumerSettings,
     MessagingSettings,
     MongoSettings,
-    env_bool,
-    env_float,
+    SmtpSettings,
     env_int,
     env_str,
 )
@@ -17,14 +16,10 @@ from common.settings import (
 class NotificationConfig:
     """Everything notification reads from the environment."""
 
-    smtp_host: str
-    smtp_port: int
-    smtp_starttls: bool
-    smtp_username: str
-    smtp_password: str
-    smtp_from: str
-    smtp_timeout: float
+    smtp: SmtpSettings
     public_url: str
+    auth_url: str
+    auth_timeout: float
     mongo: MongoSettings
     messaging: MessagingSettings
     consumer: ConsumerSettings
@@ -34,14 +29,10 @@ class NotificationConfig:
     def from_env(cls) -> "NotificationConfig":
         """Read the variables."""
         return cls(
-            smtp_host=env_str("SMTP_HOST", "127.0.0.1"),
-            smtp_port=env_int("SMTP_PORT", 1025),
-            smtp_starttls=env_bool("SMTP_STARTTLS", False),
-            smtp_username=env_str("SMTP_USERNAME", ""),
-            smtp_password=env_str("SMTP_PASSWORD", ""),
-            smtp_from=env_str("SMTP_FROM", "mp3converter@localhost"),
-            smtp_timeout=env_float("SMTP_TIMEOUT_SECONDS", 10.0),
+            smtp=SmtpSettings.from_env(),
             public_url=env_str("PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
+            auth_url=env_str("AUTH_URL", "http://127.0.0.1:5000").rstrip("/"),
+            auth_timeout=float(env_int("AUTH_TIMEOUT_SECONDS", 5, minimum=1)),
             mongo=MongoSettings.from_env(),
             messaging=MessagingSettings.from_env(),
             consumer=ConsumerSettings.from_env("notification", default_grace=60.0),

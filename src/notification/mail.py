@@ -1,11 +1,9 @@
-"""Compose and send the emails users receive."""
+"""Compose the emails users receive about their conversions (common.mail sends them)."""
 
+import datetime as dt
 import shlex
-import smtplib
 from email.message import EmailMessage
 from pathlib import PurePath
-
-from common.errors import PermanentError
 
 
 def _printable(text: str) -> str:
@@ -14,11 +12,11 @@ def _printable(text: str) -> str:
 
 
 def compose(config, to: str, job_id: str, filename: str, mp3_fid: str | None,
-            error: str | None) -> EmailMessage:
-    """The success or failure email for one job."""
+            error: str | None, expires_at: float | None = None) -> EmailMessage:
+    """The success or failure email for one job (``expires_at``: when the MP3 is deleted)."""
     name = _printable(filename or "your video")
     msg = EmailMessage()
-    msg["From"] = config.smtp_from
+    msg["From"] = config.smtp.sender
     msg["To"] = to
     if mp3_fid:
         mp3_name = PurePath(name).stem + ".mp3"
@@ -31,7 +29,8 @@ def compose(config, to: str, job_id: str, filename: str, mp3_fid: str | None,
             "Download it with:\n\n"
             f"  curl --output {shlex.quote(mp3_name)} -H \"Authorization: Bearer $JWT\" "
             f"\"{url}\"\n\n"
-            f"where $JWT is the token from: curl -X POST {config.public_url}/login -u {to}\n")
+            f"where $JWT is the token from: curl -X POST {config.public_url}/login -u {to}\n"
+            f"{_until(expires_at)}")
     else:
         reason = _printable(error or "unknown error")
         msg["Subject"] = f"Could not convert {name}: {reason}"[:200]
@@ -40,19 +39,16 @@ def compose(config, to: str, job_id: str, filename: str, mp3_fid: str | None,
     return msg
 
 
+def _until(expires_at: float | None) -> str:
+    """The sentence saying until when the download works."""
+    if expires_at is None:
+        return ""
+    moment = dt.datetime.fromtimestamp(expires_at, dt.UTC)
+    return (f"\nThe MP3 can be downloaded until {moment:%A %d %B %Y, %H:%M} UTC; "
+            "then it is deleted.\n")
+
+
 def _set_body(msg: EmailMessage, text: str) -> None:
     """Plain text, readable as-is in the raw message when it is ASCII."""
     msg.set_content(text, cte="7bit" if text.isascii() else "quoted-printable")
 
-
-def send(config, message: EmailMessage) -> None:
-    """Deliver over SMTP; PermanentError when the server refuses the recipient."""
-    with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.smtp_timeout) as smtp:
-        if config.smtp_starttls:
-            smtp.starttls()
-        if config.smtp_username:
-            smtp.login(config.smtp_username, config.smtp_password)
-        try:
-            smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise PermanentError(f"mail server refused the recipient: {exc}") from None

@@ -7,6 +7,8 @@ import time
 import pymongo
 import requests
 
+from common.store import MP3S, VIDEOS
+
 
 def curl(*args: str) -> tuple[int, bytes]:
     """Run curl; returns (HTTP status, body)."""
@@ -49,10 +51,21 @@ def wait_for_job(stack, jwt: str, job_id: str, timeout: float = 60,
         time.sleep(0.3)
 
 
-def mp3_files(stack, job_id: str) -> list[dict]:
-    """The MP3s stored in GridFS for a job."""
+def stored_files(stack, bucket: str, job_id: str) -> list[dict]:
+    """The files of GridFS ``bucket`` (``videos`` or ``mp3s``) stored for a job."""
     client = pymongo.MongoClient(stack.env["MONGODB_URI"])
     try:
-        return list(client["mp3s"]["fs.files"].find({"metadata.job_id": job_id}))
+        db = client[stack.env["MONGODB_DB"]]
+        return list(db[f"{bucket}.files"].find({"metadata.job_id": job_id}))
     finally:
         client.close()
+
+
+def mp3_files(stack, job_id: str) -> list[dict]:
+    """The MP3s stored in GridFS for a job."""
+    return stored_files(stack, MP3S, job_id)
+
+
+def video_files(stack, job_id: str) -> list[dict]:
+    """The uploaded videos still stored in GridFS for a job."""
+    return stored_files(stack, VIDEOS, job_id)

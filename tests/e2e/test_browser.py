@@ -1,4 +1,5 @@
-"""The web page in Debian's Chromium against the real stack; screenshots in test-output/browser."""
+"""The web page in Debian's Chromium (tests/e2e/conftest.py) against the real stack; screenshots
+in test-output/browser."""
 
 from __future__ import annotations
 
@@ -9,16 +10,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.conftest import ffprobe_codec, ffprobe_duration
-from tools.processes import ROOT
+from tests.e2e.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-OUT = ROOT / "test-output" / "browser"
+OUT = SCREENSHOTS
 PASSWORD = "browser password 1"
 CONVERSION_TIMEOUT_MS = 120_000
 STATUS_TEXT = re.compile(r"^(Queued|Converting|Done) · \d{1,3}%$")
@@ -47,29 +46,6 @@ UNLABELLED = """() => [...document.querySelectorAll("input, button, textarea, au
   .filter((n) => !(n.labels && n.labels.length) && !n.getAttribute("aria-label")
                  && !(n.tagName === "BUTTON" && n.textContent.trim()))
   .map((n) => n.outerHTML)"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's headless Chromium driven by Playwright."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make bootstrap` (apt-get install chromium)")
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, request) -> Page:
-    """A fresh browser tab (own sessionStorage), desktop-sized unless the test asks otherwise."""
-    viewport = getattr(request, "param", {"width": 1280, "height": 900})
-    context = browser.new_context(viewport=viewport, accept_downloads=True)
-    context.set_default_timeout(20_000)
-    tab = context.new_page()
-    yield tab
-    context.close()
 
 
 class Shots:
@@ -279,3 +255,21 @@ def test_upload_errors_are_explained(stack_factory, media, page):
     expect(page.locator("#notice")).to_contain_text("Your login has expired")
     expect(page.get_by_role("heading", name="Log in or create an account")).to_be_visible()
     shot("expired")
+
+
+def test_too_many_login_attempts_are_explained(stack_factory, page):
+    shot = Shots(page, "rate-limit")
+    limited = stack_factory(services=("auth", "gateway"), AUTH_TIMEOUT_SECONDS="60",
+                            LOGIN_RATE_LIMIT_PER_ACCOUNT="2 per hour")
+    page.goto(f"{limited.gateway_url}/")
+    page.locator("#email").fill(_email("guessed"))
+    for _ in range(2):
+        page.locator("#password").fill("wrong password")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.locator("#notice")).to_have_text("Wrong email or password.")
+        page.locator("#notice").evaluate("(node) => { node.textContent = ''; }")
+    page.locator("#password").fill("wrong password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#notice")).to_have_text(re.compile(
+        r"^Too many login attempts for this account; try again in \d+ minutes\.$"))
+    shot("too-many-logins")

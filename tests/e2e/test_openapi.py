@@ -32,7 +32,7 @@ def _documented() -> dict:
 
 def _flask_routes(monkeypatch) -> set[tuple[str, str]]:
     """(OpenAPI path, method) of every URL rule of the gateway app."""
-    monkeypatch.setenv("DOWNLOAD_URL_SECRET", "only-for-listing-routes")
+    monkeypatch.setenv("DOWNLOAD_URL_SECRET", "only-for-listing-routes-" + "x" * 32)
     app = create_app()
     found = set()
     for rule in app.url_map.iter_rules():

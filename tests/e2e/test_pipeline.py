@@ -8,7 +8,14 @@ import pytest
 import requests
 from bson import ObjectId
 
-from tests.e2e.api import classic_login, classic_upload, curl, mp3_files, wait_for_job
+from tests.e2e.api import (
+    classic_login,
+    classic_upload,
+    curl,
+    mp3_files,
+    video_files,
+    wait_for_job,
+)
 from tools.media import ffprobe_codec, ffprobe_duration
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +47,7 @@ def test_classic_curl_commands_turn_a_video_into_one_mp3_and_one_email(
     assert ffprobe_codec(out) == "mp3"
     assert abs(ffprobe_duration(out) - ffprobe_duration(source)) <= 0.2
     assert len(mp3_files(stack, accepted["job_id"])) == 1
+    assert video_files(stack, accepted["job_id"]) == []  # the source goes once it is converted
     time.sleep(1)
     assert len(mailsink.messages(to=email)) == 1
 

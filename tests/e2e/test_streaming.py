@@ -7,6 +7,7 @@ import pymongo
 import pytest
 import requests
 
+from common.store import VIDEOS
 from tests.e2e.api import classic_upload, curl, wait_for_job
 from tools.media import ffmpeg_exe, ffprobe_duration
 
@@ -22,7 +23,8 @@ def video_bytes(size: int) -> bytes:
 def stored_videos(stack, owner: str) -> list:
     client = pymongo.MongoClient(stack.env["MONGODB_URI"])
     try:
-        return list(client["videos"]["fs.files"].find({"metadata.owner": owner}))
+        db = client[stack.env["MONGODB_DB"]]
+        return list(db[f"{VIDEOS}.files"].find({"metadata.owner": owner}))
     finally:
         client.close()
 

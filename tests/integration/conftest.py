@@ -11,9 +11,11 @@ import pytest
 from bson import ObjectId
 
 from common import messages
-from common.broker import Publisher
-from common.settings import MongoSettings
-from common.store import DONE, FAILED, Store
+from common.broker import PublisherPool
+from common.jobs import Jobs, Status
+from common.settings import LifecycleSettings, MongoSettings
+from common.store import MP3S, VIDEOS, Store
+from tools import devstack
 
 
 class Pipeline:
@@ -23,21 +25,28 @@ class Pipeline:
         self.stack = stack
         self.url = stack.env["RABBITMQ_URL"]
         self.store = Store(MongoSettings(stack.env["MONGODB_URI"], stack.env["MONGODB_DB"]))
-        self.publisher = Publisher(self.url, int(stack.env["MAX_DELIVERY_ATTEMPTS"]))
+        self.jobs = Jobs(self.store)
+        # kept alive between a test's publishes, however long it waits in between
+        self.publisher = PublisherPool(self.url, int(stack.env["MAX_DELIVERY_ATTEMPTS"]), 1)
 
     def close(self) -> None:
         """Close the connections."""
         self.publisher.close()
         self.store.close()
 
-    def upload(self, path, owner: str, filename: str | None = None) -> messages.VideoMessage:
-        """Store the video and its job as the gateway does; returns the `video` message."""
+    def upload(self, path, owner: str, filename: str | None = None,
+               queue: bool = True) -> messages.VideoMessage:
+        """Store the video and its job as the gateway does, which queues it; returns its
+        `video` message. ``queue=False`` records the job without publishing anything: the
+        test publishes the message itself, when and how it wants."""
         filename = filename or path.name
         job_id = ObjectId()
         with open(path, "rb") as fh:
-            fid = gridfs.GridFSBucket(self.store.client["videos"]).upload_from_stream(
+            fid = gridfs.GridFSBucket(self.store.db, bucket_name=VIDEOS).upload_from_stream(
                 filename, fh, metadata={"owner": owner, "job_id": str(job_id)})
-        self.store.create_job(job_id, owner, fid, filename, "video/mp4", path.stat().st_size)
+        jobs = Jobs(self.store, LifecycleSettings(conversions_at_once=2 if queue else 0))
+        jobs.create(job_id, owner, fid, filename, "video/mp4", path.stat().st_size,
+                    self.publisher)
         return messages.VideoMessage(str(job_id), str(fid), owner)
 
     def publish(self, queue: str, body: bytes, headers: dict | None = None) -> None:
@@ -48,8 +57,8 @@ class Pipeline:
         """The job once it is done or failed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = self.store.get_job(job_id)
-            if job and job["status"] in (DONE, FAILED):
+            job = self.jobs.get(job_id)
+            if job and job["status"] in (Status.DONE, Status.FAILED):
                 return job
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} not finished after {timeout}s: {job}")
@@ -82,7 +91,11 @@ class Pipeline:
 
     def mp3_files(self, job_id: str) -> list[dict]:
         """GridFS `mp3s` files made for the job."""
-        return list(self.store.client["mp3s"]["fs.files"].find({"metadata.job_id": job_id}))
+        return list(self.store.files(MP3S).find({"metadata.job_id": job_id}))
+
+    def video_stored(self, msg: messages.VideoMessage) -> bool:
+        """Whether the job's uploaded video is still in GridFS."""
+        return self.store.find_file(VIDEOS, msg.video_fid) is not None
 
     @contextlib.contextmanager
     def _channel(self):
@@ -99,6 +112,8 @@ def pipeline_factory(stack_factory):
     made = []
 
     def make(*services: str) -> Pipeline:
+        if "notification" in services and "auth" not in services:
+            services = ("auth", *services)  # asked whether the owner confirmed the address
         pipeline = Pipeline(stack_factory(services=services))
         made.append(pipeline)
         return pipeline
@@ -109,6 +124,10 @@ def pipeline_factory(stack_factory):
 
 
 @pytest.fixture
-def user() -> str:
-    """An email address no other test uses."""
-    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+def user(service_env, service_dirs) -> str:
+    """An email address no other test uses, of a user with a confirmed address (create-user)."""
+    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+    log = service_dirs.new("users") / "auth-cli.log"
+    devstack.init_db(service_env, log)
+    assert devstack.create_user(service_env, email, "integration password", log)
+    return email

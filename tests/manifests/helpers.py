@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import shutil
@@ -79,12 +80,43 @@ def pod_templates(objects: list[dict]) -> list[tuple[dict, dict]]:
     return found
 
 
+def pod_labels(owner: dict) -> dict[str, str]:
+    """The labels of the pods a workload runs."""
+    template = (owner["spec"]["jobTemplate"]["spec"]["template"] if owner["kind"] == "CronJob"
+                else owner["spec"]["template"])
+    return template["metadata"].get("labels", {})
+
+
+def selects(selector: dict | None, labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels, matchExpressions) matches ``labels``."""
+    selector = selector or {}
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {"In": key in labels and labels[key] in values,
+              "NotIn": labels.get(key) not in values,
+              "Exists": key in labels,
+              "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+def secret_values(objects: list[dict], name: str) -> dict[str, str]:
+    """The decoded data of the Secret generated as ``name`` (with or without its hash suffix)."""
+    [obj] = [o for o in objects if o["kind"] == "Secret"
+             and (o["metadata"]["name"] == name or o["metadata"]["name"].startswith(name + "-"))]
+    return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+
+
 def ensure_minikube_secrets() -> None:
     """The minikube overlay reads gitignored secrets/*.env: write them as `make secrets` does."""
-    subprocess.run(
+    out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "k8s_secrets.py")],
-        check=True, capture_output=True, timeout=60,
+        capture_output=True, text=True, timeout=60,
     )
+    assert out.returncode == 0, f"scripts/k8s_secrets.py failed:\n{out.stdout}{out.stderr}"
 
 
 def tool(name: str) -> str:

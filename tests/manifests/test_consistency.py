@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import re
 import shutil
 import subprocess
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from tests.manifests.helpers import (
+    DEPLOYABLE,
     HTTP_SERVICES,
     OVERLAYS,
     ROOT,
@@ -22,31 +24,43 @@ from tests.manifests.helpers import (
 
 pytestmark = pytest.mark.manifests
 
-READERS = {"env_str", "env_int", "env_float", "env_bool"}
-SHARED_SETTINGS = {"MessagingSettings", "MongoSettings", "ConsumerSettings"}
 # read at start but deliberately left to the code's default in every deployment
 LEFT_TO_DEFAULT = {"FFMPEG_BINARY"}  # the ffmpeg binary inside the imageio-ffmpeg wheel
+# compose settings that differ from the cluster's on purpose: no Ingress host, no proxy in front
+COMPOSE_DIFFERS = {"auth": ("PUBLIC_URL",), "notification": ("PUBLIC_URL",),
+                   "gateway": ("TRUSTED_PROXY_COUNT", "WEB_KEEPALIVE_SECONDS")}
+# the sweep CronJob: it runs the operator commands (src/ops) with ConfigMap ops-config
+SWEEP = "ops-sweep"
+# settings several programs read that must agree wherever they are set
+SHARED_SETTINGS = ("MONGODB_DB", "MAX_DELIVERY_ATTEMPTS", "MP3_RETENTION_HOURS",
+                   "KEEP_SOURCE_VIDEOS", "USER_CONVERSIONS_AT_ONCE")
+
+
+VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 def env_names(tree: ast.AST) -> set[str]:
-    """Names passed as first argument to the common.settings readers or os.environ/getenv."""
+    """Names passed as first argument to an env_* reader (common.settings' or a service's own,
+    such as env_rate_limit) or to os.environ.get / os.getenv."""
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-            if name in READERS or name == "getenv" or (
+            value = node.args[0].value
+            if not isinstance(value, str) or not VARIABLE.fullmatch(value):
+                continue
+            if name.startswith("env_") or name == "getenv" or (
                 name == "get" and "environ" in ast.unparse(func)
             ):
-                names.add(node.args[0].value)
+                names.add(value)
     return names
 
 
 def shared_settings_names() -> dict[str, set[str]]:
     """Variables each settings class of common.settings reads."""
     tree = ast.parse((ROOT / "src/common/settings.py").read_text())
-    return {n.name: env_names(n) for n in tree.body
-            if isinstance(n, ast.ClassDef) and n.name in SHARED_SETTINGS}
+    return {n.name: env_names(n) for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
 def variables_read(service: str) -> set[str]:
@@ -57,7 +71,7 @@ def variables_read(service: str) -> set[str]:
         tree = ast.parse(path.read_text())
         names |= env_names(tree)
         used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        for cls in used & SHARED_SETTINGS:
+        for cls in used & shared.keys():
             names |= shared[cls]
     if service in HTTP_SERVICES:
         names |= env_names(ast.parse((ROOT / "src/common/gunicorn_conf.py").read_text()))
@@ -82,7 +96,9 @@ def container_env(objects: list[dict], container: dict) -> set[str]:
 
 
 def test_source_scan_finds_documented_variables():
-    assert {"JWT_SECRET", "MYSQL_HOST", "PORT", "WEB_WORKERS"} <= variables_read("auth")
+    assert {"JWT_SECRET", "MYSQL_HOST", "PORT", "WEB_WORKERS", "SMTP_HOST"} <= variables_read(
+        "auth")
+    assert {"TRUSTED_PROXY_COUNT", "LOGIN_RATE_LIMIT_PER_ADDRESS"} <= variables_read("gateway")
     assert {"RABBITMQ_URL", "MONGODB_URI", "HEARTBEAT_FILE", "FFMPEG_BINARY"} <= variables_read(
         "converter")
 
@@ -95,6 +111,63 @@ def test_every_variable_read_is_provided(rendered, overlay, service):
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     missing = variables_read(service) - LEFT_TO_DEFAULT - container_env(objects, container)
     assert not missing, f"{overlay}: {service} reads {sorted(missing)} but nothing provides them"
+
+
+def sweep_container(objects: list[dict]) -> dict:
+    """The container of the sweep CronJob."""
+    [cronjob] = find(objects, "CronJob", SWEEP)
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_every_variable_the_sweep_reads_is_provided(rendered, overlay):
+    objects = rendered[overlay]
+    container = sweep_container(objects)
+    assert container["command"][:3] == ["python3", "-m", "ops"]
+    missing = variables_read("ops") - LEFT_TO_DEFAULT - container_env(objects, container)
+    assert not missing, f"{overlay}: the sweep reads {sorted(missing)} but nothing provides them"
+
+
+def test_config_maps_set_only_what_their_program_reads(rendered):
+    """A key nobody reads is a setting an operator changes to no effect."""
+    objects = rendered["minikube"]
+    programs = {f"{s}-config": s for s in SERVICES} | {"ops-config": "ops"}
+    assert {c["metadata"]["name"] for c in find(objects, "ConfigMap")} >= programs.keys()
+    for name, program in programs.items():
+        [config] = find(objects, "ConfigMap", name)
+        unread = set(config["data"]) - variables_read(program)
+        assert not unread, f"{name} sets {sorted(unread)}, which {program} never reads"
+
+
+def test_shared_settings_agree_everywhere(rendered):
+    objects = rendered["minikube"]
+    for name in SHARED_SETTINGS:
+        values = {c["metadata"]["name"]: c["data"][name] for c in find(objects, "ConfigMap")
+                  if name in c.get("data", {})}
+        assert len(values) >= 2 and len(set(values.values())) == 1, f"{name}: {values}"
+    lifecycle = shared_settings_names()["LifecycleSettings"]
+    assert set(SHARED_SETTINGS) >= lifecycle, "a new lifecycle setting belongs in SHARED_SETTINGS"
+    for program in ("gateway", "converter", "ops"):
+        assert lifecycle <= variables_read(program), program
+
+
+def test_job_commands_run_modules_their_image_carries(rendered):
+    """A Job or CronJob running `python3 -m MODULE` in a service's image: the image copies it."""
+    checked = 0
+    for owner, spec in pod_templates(rendered["minikube"]):
+        for container in spec["containers"]:
+            command = container.get("command", [])
+            if "mp3converter/" not in container["image"] or command[:2] != ["python3", "-m"]:
+                continue
+            service = container["image"].split("mp3converter/")[1].split(":")[0]
+            module = command[2].split(".")[0]
+            dockerfile = (ROOT / "src" / service / "Dockerfile").read_text()
+            assert f"COPY src/{module}/ /app/{module}/" in dockerfile, (
+                f"{owner['metadata']['name']} runs {module} in the {service} image")
+            assert (ROOT / "src" / module / "__main__.py").exists()
+            checked += 1
+    assert checked, "the sweep CronJob runs `python3 -m ops`"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -219,10 +292,11 @@ def test_minikube_secrets_are_consistent(rendered):
         return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
 
     rabbit, mongo = secret("rabbitmq-secrets"), secret("mongodb-secrets")
-    for service in ("gateway", "converter", "notification"):
+    for service in ("gateway", "converter", "notification", "ops"):
         values = secret(f"{service}-secrets")
         assert f":{rabbit['RABBITMQ_DEFAULT_PASS']}@rabbitmq:" in values["RABBITMQ_URL"]
-        assert f":{mongo['MONGO_INITDB_ROOT_PASSWORD']}@mongodb:" in values["MONGODB_URI"]
+        password = mongo[f"MONGODB_{service.upper()}_PASSWORD"]
+        assert f"//{service}:{password}@mongodb:" in values["MONGODB_URI"]
 
 
 def test_compose_file_matches_the_manifests(rendered):
@@ -237,12 +311,22 @@ def test_compose_file_matches_the_manifests(rendered):
         assert entry["build"] == {"context": ".", "dockerfile": f"src/{service}/Dockerfile"}
         [config] = find(objects, "ConfigMap", f"{service}-config")
         env = dict(config["data"])
-        if service == "notification":
-            env["PUBLIC_URL"] = entry["environment"]["PUBLIC_URL"]  # no Ingress host here
+        for name in COMPOSE_DIFFERS.get(service, ()):
+            env[name] = entry["environment"][name]
         assert entry["environment"] == env, service
         for env_file in entry["env_file"]:
             assert (ROOT / f"{env_file}.example").exists(), env_file
         assert entry["read_only"] is True and entry["user"].startswith("10001")
+    sweep, [config] = services[SWEEP], find(objects, "ConfigMap", "ops-config")
+    assert sweep["environment"] == config["data"]
+    assert sweep["env_file"] == ["manifests/overlays/minikube/secrets/ops.env"]
+    assert sweep["image"] == services["gateway"]["image"] == sweep_container(objects)["image"]
+    assert sweep["build"] == services["gateway"]["build"]
+    assert sweep["read_only"] is True and sweep["user"].startswith("10001")
+    [cronjob] = find(objects, "CronJob", SWEEP)
+    minutes = re.fullmatch(r"\*/(\d+) \* \* \* \*", cronjob["spec"]["schedule"]).group(1)
+    [loop] = sweep["command"]
+    assert "python3 -m ops sweep" in loop and f"sleep {int(minutes) * 60} " in loop
     for name, entry in services.items():
         for dependency in entry.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"

@@ -63,9 +63,11 @@ def settings(mysql_db, mongodb_uri, mailsink) -> dict[str, dict[str, str]]:
         auth_port, gateway_port = free_port(), free_port()
         backends = {"RABBITMQ_URL": amqp_url, "MONGODB_URI": mongodb_uri}
         db = {"MONGODB_DB": f"mp3podman_{secrets.token_hex(4)}", "RETRY_BASE_SECONDS": "1"}
+        smtp = {"SMTP_HOST": mailsink.host, "SMTP_PORT": str(mailsink.port),
+                "PUBLIC_URL": f"http://127.0.0.1:{gateway_port}"}
         yield {
             "auth-config": {**{k: v for k, v in mysql_db.items() if k != "MYSQL_PASSWORD"},
-                            "HOST": "127.0.0.1", "PORT": str(auth_port)},
+                            "HOST": "127.0.0.1", "PORT": str(auth_port), **smtp},
             "auth-secrets": {"JWT_SECRET": secrets.token_urlsafe(32),
                              "MYSQL_PASSWORD": mysql_db["MYSQL_PASSWORD"]},
             "gateway-config": {**db, "HOST": "127.0.0.1", "PORT": str(gateway_port),
@@ -73,9 +75,7 @@ def settings(mysql_db, mongodb_uri, mailsink) -> dict[str, dict[str, str]]:
             "gateway-secrets": {**backends, "DOWNLOAD_URL_SECRET": secrets.token_urlsafe(32)},
             "converter-config": db,
             "converter-secrets": backends,
-            "notification-config": {**db, "SMTP_HOST": mailsink.host,
-                                    "SMTP_PORT": str(mailsink.port),
-                                    "PUBLIC_URL": f"http://127.0.0.1:{gateway_port}"},
+            "notification-config": {**db, **smtp, "AUTH_URL": f"http://127.0.0.1:{auth_port}"},
             "notification-secrets": backends,
         }
 
@@ -206,6 +206,31 @@ def test_consumers_pass_their_liveness_probe(pod):
         command = ["python3", "-m", "common.heartbeat", "check", name]
         assert config["HEARTBEAT_FILE"] == f"/tmp/{name}.heartbeat"
         podman("exec", f"{name}-pod-0-{container['name']}", *command)
+
+
+def test_sweep_cronjob_runs_in_the_gateway_image(pod, images, settings):
+    """The CronJob's command, in its image, with its ConfigMap, as it runs on a cluster: it
+    reaches MongoDB, RabbitMQ and auth (which accounts were deleted?) and reports each step."""
+    objects = kustomize(MANIFESTS / "components" / "sweep-cronjob")
+    [cronjob] = find(objects, "CronJob", "ops-sweep")
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "mp3converter/gateway"
+    [config] = find(objects, "ConfigMap", "ops-config")
+    gateway = settings["gateway-config"]
+    env = {**config["data"], "MONGODB_DB": gateway["MONGODB_DB"], "AUTH_URL": gateway["AUTH_URL"],
+           "RABBITMQ_URL": settings["gateway-secrets"]["RABBITMQ_URL"],
+           "MONGODB_URI": settings["gateway-secrets"]["MONGODB_URI"]}
+    command = container["command"]
+    out = podman("run", "--rm", "--network", "host", "--read-only", "--tmpfs", "/tmp",
+                 "--user", "10001:10001", "--cap-drop", "ALL",
+                 *[arg for k, v in env.items() for arg in ("-e", f"{k}={v}")],
+                 "--entrypoint", command[0], images["gateway"], *command[1:], timeout=120)
+    *logs, last = out.stdout.strip().splitlines()
+    counts = json.loads(last)
+    assert {"republished", "requeued", "expired", "orphan_files", "orphan_chunks",
+            "deleted_accounts_jobs"} <= counts.keys(), last
+    assert not [line for line in logs if json.loads(line).get("level") not in ("info", "debug")], \
+        out.stdout
 
 
 def test_kube_down_removes_the_pods(images, settings, tmp_path):

@@ -56,6 +56,12 @@ def test_component_combinations_render_valid_objects(tmp_path):
             "PodDisruptionBudget", "CronJob"} <= seen_kinds
 
 
+def test_ingress_controller_settings_render_valid_objects(tmp_path):
+    objects = kustomize(MANIFESTS / "overlays" / "minikube" / "ingress-nginx")
+    assert [o["kind"] for o in objects] == ["ConfigMap"]
+    validate({"ingress-nginx": objects}, tmp_path)
+
+
 def test_keda_scaledobject_targets_converter_on_video_queue(rendered):
     [scaled] = [o for o in rendered["minikube-keda"] if o["kind"] == "ScaledObject"]
     spec = scaled["spec"]

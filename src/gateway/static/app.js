@@ -1,16 +1,30 @@
-// mp3converter web page: account, uploads with progress, and the live list of conversions.
+// mp3converter web page: account, uploads with progress, the live list of conversions, storage
+// used against the quota, and deleting conversions or the whole account.
 "use strict";
 
 (() => {
   const TOKEN_KEY = "mp3converter.token";
   const EMAIL_KEY = "mp3converter.email";
+  const VERIFIED_KEY = "mp3converter.verified"; // confirmed in this tab since the login
+  // Where GET /verify sends a browser (the hash), and what to tell the person.
+  const VERIFY_MESSAGES = {
+    "#verified": ["Your email address is confirmed: you will get an email when each conversion finishes.", "ok"],
+    "#verify-expired": ["This confirmation link has expired. Log in and choose “Send the link again” to get a new one.", "error"],
+    "#verify-failed": ["This confirmation link is not valid. Open the link from the most recent email exactly as it is.", "error"],
+    "#verify-unavailable": ["Your email could not be confirmed right now. Open the link again in a moment.", "error"],
+  };
   const POLL_MS = 2500;
-  const STATUS_LABELS = { queued: "Queued", converting: "Converting", done: "Done", failed: "Failed" };
+  const STATUS_LABELS = {
+    queued: "Queued", converting: "Converting", done: "Done", failed: "Failed", expired: "Expired",
+  };
 
   const $ = (selector, root = document) => root.querySelector(selector);
   const rows = new Map(); // job_id -> {el, job, urlExpires}
+  const gone = new Set(); // jobs deleted from this page: a list fetched before must not bring them back
   let pollTimer = null;
   let uploadChain = Promise.resolve();
+  let statuses = null; // the jobs and their statuses at the last refresh: storage changes with them
+  let accountRequest = 0; // only the answer to the latest GET /account is shown
 
   // ---- small helpers ----
 
@@ -19,7 +33,7 @@
     for (const [key, value] of Object.entries(props)) {
       if (key === "class") node.className = value;
       else if (key === "text") node.textContent = value;
-      else if (key.startsWith("data-") || key.startsWith("aria-")) node.setAttribute(key, value);
+      else if (key === "role" || key.startsWith("data-") || key.startsWith("aria-")) node.setAttribute(key, value);
       else node[key] = value;
     }
     for (const child of children) node.append(child);
@@ -36,6 +50,25 @@
       unit += 1;
     }
     return unit === 0 ? `${value} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  }
+
+  // Sizes against the quota read "1.2 GB of 5 GB".
+  function quotaSize(bytes) {
+    return humanSize(bytes).replace(/\.0 /, " ");
+  }
+
+  function plural(count, word) {
+    return `${count} ${word}${count === 1 ? "" : "s"}`;
+  }
+
+  function humanHours(hours) {
+    if (hours >= 48 && Number.isInteger(hours / 24)) return plural(hours / 24, "day");
+    if (hours >= 1) return plural(Math.round(hours * 10) / 10, "hour");
+    return plural(Math.max(1, Math.round(hours * 60)), "minute");
+  }
+
+  function timeEl(iso) {
+    return el("time", { dateTime: iso, text: new Date(iso).toLocaleString() });
   }
 
   function humanDuration(seconds) {
@@ -66,6 +99,16 @@
       if (parsed && parsed.error) return parsed.error;
     } catch (_) { /* not JSON */ }
     return body.trim() || `${response.status} ${response.statusText}`;
+  }
+
+  // A 429 (a rate limit) or a busy 503 comes with Retry-After and says how long to wait.
+  function saysWhenToRetry(status, retryAfter) {
+    return status === 429 || (status === 503 && Boolean(retryAfter));
+  }
+
+  function sentence(text) {
+    const trimmed = (text || "").trim().replace(/\.$/, "");
+    return trimmed ? `${trimmed.charAt(0).toUpperCase()}${trimmed.slice(1)}.` : "";
   }
 
   function basicAuth(email, password) {
@@ -101,7 +144,9 @@
         body: JSON.stringify(creds),
       });
       if (response.status === 201) {
-        notify(`Account created for ${creds.email}. You can log in now.`, "ok");
+        notify(`Account created for ${creds.email}. Check your inbox to confirm your email, then log in.`, "ok");
+      } else if (saysWhenToRetry(response.status, response.headers.get("Retry-After"))) {
+        notify(sentence(await errorText(response)), "error");
       } else if (response.status === 503) {
         notify("The service is unavailable right now. Try again in a moment.", "error");
       } else {
@@ -125,11 +170,14 @@
       if (response.status === 200) {
         sessionStorage.setItem(TOKEN_KEY, (await response.text()).trim());
         sessionStorage.setItem(EMAIL_KEY, creds.email);
+        sessionStorage.removeItem(VERIFIED_KEY);
         $("#password").value = "";
         notify("");
         signedIn();
       } else if (response.status === 401) {
         notify("Wrong email or password.", "error");
+      } else if (saysWhenToRetry(response.status, response.headers.get("Retry-After"))) {
+        notify(sentence(await errorText(response)), "error");
       } else if (response.status === 503) {
         notify("The service is unavailable right now. Try again in a moment.", "error");
       } else {
@@ -140,18 +188,77 @@
     }
   }
 
+  // The login token's claims, read (not checked: the server does that) to adapt the page.
+  function claims() {
+    try {
+      const part = (sessionStorage.getItem(TOKEN_KEY) || "").split(".")[1] || "";
+      const bytes = Uint8Array.from(atob(part.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+      return JSON.parse(new TextDecoder().decode(bytes)) || {};
+    } catch (_) {
+      return {};
+    }
+  }
+
+  function showVerifyBanner() {
+    $("#verify-banner").hidden = !(claims().verified === false && !sessionStorage.getItem(VERIFIED_KEY));
+  }
+
+  async function resendVerification() {
+    const button = $("#resend");
+    button.disabled = true;
+    notify("Sending a new confirmation link…");
+    try {
+      const response = await api("POST", "/verify/resend");
+      if (response.status === 200) {
+        notify(`We sent a new confirmation link to ${sessionStorage.getItem(EMAIL_KEY) || "your address"}. Check your inbox.`, "ok");
+      } else if (response.status === 409) {
+        sessionStorage.setItem(VERIFIED_KEY, "1");
+        showVerifyBanner();
+        notify("Your email address is already confirmed.", "ok");
+      } else if (response.status === 401) {
+        expired();
+      } else if (saysWhenToRetry(response.status, response.headers.get("Retry-After"))) {
+        notify(sentence(await errorText(response)), "error");
+      } else if (response.status === 503) {
+        notify("The link could not be sent right now. Try again in a moment.", "error");
+      } else {
+        notify(`Could not send the link: ${await errorText(response)}`, "error");
+      }
+    } catch (_) {
+      notify("Could not reach the server. Check your connection and try again.", "error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // After GET /verify the browser lands on /#verified (or #verify-…): say what happened.
+  function verifyOutcome() {
+    const hash = window.location.hash;
+    const message = VERIFY_MESSAGES[hash];
+    if (!message) return;
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+    if (hash === "#verified") {
+      sessionStorage.setItem(VERIFIED_KEY, "1");
+      showVerifyBanner();
+    }
+    notify(...message);
+  }
+
   function signedIn() {
     $("#who-email").textContent = sessionStorage.getItem(EMAIL_KEY) || "";
+    showVerifyBanner();
     $("#who").hidden = false;
     $("#account").hidden = true;
     $("#converter").hidden = false;
     $("#jobs-note").textContent = "Loading…";
-    poll();
+    statuses = null;
+    poll(); // its first answer also loads the storage used (see render)
   }
 
   function signOut(message, kind = "info") {
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(EMAIL_KEY);
+    sessionStorage.removeItem(VERIFIED_KEY);
     clearTimeout(pollTimer);
     pollTimer = null;
     for (const { el: row } of rows.values()) {
@@ -159,6 +266,11 @@
       if (audio) audio.pause();
     }
     rows.clear();
+    gone.clear();
+    statuses = null;
+    accountRequest += 1;
+    showAccountPanel(false);
+    $("#usage").hidden = true;
     $("#jobs").replaceChildren();
     $("#uploads").replaceChildren();
     $("#who").hidden = true;
@@ -172,14 +284,171 @@
     signOut("Your login has expired. Please log in again.", "error");
   }
 
+  // ---- storage used, the account panel, deleting the account ----
+
+  function showProblem(node, text, kind = "error") {
+    node.textContent = text;
+    node.dataset.kind = kind;
+    node.hidden = !text;
+  }
+
+  async function refreshAccount() {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) return;
+    const request = ++accountRequest;
+    const current = () => request === accountRequest && sessionStorage.getItem(TOKEN_KEY) === token;
+    try {
+      const response = await api("GET", "/account");
+      if (!current()) return;
+      if (response.status === 401) {
+        expired();
+        return;
+      }
+      if (!response.ok) {
+        const text = await errorText(response);
+        if (current()) showProblem($("#account-problem"), `Could not load your account: ${text}`);
+        return;
+      }
+      const info = await response.json();
+      if (current()) showAccount(info);
+    } catch (_) {
+      if (current()) showProblem($("#account-problem"), "Could not reach the server to load your account; it is retried with the next change.");
+    }
+  }
+
+  function showAccount(info) {
+    const used = info.usage.bytes;
+    const quota = info.quota.bytes;
+    const meter = $("#usage-meter");
+    meter.max = quota || 1;
+    meter.low = meter.max * 0.8;
+    meter.high = meter.max * 0.95;
+    meter.value = Math.min(used, meter.max);
+    $("#usage-text").textContent = `${quotaSize(used)} of ${quotaSize(quota)}`;
+    $("#usage").title = "Storage used: videos waiting or converting, plus the MP3s kept";
+    $("#usage").hidden = false;
+
+    showProblem($("#account-problem"), "");
+    $("#account-email").textContent = info.email;
+    $("#account-verified").textContent = info.verified
+      ? "Confirmed: you get an email when each conversion finishes"
+      : "Not confirmed yet: open the link we emailed you to be notified";
+    const percent = quota ? Math.min(100, Math.round((used / quota) * 100)) : 100;
+    $("#account-storage").textContent = `${quotaSize(used)} of ${quotaSize(quota)} (${percent}%)`;
+    $("#account-active").textContent = `${info.usage.active_jobs} of at most ${info.quota.active_jobs} at a time`;
+    const counts = Object.entries(info.jobs || {})
+      .filter(([, count]) => count > 0)
+      .map(([status, count]) => `${count} ${(STATUS_LABELS[status] || status).toLowerCase()}`);
+    $("#account-jobs").textContent = counts.length ? counts.join(", ") : "none yet";
+    $("#account-retention").textContent = `${humanHours(info.mp3_retention_hours)} after each conversion`;
+    if (info.verified && !sessionStorage.getItem(VERIFIED_KEY)) {
+      sessionStorage.setItem(VERIFIED_KEY, "1");
+      showVerifyBanner();
+    }
+  }
+
+  function showAccountPanel(open) {
+    $("#account-panel").hidden = !open;
+    $("#account-toggle").setAttribute("aria-expanded", String(open));
+    if (!open) cancelAccountDeletion(false);
+  }
+
+  function toggleAccountPanel() {
+    const open = $("#account-panel").hidden;
+    showAccountPanel(open);
+    if (open) {
+      refreshAccount();
+      $("#account-panel-title").focus();
+    }
+  }
+
+  // The password field exists only while the person is deleting the account.
+  function startAccountDeletion() {
+    const input = el("input", {
+      id: "delete-password", name: "delete-password", type: "password",
+      autocomplete: "current-password", required: true,
+    });
+    const form = el("form", { id: "delete-account-form", class: "account-form" }, [
+      el("label", { htmlFor: "delete-password", text: "Your password, to confirm" }),
+      input,
+      el("p", { id: "delete-account-problem", class: "form-problem", role: "alert", hidden: true }),
+      el("div", { class: "actions" }, [
+        el("button", { type: "submit", class: "danger", text: "Delete my account and all my files" }),
+        el("button", { id: "delete-account-cancel", type: "button", class: "secondary", text: "Cancel" }),
+      ]),
+    ]);
+    form.addEventListener("submit", deleteAccount);
+    form.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") cancelAccountDeletion(true);
+    });
+    $("#delete-account-cancel", form).addEventListener("click", () => cancelAccountDeletion(true));
+    $("#account-delete .actions").hidden = true;
+    $("#account-delete").append(form);
+    input.focus();
+  }
+
+  function cancelAccountDeletion(refocus) {
+    const form = $("#delete-account-form");
+    if (form) form.remove();
+    $("#account-delete .actions").hidden = false;
+    if (refocus) $("#account-delete-start").focus();
+  }
+
+  async function deleteAccount(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    if (!form.reportValidity()) return;
+    const input = $("#delete-password", form);
+    const problem = $("#delete-account-problem", form);
+    const buttons = [...form.querySelectorAll("button")];
+    const email = sessionStorage.getItem(EMAIL_KEY) || "your account";
+    const say = (text) => {
+      showProblem(problem, text);
+      input.focus();
+    };
+    buttons.forEach((button) => { button.disabled = true; });
+    showProblem(problem, "Deleting your account…", "info");
+    try {
+      const response = await api("DELETE", "/account", {
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ password: input.value }),
+      });
+      input.value = "";
+      if (response.status === 204) {
+        signOut(`The account ${email} is deleted, with all its conversions and MP3s.`, "ok");
+        return;
+      }
+      const text = await errorText(response);
+      if (response.status === 401 && /password/i.test(text)) {
+        say("Wrong password: your account was not deleted.");
+      } else if (response.status === 401) {
+        expired();
+      } else if (response.status === 400) {
+        say("Type your password to confirm: your account was not deleted.");
+      } else if (saysWhenToRetry(response.status, response.headers.get("Retry-After"))) {
+        say(`Your account was not deleted. ${sentence(text)}`);
+      } else if (response.status === 503) {
+        say("The service is unavailable right now; your account was not deleted. Try again in a moment.");
+      } else {
+        say(`Your account was not deleted: ${text}`);
+      }
+    } catch (_) {
+      say("Could not reach the server; your account was not deleted. Check your connection and try again.");
+    } finally {
+      buttons.forEach((button) => { button.disabled = false; });
+    }
+  }
+
   // ---- uploads ----
 
-  function uploadMessage(status, body) {
+  function uploadMessage(status, body, retryAfter) {
     let parsed = "";
     try { parsed = JSON.parse(body).error || ""; } catch (_) { parsed = ""; }
+    if (parsed && saysWhenToRetry(status, retryAfter)) return `Not uploaded: ${parsed.replace(/\.$/, "")}.`;
     switch (status) {
       case 413: {
         const limit = /limit is (\d+)/.exec(parsed);
+        if (!limit && parsed) return `Not uploaded: ${parsed.replace(/\.$/, "")}.`; // the storage quota
         return `Too large: the server accepts files up to ${limit ? humanSize(Number(limit[1])) : "its size limit"}.`;
       }
       case 415:
@@ -230,14 +499,17 @@
           setUpload(view, "done", "Uploaded (100%). Converting: see My conversions below.", 100);
           refreshSoon();
         } else {
-          setUpload(view, "error", uploadMessage(xhr.status, xhr.responseText));
+          setUpload(view, "error",
+            uploadMessage(xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After")));
           if (xhr.status === 401) expired();
+          else if (xhr.status === 413 || xhr.status === 429) refreshAccount();
         }
         resolve();
       });
       for (const kind of ["error", "abort", "timeout"]) {
         xhr.addEventListener(kind, () => {
           setUpload(view, "error", uploadMessage(0, ""));
+          refreshAccount();
           resolve();
         });
       }
@@ -267,6 +539,7 @@
       expired();
       throw new Error("logged out");
     }
+    if (response.status === 410) refreshSoon(); // expired meanwhile: the list shows it
     if (!response.ok) throw new Error(await errorText(response));
     return response.json();
   }
@@ -295,15 +568,25 @@
     }
   }
 
+  function playerProblem(row, text) {
+    const player = $(".job-player", row.el);
+    const old = $(".player-problem", player);
+    if (old) old.remove();
+    player.prepend(el("p", { class: "job-error player-problem", text }));
+  }
+
   function addPlayer(row) {
     const name = mp3Name(row.job.filename);
     const audio = el("audio", { controls: true, preload: "metadata", "aria-label": `Play ${name}` });
     const button = el("button", { type: "button", class: "download", text: `Download ${name}` });
     audio.addEventListener("error", () => {
-      // An expired signed URL: fetch a fresh one, at most once per expiry.
+      // The server answers 404 alike for a missing file and an expired link; the page knows
+      // when its link expires: then it fetches a fresh one, at most once per expiry.
       if (row.urlExpires && Date.now() / 1000 > row.urlExpires - 30) {
         row.urlExpires = null;
-        loadAudio(row).catch(() => {});
+        loadAudio(row).catch((err) => playerProblem(row, `The playback link expired and a new one could not be fetched: ${err.message}`));
+      } else if (row.urlExpires) {
+        playerProblem(row, "Could not play this MP3: it is no longer available.");
       }
     });
     button.addEventListener("click", () => download(row, button));
@@ -315,7 +598,7 @@
 
   function newRow(job) {
     const name = job.filename || "video";
-    const field = (label, cls) => [el("dt", { text: label }), el("dd", { class: cls })];
+    const field = (label, cls) => [el("dt", { class: `${cls}-label`, text: label }), el("dd", { class: cls })];
     const node = el("li", { class: "job", "data-job-id": job.job_id }, [
       el("div", { class: "job-head" }, [
         el("span", { class: "job-name", text: name }),
@@ -326,38 +609,150 @@
         ...field("Size", "job-size"),
         ...field("Uploaded", "job-created"),
         ...field("MP3 length", "job-duration"),
+        ...field("MP3 kept until", "job-expires"),
       ]),
       el("p", { class: "job-error", hidden: true }),
+      el("p", { class: "job-note", hidden: true }),
       el("div", { class: "job-player" }),
+      el("p", { class: "form-problem job-problem", role: "alert", hidden: true }),
+      el("div", { class: "job-actions" }),
     ]);
-    return { el: node, job, urlExpires: null };
+    const row = { el: node, job, urlExpires: null };
+    showDeleteButton(row, false);
+    return row;
+  }
+
+  // ---- deleting a conversion ----
+
+  function showDeleteButton(row, focus) {
+    const name = row.job.filename || "video";
+    const button = el("button", {
+      type: "button", class: "secondary job-delete", text: "Delete", "aria-label": `Delete ${name}`,
+    });
+    button.addEventListener("click", () => confirmDelete(row));
+    $(".job-actions", row.el).replaceChildren(button);
+    if (focus) button.focus();
+  }
+
+  function confirmDelete(row) {
+    const name = row.job.filename || "video";
+    const status = row.job.status;
+    const question = status === "queued" || status === "converting"
+      ? `Delete ${name}? Its conversion stops and nothing is kept.`
+      : `Delete ${name}${status === "done" ? " and its MP3" : ""}? This cannot be undone.`;
+    const yes = el("button", { type: "button", class: "danger", text: "Yes, delete" });
+    const keep = el("button", { type: "button", class: "secondary", text: "Keep it" });
+    const group = el("div", { class: "job-confirm", role: "group", "aria-label": `Confirm deleting ${name}` }, [
+      el("span", { class: "job-question", text: question }), yes, keep,
+    ]);
+    yes.addEventListener("click", () => deleteJob(row, group));
+    keep.addEventListener("click", () => showDeleteButton(row, true));
+    group.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !yes.disabled) showDeleteButton(row, true);
+    });
+    $(".job-actions", row.el).replaceChildren(group);
+    keep.focus(); // the safe choice is the one under the keyboard
+  }
+
+  async function deleteJob(row, group) {
+    const name = row.job.filename || "video";
+    const id = row.job.job_id;
+    const problem = $(".job-problem", row.el);
+    const hadFocus = row.el.contains(document.activeElement); // a disabled button loses it
+    for (const button of group.querySelectorAll("button")) button.disabled = true;
+    $(".job-question", group).textContent = `Deleting ${name}…`;
+    showProblem(problem, "");
+    try {
+      const response = await api("DELETE", `/jobs/${encodeURIComponent(id)}`);
+      if (response.status === 204 || response.status === 404) {
+        removeRow(id, hadFocus);
+        notify(response.status === 204 ? `Deleted ${name}.` : `${name} was already deleted.`, "ok");
+        refreshAccount();
+        return;
+      }
+      if (response.status === 401) {
+        expired();
+        return;
+      }
+      const text = await errorText(response);
+      showDeleteButton(row, true);
+      showProblem(problem, response.status === 503
+        ? `Could not delete ${name}: the service is unavailable right now. Try again in a moment.`
+        : `Could not delete ${name}: ${text}`);
+    } catch (_) {
+      showDeleteButton(row, true);
+      showProblem(problem, `Could not delete ${name}: the server could not be reached. Try again.`);
+    }
+  }
+
+  function removeRow(id, focusNext) {
+    const row = rows.get(id);
+    gone.add(id);
+    if (!row) return;
+    const audio = $("audio", row.el);
+    if (audio) audio.pause();
+    const next = row.el.nextElementSibling || row.el.previousElementSibling;
+    row.el.remove();
+    rows.delete(id);
+    if (!rows.size) $("#jobs-note").textContent = "No conversions yet. Upload a video to start.";
+    if (focusNext) (next ? $(".job-delete", next) || next : $("#jobs-title")).focus();
+  }
+
+  // A finished MP3 past its expiry is gone (the download answers 410) even before the sweep
+  // marks the job expired.
+  function shownStatus(job) {
+    const past = job.expires_at && Date.parse(job.expires_at) <= Date.now();
+    return job.status === "done" && past ? "expired" : job.status;
   }
 
   function updateRow(row, job) {
     const node = row.el;
-    const percent = job.status === "done" ? 100 : Math.max(0, Math.min(100, Math.round(job.progress || 0)));
-    const label = STATUS_LABELS[job.status] || job.status;
+    const status = shownStatus(job);
+    const finished = status === "failed" || status === "expired";
+    const percent = status === "done" ? 100 : Math.max(0, Math.min(100, Math.round(job.progress || 0)));
+    const label = STATUS_LABELS[status] || status;
     row.job = job;
-    node.dataset.status = job.status;
-    $(".job-status", node).textContent = job.status === "failed" ? label : `${label} · ${percent}%`;
+    node.dataset.status = status;
+    $(".job-status", node).textContent = finished ? label : `${label} · ${percent}%`;
     const bar = $(".job-progress", node);
     bar.value = percent;
-    bar.hidden = job.status === "failed";
+    bar.hidden = finished;
     $(".job-size", node).textContent = humanSize(job.size);
     const created = job.created_at ? new Date(job.created_at) : null;
     $(".job-created", node).replaceChildren(created
       ? el("time", { dateTime: job.created_at, text: created.toLocaleString() })
       : "—");
-    $(".job-duration", node).textContent = job.status === "done" ? humanDuration(job.duration) : "—";
+    const made = status === "done" || status === "expired";
+    $(".job-duration", node).textContent = made ? humanDuration(job.duration) : "—";
+    const keptUntil = made && job.expires_at;
+    $(".job-expires-label", node).textContent = status === "expired" ? "MP3 deleted on" : "MP3 kept until";
+    $(".job-expires", node).replaceChildren(keptUntil ? timeEl(job.expires_at) : "—");
     const reason = $(".job-error", node);
-    reason.hidden = job.status !== "failed";
-    reason.textContent = job.status === "failed" ? `Failed: ${job.error || "the conversion did not succeed."}` : "";
-    if (job.status === "done" && !$("audio", node)) addPlayer(row);
+    reason.hidden = status !== "failed";
+    reason.textContent = status === "failed" ? `Failed: ${job.error || "the conversion did not succeed."}` : "";
+    const note = $(".job-note", node);
+    note.hidden = status !== "expired";
+    note.textContent = status === "expired"
+      ? "This MP3 has expired and was deleted. Upload the video again to convert it once more."
+      : "";
+    const player = $(".job-player", node);
+    if (status === "done" && !$("audio", node)) addPlayer(row);
+    else if (status !== "done" && player.childElementCount) {
+      const audio = $("audio", player);
+      if (audio) audio.pause();
+      player.replaceChildren();
+    }
   }
 
-  function render(jobs) {
+  function render(all) {
     const list = $("#jobs");
     const seen = new Set();
+    const jobs = all.filter((job) => !gone.has(job.job_id));
+    const now = jobs.map((job) => `${job.job_id}:${job.status}:${shownStatus(job)}`).join(" ");
+    if (now !== statuses) {
+      statuses = now;
+      refreshAccount(); // a new, finished, expired or deleted job changes the storage used
+    }
     jobs.forEach((job, index) => {
       seen.add(job.job_id);
       let row = rows.get(job.job_id);
@@ -418,6 +813,13 @@
     $("#login-form").addEventListener("submit", login);
     $("#register").addEventListener("click", register);
     $("#logout").addEventListener("click", () => signOut("You are logged out."));
+    $("#account-toggle").addEventListener("click", toggleAccountPanel);
+    $("#account-close").addEventListener("click", () => {
+      showAccountPanel(false);
+      $("#account-toggle").focus();
+    });
+    $("#account-delete-start").addEventListener("click", startAccountDeletion);
+    $("#resend").addEventListener("click", resendVerification);
     const input = $("#files");
     input.addEventListener("change", () => {
       addFiles(input.files);
@@ -442,6 +844,7 @@
     window.addEventListener("dragover", (event) => event.preventDefault());
     window.addEventListener("drop", (event) => event.preventDefault());
     if (sessionStorage.getItem(TOKEN_KEY)) signedIn();
+    verifyOutcome();
   }
 
   wire();

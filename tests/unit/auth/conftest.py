@@ -8,23 +8,34 @@ import pytest
 
 from auth import create_app
 from auth.config import AuthConfig
+from common.settings import SmtpSettings
+
+PUBLIC_URL = "http://gw.example:8080"
 
 
-def auth_config(mysql_db: dict, **overrides) -> AuthConfig:
-    """AuthConfig for the test database, with a fresh JWT secret."""
+def smtp_settings(host: str, port: int) -> SmtpSettings:
+    """Plain SMTP to ``host:port``."""
+    return SmtpSettings(host=host, port=port, starttls=False, username="", password="",
+                        sender="mp3converter@localhost", timeout=5.0)
+
+
+def auth_config(mysql_db: dict, smtp: SmtpSettings, **overrides) -> AuthConfig:
+    """AuthConfig for the test database and mail server, with a fresh JWT secret."""
     values = dict(
         jwt_secret=secrets.token_urlsafe(32), jwt_ttl_seconds=3600,
         mysql_host=mysql_db["MYSQL_HOST"], mysql_port=int(mysql_db["MYSQL_PORT"]),
         mysql_user=mysql_db["MYSQL_USER"], mysql_password=mysql_db["MYSQL_PASSWORD"],
-        mysql_db=mysql_db["MYSQL_DB"], mysql_connect_timeout=3, log_level="WARNING")
+        mysql_db=mysql_db["MYSQL_DB"], mysql_connect_timeout=3, log_level="WARNING",
+        smtp=smtp, public_url=PUBLIC_URL, verify_ttl_seconds=3600, verify_resend_seconds=60)
     values.update(overrides)
     return AuthConfig(**values)
 
 
 @pytest.fixture
-def make_config(mysql_db):
-    """make_config(**overrides) -> AuthConfig for the test database."""
-    return lambda **overrides: auth_config(mysql_db, **overrides)
+def make_config(mysql_db, mailsink):
+    """make_config(**overrides) -> AuthConfig for the test database and the SMTP sink."""
+    smtp = smtp_settings(mailsink.host, mailsink.port)
+    return lambda **overrides: auth_config(mysql_db, smtp, **overrides)
 
 
 @pytest.fixture
@@ -75,15 +86,15 @@ def email() -> str:
 
 @pytest.fixture
 def users_table(mysql_db):
-    """fetch(email) -> the users row (email, password_hash, is_admin) read straight from MySQL."""
+    """fetch(email) -> the users row (email, password_hash, is_admin, verified), from MySQL."""
     def fetch(address: str):
         conn = MySQLdb.connect(host=mysql_db["MYSQL_HOST"], port=int(mysql_db["MYSQL_PORT"]),
                                user=mysql_db["MYSQL_USER"], passwd=mysql_db["MYSQL_PASSWORD"],
                                db=mysql_db["MYSQL_DB"])
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT email, password_hash, is_admin FROM users WHERE email = %s",
-                            (address,))
+                cur.execute("SELECT email, password_hash, is_admin, verified FROM users"
+                            " WHERE email = %s", (address,))
                 return cur.fetchone()
         finally:
             conn.close()

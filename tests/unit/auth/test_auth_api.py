@@ -25,10 +25,15 @@ def _login(client, email, password=PASSWORD):
 
 
 # -- register ----------------------------------------------------------------------------------
-def test_register_creates_the_account(client, email):
+def test_register_creates_an_unverified_account_and_emails_its_link(client, email, mailsink,
+                                                                   users_table):
     resp = _register(client, email)
     assert resp.status_code == 201
     assert resp.get_json() == {"email": email}
+    assert users_table(email)[3] == 0
+    (mail,) = mailsink.wait_for(1, timeout=10, to=email)
+    assert mail["Subject"] == "Confirm your email address for mp3converter"
+    assert "http://gw.example:8080/verify?token=" in mail.get_content()
 
 
 def test_register_normalises_the_email_to_lower_case(client, email):
@@ -139,6 +144,7 @@ def test_validate_returns_the_claims(client, email, config):
     claims = resp.get_json()
     assert claims["sub"] == email
     assert claims["admin"] is False
+    assert claims["verified"] is False
     assert before <= claims["iat"] <= time.time()
     assert claims["exp"] - claims["iat"] == config.jwt_ttl_seconds
 
@@ -189,6 +195,20 @@ def test_validate_rejects_bad_tokens_with_401(client, config, email, make_header
 def test_healthz_and_readyz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").get_json() == {"status": "ready"}
+
+
+def test_readyz_says_only_not_ready_and_logs_why(make_config, capsys):
+    from auth import create_app
+    from tools.processes import free_port
+
+    config = make_config(mysql_port=free_port(), mysql_connect_timeout=1)
+    client = create_app({"AUTH": config, "TESTING": True}).test_client()
+    resp = client.get("/readyz")
+    assert resp.status_code == 503 and resp.get_json() == {"error": "not ready"}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    [line] = [doc for doc in lines if doc["msg"] == "not ready"]
+    assert line["checks"]["mysql"].startswith("unavailable: ")
 
 
 def test_request_body_limit_is_enforced_with_json(client):

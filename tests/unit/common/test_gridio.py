@@ -11,7 +11,7 @@ import pytest
 
 from common.gridio import FileMissing, GridReader
 from common.settings import MongoSettings
-from common.store import CHUNK_SIZE, Store
+from common.store import CHUNK_SIZE, VIDEOS, Store
 
 BIG = 60 * 1024 * 1024 + 12345  # over the 48 MB a single server reply may carry
 
@@ -24,7 +24,7 @@ def store(mongodb_uri):
 
 
 def write(store, data: bytes, piece: int = 256 * 1024):
-    writer = store.open_upload("videos", "big.bin", {"owner": "a@example.com"})
+    writer = store.open_upload(VIDEOS, "big.bin", {"owner": "a@example.com"})
     for i in range(0, len(data), piece):
         writer.write(data[i:i + piece])
     return writer.close()
@@ -33,7 +33,7 @@ def write(store, data: bytes, piece: int = 256 * 1024):
 def test_a_file_larger_than_one_server_reply_round_trips(store):
     data = os.urandom(BIG)
     fid = write(store, data)
-    reader = store.open_download("videos", fid)
+    reader = store.open_download(VIDEOS, fid)
     digest = hashlib.sha256()
     while chunk := reader.read(1024 * 1024):
         digest.update(chunk)
@@ -45,16 +45,16 @@ def test_a_file_larger_than_one_server_reply_round_trips(store):
     assert reader.read() == data[-5:]
     reader.seek(CHUNK_SIZE - 3)
     assert reader.read(6) == data[CHUNK_SIZE - 3:CHUNK_SIZE + 3]  # across a chunk boundary
-    store.delete_file("videos", fid)
+    store.delete_file(VIDEOS, fid)
     with pytest.raises(FileMissing):
-        store.open_download("videos", fid)
+        store.open_download(VIDEOS, fid)
 
 
 def test_writing_holds_a_few_chunks_in_memory_at_most(store):
     piece = os.urandom(256 * 1024)
     tracemalloc.start()
     try:
-        writer = store.open_upload("videos", "stream.bin", {})
+        writer = store.open_upload(VIDEOS, "stream.bin", {})
         for _ in range(120):  # 30 MiB
             writer.write(piece)
         writer.close()
@@ -68,27 +68,28 @@ def test_writing_holds_a_few_chunks_in_memory_at_most(store):
 def test_files_are_standard_gridfs_both_ways(store):
     data = os.urandom(3 * CHUNK_SIZE + 7)
     fid = write(store, data)
-    bucket = gridfs.GridFSBucket(store.client["videos"])
+    bucket = gridfs.GridFSBucket(store.db, bucket_name=VIDEOS)
     assert bucket.open_download_stream(fid).read() == data
     other = bucket.upload_from_stream("theirs.bin", io.BytesIO(data), chunk_size_bytes=300_000)
-    assert store.open_download("videos", other).read() == data
+    assert store.open_download(VIDEOS, other).read() == data
 
 
 def test_an_aborted_upload_leaves_no_chunks(store, mongodb_uri):
-    writer = store.open_upload("videos", "partial.bin", {})
+    writer = store.open_upload(VIDEOS, "partial.bin", {})
     writer.write(os.urandom(3 * CHUNK_SIZE))
     writer.abort()
     client = pymongo.MongoClient(mongodb_uri)
     try:
-        assert list(client["videos"]["fs.chunks"].find({"files_id": writer.file_id})) == []
-        assert client["videos"]["fs.files"].find_one({"_id": writer.file_id}) is None
+        db = client["gridio_test"]
+        assert list(db["videos.chunks"].find({"files_id": writer.file_id})) == []
+        assert db["videos.files"].find_one({"_id": writer.file_id}) is None
     finally:
         client.close()
 
 
 def test_a_missing_chunk_is_an_error_not_silent_truncation(store):
     fid = write(store, os.urandom(2 * CHUNK_SIZE))
-    claims_more = {**store.find_file("videos", fid), "length": 3 * CHUNK_SIZE}
-    reader = GridReader(store.client["videos"], claims_more)
+    claims_more = {**store.find_file(VIDEOS, fid), "length": 3 * CHUNK_SIZE}
+    reader = GridReader(store.db, VIDEOS, claims_more)
     with pytest.raises(OSError, match="missing chunk 2"):
         reader.read()

@@ -89,3 +89,75 @@ def test_load_or_exit_prints_one_line_and_exits_2(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("auth: configuration error:") and "MP3TEST_SECRET" in err
+
+
+# -- signing keys ------------------------------------------------------------------------------
+def test_env_secret_accepts_32_random_bytes(monkeypatch):
+    from common.settings import env_secret
+
+    monkeypatch.setenv("MP3TEST_KEY", "k" * 31 + "é")  # 33 bytes in UTF-8
+    assert env_secret("MP3TEST_KEY") == "k" * 31 + "é"
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("k" * 31, "too short: 31 bytes, at least 32"),
+    ("change-me", "example value"),
+    ("change-me-too", "example value"),
+])
+def test_env_secret_refuses_short_and_example_values(monkeypatch, value, reason):
+    from common.settings import env_secret
+
+    monkeypatch.setenv("MP3TEST_KEY", value)
+    with pytest.raises(ConfigError, match=reason) as caught:
+        env_secret("MP3TEST_KEY")
+    assert "MP3TEST_KEY" in str(caught.value) and "token_urlsafe(32)" in str(caught.value)
+    assert value not in str(caught.value)
+
+
+def test_env_secret_is_required(monkeypatch):
+    from common.settings import env_secret
+
+    monkeypatch.delenv("MP3TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="MP3TEST_KEY is required"):
+        env_secret("MP3TEST_KEY")
+
+
+def test_every_example_secret_is_refused_even_if_made_long(monkeypatch):
+    from common.settings import EXAMPLE_SECRETS, env_secret
+
+    for value in EXAMPLE_SECRETS:
+        monkeypatch.setenv("MP3TEST_KEY", value)
+        with pytest.raises(ConfigError, match="example value"):
+            env_secret("MP3TEST_KEY", min_bytes=1)
+
+
+def test_smtp_settings_read_their_variables(monkeypatch):
+    from common.settings import SmtpSettings
+
+    for name, value in {"SMTP_HOST": "mail.example", "SMTP_PORT": "2525", "SMTP_STARTTLS": "yes",
+                        "SMTP_USERNAME": "u", "SMTP_PASSWORD": "p", "SMTP_FROM": "me@example",
+                        "SMTP_TIMEOUT_SECONDS": "2.5"}.items():
+        monkeypatch.setenv(name, value)
+    assert SmtpSettings.from_env() == SmtpSettings("mail.example", 2525, True, "u", "p",
+                                                   "me@example", 2.5)
+
+
+def test_the_committed_example_keys_are_refused(monkeypatch):
+    """Someone who copies an example secrets file unchanged gets a service that will not start."""
+    from common.settings import env_secret
+    from tools.processes import ROOT
+
+    found = {}
+    for path in (ROOT / "manifests/overlays/minikube/secrets").glob("*.env.example"):
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name in ("JWT_SECRET", "DOWNLOAD_URL_SECRET"):
+                found[f"{path.name}:{name}"] = value
+    assert {key.split(":")[1] for key in found} == {"JWT_SECRET", "DOWNLOAD_URL_SECRET"}
+    for where, value in found.items():
+        monkeypatch.setenv("MP3TEST_KEY", value)
+        try:
+            env_secret("MP3TEST_KEY")
+        except ConfigError:
+            continue
+        pytest.fail(f"the example value of {where} would be accepted as a signing key")

@@ -1,5 +1,6 @@
 """ConvertHandler against real nx-27017 and RabbitMQ: one MP3 per job, temp files cleaned up."""
 
+import dataclasses
 import json
 import tempfile
 
@@ -9,7 +10,9 @@ from bson import ObjectId
 
 from common import messages
 from common.errors import PermanentError
-from common.store import DONE, FAILED
+from common.jobs import Jobs, Status
+from common.store import MP3S, VIDEOS
+from converter.limits import Limits
 from converter.worker import ConvertHandler
 from tests.conftest import ffprobe_codec
 
@@ -27,13 +30,19 @@ def tmpdir_env(tmp_path, monkeypatch):
     return directory
 
 
-def _queued_job(store, path, filename: str) -> messages.VideoMessage:
+def _queued_job(store, publisher, channel, path, filename: str) -> messages.VideoMessage:
+    """Store the video and record its job as the gateway does; the `video` message it sent."""
     job_id = ObjectId()
     with open(path, "rb") as fh:
-        bucket = gridfs.GridFSBucket(store.client["videos"])
-        fid = bucket.upload_from_stream(filename, fh, metadata={"owner": OWNER})
-    store.create_job(job_id, OWNER, fid, filename, "video/mp4", path.stat().st_size)
-    return messages.VideoMessage(str(job_id), str(fid), OWNER)
+        bucket = gridfs.GridFSBucket(store.db, bucket_name=VIDEOS)
+        fid = bucket.upload_from_stream(filename, fh, metadata={"owner": OWNER,
+                                                                "job_id": str(job_id)})
+    Jobs(store).create(job_id, OWNER, fid, filename, "video/mp4", path.stat().st_size,
+                       publisher)
+    (sent,) = _drain(channel, "video")
+    msg = messages.VideoMessage(**sent)
+    assert msg == messages.VideoMessage(str(job_id), str(fid), OWNER)
+    return msg
 
 
 def _drain(channel, queue: str) -> list[dict]:
@@ -46,17 +55,25 @@ def _drain(channel, queue: str) -> list[dict]:
 
 
 def _mp3_files(store, job_id: str) -> list[dict]:
-    return list(store.client["mp3s"]["fs.files"].find({"metadata.job_id": job_id}))
+    return list(store.files(MP3S).find({"metadata.job_id": job_id}))
+
+
+def _video_stored(store, msg) -> bool:
+    return store.find_file(VIDEOS, msg.video_fid) is not None
+
+
+def _job(store, job_id: str) -> dict:
+    return Jobs(store).get(job_id)
 
 
 def test_good_video_becomes_one_mp3_and_one_result_message(
-        media, store, converter_config, deliver, channel, tmpdir_env, tmp_path):
-    msg = _queued_job(store, media("mp4_aac51"), "Family Trip.final.mp4")
+        media, store, converter_config, publisher, deliver, channel, tmpdir_env, tmp_path):
+    msg = _queued_job(store, publisher, channel, media("mp4_aac51"), "Family Trip.final.mp4")
     handler = ConvertHandler(converter_config, store)
     handler.handle(deliver(messages.encode(msg)))
 
-    job = store.get_job(msg.job_id)
-    assert job["status"] == DONE and job["progress"] == 100 and job["attempts"] == 1
+    job = _job(store, msg.job_id)
+    assert job["status"] == Status.DONE and job["progress"] == 100 and job["attempts"] == 1
     assert abs(job["duration"] - 3.0) <= 0.2
     assert job["error"] is None and job["result_published_at"]
     (mp3,) = _mp3_files(store, msg.job_id)
@@ -64,44 +81,48 @@ def test_good_video_becomes_one_mp3_and_one_result_message(
     assert mp3["filename"] == "Family Trip.final.mp3"
     assert mp3["metadata"]["owner"] == OWNER
     out = tmp_path / "got.mp3"
-    out.write_bytes(gridfs.GridFSBucket(store.client["mp3s"]).open_download_stream(job["mp3_fid"]).read())
+    bucket = gridfs.GridFSBucket(store.db, bucket_name=MP3S)
+    out.write_bytes(bucket.open_download_stream(job["mp3_fid"]).read())
     assert ffprobe_codec(out) == "mp3"
     assert _drain(channel, "mp3") == [{"job_id": msg.job_id, "video_fid": msg.video_fid,
-                                       "username": OWNER, "mp3_fid": str(job["mp3_fid"]),
+                                       "owner": OWNER, "mp3_fid": str(job["mp3_fid"]),
                                        "error": None}]
+    assert not _video_stored(store, msg), "the source video outlived its finished job"
     assert list(tmpdir_env.iterdir()) == []
 
 
 def test_redelivered_message_for_a_done_job_does_nothing(
-        media, store, converter_config, deliver, channel, tmpdir_env):
-    msg = _queued_job(store, media("mkv_mp3"), "clip.mkv")
+        media, store, converter_config, publisher, deliver, channel, tmpdir_env):
+    msg = _queued_job(store, publisher, channel, media("mkv_mp3"), "clip.mkv")
     handler = ConvertHandler(converter_config, store)
     handler.handle(deliver(messages.encode(msg)))
     assert len(_drain(channel, "mp3")) == 1
     handler.handle(deliver(messages.encode(msg), redelivered=True, attempt=2))
     assert _drain(channel, "mp3") == []
     assert len(_mp3_files(store, msg.job_id)) == 1
-    assert store.get_job(msg.job_id)["attempts"] == 1
+    assert _job(store, msg.job_id)["attempts"] == 1
 
 
 def test_done_job_whose_result_never_went_out_is_published_once(
-        media, store, converter_config, deliver, channel, tmpdir_env):
-    msg = _queued_job(store, media("mkv_mp3"), "clip.mkv")
+        media, store, converter_config, publisher, deliver, channel, tmpdir_env):
+    msg = _queued_job(store, publisher, channel, media("mkv_mp3"), "clip.mkv")
     handler = ConvertHandler(converter_config, store)
     handler.handle(deliver(messages.encode(msg)))
     _drain(channel, "mp3")
-    store.update_job(msg.job_id, {"result_published_at": None})  # as after a crash
+    store.jobs.update_one({"_id": ObjectId(msg.job_id)},
+                          {"$set": {"result_published_at": None}})  # as after a crash
     handler.handle(deliver(messages.encode(msg), redelivered=True))
     (result,) = _drain(channel, "mp3")
-    assert result["mp3_fid"] == str(store.get_job(msg.job_id)["mp3_fid"])
+    assert result["mp3_fid"] == str(_job(store, msg.job_id)["mp3_fid"])
+    assert result["error"] is None  # the video is gone by now: still no error
     assert len(_mp3_files(store, msg.job_id)) == 1
 
 
 @pytest.mark.parametrize("kind, reason", [("no_audio", "no audio track"),
-                                          ("text", "cannot read")])
+                                          ("text", "not a media file")])
 def test_unconvertible_video_fails_permanently_and_cleans_up(
-        media, store, converter_config, deliver, channel, tmpdir_env, kind, reason):
-    msg = _queued_job(store, media(kind), "bad.mp4")
+        media, store, converter_config, publisher, deliver, channel, tmpdir_env, kind, reason):
+    msg = _queued_job(store, publisher, channel, media(kind), "bad.mp4")
     handler = ConvertHandler(converter_config, store)
     delivery = deliver(messages.encode(msg))
     with pytest.raises(PermanentError, match=reason):
@@ -109,29 +130,46 @@ def test_unconvertible_video_fails_permanently_and_cleans_up(
     assert list(tmpdir_env.iterdir()) == []
     assert _mp3_files(store, msg.job_id) == []
 
-    handler.on_failure(delivery, f"the video has {reason}")  # what the loop does next
-    job = store.get_job(msg.job_id)
-    assert job["status"] == FAILED and reason in job["error"]
+    # what the loop does next
+    handler.on_failure(delivery, f"the video has {reason}", permanent=True)
+    job = _job(store, msg.job_id)
+    assert job["status"] == Status.FAILED and reason in job["error"]
     (result,) = _drain(channel, "mp3")
     assert result["mp3_fid"] is None and reason in result["error"]
+    assert not _video_stored(store, msg), "the unconvertible video was kept"
 
 
-def test_unknown_job_and_malformed_message_are_permanent(store, converter_config, deliver,
-                                                         channel):
+def test_the_configured_limits_reach_ffmpeg(media, store, converter_config, publisher, deliver,
+                                            channel, tmpdir_env):
+    config = dataclasses.replace(converter_config, limits=Limits(media_seconds=2))
+    msg = _queued_job(store, publisher, channel, media("mov"), "three-seconds.mov")
+    with pytest.raises(PermanentError, match="the video is longer than the 2-second limit"):
+        ConvertHandler(config, store).handle(deliver(messages.encode(msg)))
+    assert list(tmpdir_env.iterdir()) == []
+    assert _mp3_files(store, msg.job_id) == []
+
+
+def test_a_deleted_job_is_skipped_quietly_and_a_malformed_message_is_permanent(
+        media, store, converter_config, publisher, deliver, channel, tmpdir_env):
     handler = ConvertHandler(converter_config, store)
     unknown = messages.VideoMessage(str(ObjectId()), str(ObjectId()), OWNER)
-    with pytest.raises(PermanentError, match="unknown job"):
-        handler.handle(deliver(messages.encode(unknown)))
+    handler.handle(deliver(messages.encode(unknown)))  # acknowledged: nothing to convert
+    deleted = _queued_job(store, publisher, channel, media("mov"), "deleted.mov")
+    assert Jobs(store).delete(deleted.job_id, OWNER)
+    handler.handle(deliver(messages.encode(deleted)))
+    assert _mp3_files(store, deleted.job_id) == [] and _job(store, deleted.job_id) is None
     bad = deliver(b"{oops")
     with pytest.raises(PermanentError, match="not JSON"):
         handler.handle(bad)
-    handler.on_failure(bad, "malformed")  # nothing to record, nothing to announce
+    handler.on_failure(bad, "malformed", permanent=True)  # nothing to record or announce
     assert _drain(channel, "mp3") == []
+    assert list(tmpdir_env.iterdir()) == []
 
 
-def test_missing_upload_is_permanent(media, store, converter_config, deliver, tmpdir_env):
-    msg = _queued_job(store, media("mov"), "gone.mov")
-    gridfs.GridFSBucket(store.client["videos"]).delete(ObjectId(msg.video_fid))
+def test_missing_upload_is_permanent(media, store, converter_config, publisher, deliver,
+                                     channel, tmpdir_env):
+    msg = _queued_job(store, publisher, channel, media("mov"), "gone.mov")
+    gridfs.GridFSBucket(store.db, bucket_name=VIDEOS).delete(ObjectId(msg.video_fid))
     with pytest.raises(PermanentError, match="missing from storage"):
         ConvertHandler(converter_config, store).handle(deliver(messages.encode(msg)))
     assert list(tmpdir_env.iterdir()) == []

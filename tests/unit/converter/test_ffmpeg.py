@@ -43,11 +43,11 @@ def test_probe_video_without_audio(media):
 
 
 def test_probe_rejects_text_and_truncated_files(media, tmp_path):
-    with pytest.raises(PermanentError, match="cannot read"):
+    with pytest.raises(PermanentError, match="not a media file: ffmpeg cannot read this file"):
         ffmpeg.probe(FFMPEG, str(media("text")))
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(media("mov").read_bytes()[:2000])  # the index (moov) is lost
-    with pytest.raises(PermanentError, match="cannot read"):
+    with pytest.raises(PermanentError, match="not a media file: ffmpeg cannot read this file"):
         ffmpeg.probe(FFMPEG, str(truncated))
 
 
@@ -57,7 +57,7 @@ def test_command_copies_mp3_audio_without_reencoding():
     assert cmd[cmd.index("-c:a") + 1] == "copy"
     assert "-ac" not in cmd and "libmp3lame" not in cmd
     assert cmd[cmd.index("-map") + 1] == "0:a:0" and "-vn" in cmd
-    assert cmd[-1] == "out.mp3" and cmd[cmd.index("-i") + 1] == "in.mkv"
+    assert cmd[-1] == "file:out.mp3" and cmd[cmd.index("-i") + 1] == "file:in.mkv"
 
 
 @pytest.mark.parametrize("channels, downmix", [("5.1", True), ("5.1(side)", True),
@@ -122,8 +122,9 @@ def test_corrupt_audio_data_is_permanent(media, tmp_path):
         ffmpeg.check_output(size, duration, info, _audio_length(src))
 
 
-def test_timeout_and_abandon_are_retryable(media, tmp_path):
-    with pytest.raises(RetryableError, match="longer than"):
+def test_running_out_of_time_is_permanent_and_an_interruption_retryable(media, tmp_path):
+    with pytest.raises(PermanentError, match="the conversion took longer than the 0 seconds "
+                                             "allowed"):
         _convert(media("mp4_aac51"), tmp_path / "a.mp3", timeout=0.0)
     stop = threading.Event()
     stop.set()

@@ -2,6 +2,7 @@
 
 import io
 import secrets
+import time
 import uuid
 
 import gridfs
@@ -9,7 +10,7 @@ import pytest
 from werkzeug.http import parse_options_header
 
 from common.settings import MessagingSettings, MongoSettings
-from common.store import Store
+from common.store import MP3S, Store
 from gateway import create_app
 from gateway.config import GatewayConfig
 from gateway.security import sign_download
@@ -24,8 +25,7 @@ def gateway_app(mongodb_uri, rabbitmq_url):
     """The gateway app on the test MongoDB; auth is never called with signed URLs."""
     config = GatewayConfig(
         auth_url="http://127.0.0.1:9", auth_timeout=1.0, max_upload_bytes=1024 * 1024,
-        download_url_secret=SECRET, download_url_ttl=60, stuck_job_seconds=3600,
-        unpublished_job_seconds=120,
+        download_url_secret=SECRET, download_url_ttl=60,
         mongo=MongoSettings(uri=mongodb_uri, db=f"mp3test_{uuid.uuid4().hex[:8]}"),
         messaging=MessagingSettings(rabbitmq_url, 3, 1.0, 5.0), log_level="WARNING")
     app = create_app({"GATEWAY": config, "TESTING": True})
@@ -41,7 +41,7 @@ def store(gateway_app):
 
 
 def _put_mp3(store, filename: str, owner: str = OWNER) -> str:
-    fid = gridfs.GridFSBucket(store.client["mp3s"]).upload_from_stream(
+    fid = gridfs.GridFSBucket(store.db, bucket_name=MP3S).upload_from_stream(
         filename, io.BytesIO(AUDIO),
         metadata={"owner": owner, "job_id": "j", "content_type": "audio/mpeg"})
     return str(fid)
@@ -94,20 +94,31 @@ def test_range_request_returns_the_slice(gateway_app, store):
     assert resp.headers["Content-Range"] == f"bytes 100-199/{len(AUDIO)}"
 
 
-def test_bad_or_foreign_token_is_403(gateway_app, store):
+LINK_NOT_FOUND = {"error": "no such file, or this download link is invalid or has expired"}
+
+
+@pytest.mark.parametrize("make_token", [
+    lambda fid: sign_download(SECRET, fid, "thief@example.com", 60)[0],
+    lambda fid: sign_download(SECRET, fid, OWNER, -5)[0],
+    lambda fid: sign_download("another secret, just as long as the real one", fid, OWNER, 60)[0],
+    lambda fid: "123.abc", lambda fid: "", lambda fid: "²." + "a" * 43,
+    lambda fid: "9" * 5000 + ".abc", lambda fid: f"{int(time.time()) + 60}.é",
+], ids=["foreign owner", "expired", "other secret", "garbage", "empty", "unicode digit",
+        "huge number", "non-ascii signature"])
+def test_a_bad_token_for_an_existing_file_looks_like_an_unknown_file(gateway_app, store,
+                                                                     make_token):
     fid = _put_mp3(store, "mine.mp3")
-    other, _ = sign_download(SECRET, fid, "thief@example.com", 60)
-    expired, _ = sign_download(SECRET, fid, OWNER, -5)
-    for token in (other, expired, "123.abc", ""):
-        resp = _get(gateway_app, fid, token=token)
-        assert resp.status_code == 403, token
-        assert resp.is_json and b"\x00\x01" not in resp.data
+    unknown = _get(gateway_app, "65f0c0ffee0000000000abcd")
+    resp = _get(gateway_app, fid, token=make_token(fid))
+    assert resp.status_code == unknown.status_code == 404
+    assert resp.get_json() == unknown.get_json() == LINK_NOT_FOUND
+    assert resp.headers.get("Content-Length") == unknown.headers.get("Content-Length")
 
 
 @pytest.mark.parametrize("fid", ["65f0c0ffee0000000000abcd", "not-an-id", ""])
 def test_unknown_file_is_404(gateway_app, fid):
     resp = _get(gateway_app, fid)
-    assert resp.status_code == 404 and resp.get_json() == {"error": "no such file"}
+    assert resp.status_code == 404 and resp.get_json() == LINK_NOT_FOUND
 
 
 def test_without_token_or_bearer_is_401(gateway_app, store):

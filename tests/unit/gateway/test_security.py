@@ -50,3 +50,11 @@ def _extend_expiry(token: str) -> str:
 def test_tampered_token_is_rejected(tamper):
     token, _ = sign_download(SECRET, FID, OWNER, 600)
     assert not check_download(SECRET, tamper(token), FID, OWNER)
+
+
+@pytest.mark.parametrize("token", [
+    "²." + "a" * 43, "9" * 5000 + ".abc", f"{int(time.time()) + 60}.é", "٣٣٣٣٣٣٣٣٣٣.abc",
+], ids=["unicode digit", "huge number", "non-ascii signature", "arabic digits"])
+def test_odd_tokens_are_rejected_without_raising(token):
+    assert check_download(SECRET, token, FID, OWNER) is False
+

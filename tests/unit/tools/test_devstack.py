@@ -3,6 +3,8 @@
 import os
 import stat
 
+import pytest
+
 from tools import devstack
 from tools.processes import ROOT
 
@@ -89,3 +91,49 @@ def test_make_run_starts_nx_27017_unless_mongodb_uri_is_given(tmp_path, monkeypa
     monkeypatch.setenv("MONGODB_URI", "mongodb://db.example:27017")
     env, stack = devstack.dev_stack(tmp_path)
     assert "mongodb" not in stack.processes and env["MONGODB_URI"] == "mongodb://db.example:27017"
+
+
+def test_generated_secrets_are_strong_enough_for_the_services(tmp_path, monkeypatch):
+    from common.settings import env_secret
+
+    for name, value in devstack.load_or_create_secrets(tmp_path / "dev.env").items():
+        monkeypatch.setenv(name, value)
+        assert env_secret(name) == value
+
+
+def test_the_dev_user_is_verified_even_when_it_was_made_before_verification(
+        service_env, tmp_path):
+    import MySQLdb
+
+    log = tmp_path / "auth-cli.log"
+    email = f"dev-{os.getpid()}-{tmp_path.name}@example.com".lower()
+    devstack.init_db(service_env, log)
+    assert devstack.create_user(service_env, email, "devpassword", log)
+    assert not devstack.create_user(service_env, email, "devpassword", log)
+    conn = MySQLdb.connect(host=service_env["MYSQL_HOST"], port=int(service_env["MYSQL_PORT"]),
+                           user=service_env["MYSQL_USER"], passwd=service_env["MYSQL_PASSWORD"],
+                           db=service_env["MYSQL_DB"], autocommit=True)
+    try:
+        with conn.cursor() as cur:  # as after init-db added the column to an older table
+            cur.execute("UPDATE users SET verified = FALSE WHERE email = %s", (email,))
+        devstack.verify_user(service_env, email, log)
+        with conn.cursor() as cur:
+            cur.execute("SELECT verified FROM users WHERE email = %s", (email,))
+            assert cur.fetchone() == (1,)
+    finally:
+        conn.close()
+    with pytest.raises(devstack.ProcessFailed, match="no user"):
+        devstack.verify_user(service_env, f"nobody-{email}", log)
+
+
+def test_make_run_sweeps_with_the_operator_command(service_env, tmp_path, capsys):
+    import json
+
+    log = tmp_path / "sweep.log"
+    devstack._sweep(dict(service_env), log)
+    assert capsys.readouterr().out == ""  # no "sweep failed" for the developer to read
+    text = log.read_text()
+    assert text.startswith("--- python -m ops sweep -> 0\n"), text
+    printed = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert any({"republished", "requeued", "expired", "orphan_files"} <= set(doc)
+               for doc in printed), text

@@ -1,0 +1,98 @@
+// One MongoDB user per service (and one for the operator commands, `ops`), each holding one role
+// with only the actions its code performs.
+// Run by mongosh as the root user (Job mongodb-init-users; the compose service of the same name).
+// Safe to run again: existing roles and users are brought back to what is written here, and each
+// user's password is set to the one in its service's Secret.
+//
+// Environment: MONGO_INITDB_ROOT_USERNAME / MONGO_INITDB_ROOT_PASSWORD (to log in),
+// MONGODB_DB (the database holding everything: `jobs`, the GridFS buckets, `rate_limits`), and
+// for each user below MONGODB_<USER>_PASSWORD (the password in that user's MONGODB_URI).
+
+const DB = process.env.MONGODB_DB;
+// the GridFS buckets inside DB (common/store.py: VIDEOS, MP3S), each two collections
+const VIDEOS = [DB, ["videos.files", "videos.chunks"]];
+const MP3S = [DB, ["mp3s.files", "mp3s.chunks"]];
+const JOBS = [DB, ["jobs"]];
+// the gateway's rate-limit counters (gateway/ratelimit_storage.py; it makes their TTL index)
+const RATE_LIMITS = [DB, ["rate_limits"]];
+// uploads being received, counted against their owner's quotas (common/jobs.py: UPLOADS)
+const UPLOADS = [DB, ["uploads"]];
+
+// find also covers counting, distinct and aggregate, and every find-and-modify needs it;
+// inserting may create the collection on first use, hence createCollection beside insert
+const FIND = ["find"];
+const FIND_UPDATE = ["find", "update"];
+const FIND_UPDATE_REMOVE = ["find", "update", "remove"];
+const FIND_REMOVE = ["find", "remove"];
+const INSERT_REMOVE = ["insert", "remove", "createCollection"];
+const FIND_INSERT_REMOVE = ["find", "insert", "remove", "createCollection"];
+const WRITE = ["find", "insert", "update", "remove", "createCollection"];
+
+// user -> [[database, collections], actions]; the user and its role share the name. Only
+// common/jobs.py writes `jobs`; each user gets what the lifecycle steps its code calls do.
+const SERVICES = {
+  // records uploads as jobs and dispatches them, stores videos (removing an interrupted one),
+  // serves MP3s, deletes a job or a whole account with their files, counts usage for quotas
+  gateway: [
+    [JOBS, WRITE],
+    [VIDEOS, FIND_INSERT_REMOVE],
+    [MP3S, FIND_REMOVE],
+    [RATE_LIMITS, [...WRITE, "createIndex"]],
+    [UPLOADS, WRITE],
+  ],
+  // claims, updates and finishes jobs and dispatches the owner's next, reads the video and
+  // removes it once the job is final, stores the MP3 (removing it if the job went meanwhile)
+  converter: [
+    [JOBS, FIND_UPDATE],
+    [VIDEOS, FIND_REMOVE],
+    [MP3S, INSERT_REMOVE],
+  ],
+  // reads the job and records what became of its email
+  notification: [
+    [JOBS, FIND_UPDATE],
+  ],
+  // the operator commands (src/ops; the sweep CronJob): re-publish and re-queue jobs, expire
+  // MP3s, delete orphaned files and the jobs and files of deleted accounts, redrive dead
+  // letters, list usage
+  ops: [
+    [JOBS, FIND_UPDATE_REMOVE],
+    [VIDEOS, FIND_REMOVE],
+    [MP3S, FIND_REMOVE],
+    [UPLOADS, FIND_REMOVE],
+  ],
+};
+
+function privileges(grants) {
+  return grants.flatMap(([[database, collections], actions]) =>
+    collections.map((collection) => ({ resource: { db: database, collection }, actions })));
+}
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`environment variable ${name} is required but not set`);
+  return value;
+}
+
+required("MONGODB_DB");
+const admin = db.getSiblingDB("admin");
+admin.auth(required("MONGO_INITDB_ROOT_USERNAME"), required("MONGO_INITDB_ROOT_PASSWORD"));
+
+for (const [service, grants] of Object.entries(SERVICES)) {
+  const role = { privileges: privileges(grants), roles: [] };
+  if (admin.getRole(service)) {
+    admin.updateRole(service, role);
+  } else {
+    admin.createRole({ role: service, ...role });
+  }
+  const user = {
+    pwd: required(`MONGODB_${service.toUpperCase()}_PASSWORD`),
+    roles: [{ role: service, db: "admin" }],
+  };
+  if (admin.getUser(service)) {
+    admin.updateUser(service, user);
+    print(`updated user ${service} and its role`);
+  } else {
+    admin.createUser({ user: service, ...user });
+    print(`created user ${service} and its role`);
+  }
+}

@@ -1,0 +1,111 @@
+"""Run an untrusted tool: empty environment, its own directory, OS limits, a deadline."""
+
+import collections
+import os
+import queue
+import resource
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+POLL_SECONDS = 0.05  # how often the deadline and the stop event are checked
+STDERR_KEEP_BYTES = 1 << 20  # stderr kept from the start (ffmpeg's report of its input)
+STDERR_TAIL_LINES = 20  # and always its last lines, for the error message
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a run ended."""
+
+    returncode: int  # negative: killed by that signal
+    stderr: str  # the first STDERR_KEEP_BYTES
+    tail: str  # the last STDERR_TAIL_LINES lines of stderr
+    cpu_seconds: float
+    stopped: str | None  # "timeout" or "stop" when this module killed it, else None
+
+
+def rlimit_setter(limits: Mapping[int, int]) -> Callable[[], None]:
+    """A preexec_fn that sets each limit (soft = hard) plus no core dumps, in the child."""
+    items = ((resource.RLIMIT_CORE, 0), *limits.items())
+    setrlimit = resource.setrlimit  # bound now: nothing is looked up after fork
+
+    def apply() -> None:
+        for which, value in items:
+            setrlimit(which, (value, value))
+
+    return apply
+
+
+def run(cmd: list[str], *, cwd: str, limits: Mapping[int, int], timeout: float,
+        on_line: Callable[[str], None] = lambda _line: None,
+        stop: threading.Event | None = None) -> Finished:
+    """Run ``cmd`` with nothing from our environment; ``on_line`` gets each stdout line.
+
+    The child is killed when ``timeout`` seconds pass or ``stop`` is set. ``on_line`` runs in
+    the calling thread; if it raises, the child is killed and the error propagates.
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, env={}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            errors="replace", close_fds=True, preexec_fn=rlimit_setter(limits))
+    lines: queue.Queue = queue.Queue()
+    head: list[str] = []
+    tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
+    readers = [threading.Thread(target=_pump, args=(proc.stdout, lines.put), daemon=True),
+               threading.Thread(target=_keep, args=(proc.stderr, head, tail), daemon=True)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout
+    stopped, status, usage = None, None, None
+    with proc:
+        try:
+            while status is None:
+                try:
+                    on_line(lines.get(timeout=POLL_SECONDS))
+                except queue.Empty:
+                    pass
+                if stopped is None:
+                    if stop is not None and stop.is_set():
+                        stopped = "stop"
+                    elif time.monotonic() > deadline:
+                        stopped = "timeout"
+                    if stopped is not None:
+                        _kill(proc)
+                pid, status_now, usage = os.wait4(proc.pid, os.WNOHANG)
+                status = status_now if pid else None
+        finally:
+            if status is None:  # on_line raised: do not leave the child running
+                _kill(proc)
+                _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        for reader in readers:
+            reader.join(timeout=5)
+        while not lines.empty():
+            on_line(lines.get_nowait())
+    return Finished(proc.returncode, "".join(head), "".join(tail),
+                    usage.ru_utime + usage.ru_stime, stopped)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the child, which only ``run`` reaps: its pid cannot belong to anyone else yet.
+
+    Not ``proc.kill()``: that polls first and may reap the child, after which ``run``'s own
+    ``os.wait4`` would find no child to wait for.
+    """
+    os.kill(proc.pid, signal.SIGKILL)
+
+
+def _pump(stream, put) -> None:
+    for line in stream:
+        put(line)
+
+
+def _keep(stream, head: list[str], tail: collections.deque) -> None:
+    kept = 0
+    for line in stream:
+        if kept < STDERR_KEEP_BYTES:
+            head.append(line)
+            kept += len(line)
+        tail.append(line)

@@ -1,0 +1,41 @@
+"""The operator commands' settings, read once from the environment."""
+
+from dataclasses import dataclass
+
+from common.settings import (
+    LifecycleSettings,
+    MessagingSettings,
+    MongoSettings,
+    env_int,
+    env_str,
+)
+
+
+@dataclass(frozen=True)
+class OpsConfig:
+    """Everything the sweep and the dead-letter tools read from the environment."""
+
+    mongo: MongoSettings
+    messaging: MessagingSettings
+    lifecycle: LifecycleSettings
+    stuck_job_seconds: int
+    unpublished_job_seconds: int
+    orphan_grace_seconds: int
+    auth_url: str
+    auth_timeout: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls) -> "OpsConfig":
+        """Read the variables."""
+        return cls(
+            mongo=MongoSettings.from_env(),
+            messaging=MessagingSettings.from_env(),
+            lifecycle=LifecycleSettings.from_env(),
+            stuck_job_seconds=env_int("STUCK_JOB_SECONDS", 3600, minimum=1),
+            unpublished_job_seconds=env_int("UNPUBLISHED_JOB_SECONDS", 120, minimum=1),
+            orphan_grace_seconds=env_int("ORPHAN_GRACE_SECONDS", 86400, minimum=0),
+            auth_url=env_str("AUTH_URL", "http://127.0.0.1:5000").rstrip("/"),
+            auth_timeout=float(env_int("AUTH_TIMEOUT_SECONDS", 5, minimum=1)),
+            log_level=env_str("LOG_LEVEL", "INFO"),
+        )

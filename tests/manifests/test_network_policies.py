@@ -1,0 +1,145 @@
+"""Each pod reaches only its dependencies and DNS, and is reached only by the pods that need it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.manifests.helpers import DEPLOYABLE, find, pod_labels, pod_templates, selects
+
+pytestmark = pytest.mark.manifests
+
+AUTH, MONGODB, RABBITMQ = ("auth", 5000), ("mongodb", 27017), ("rabbitmq", 5672)
+MYSQL, SMTP = ("mysql", 3306), ("mailpit", 1025)
+# pod (its `app` label) -> the (pod, port) it talks to; DNS comes on top for every pod
+DEPENDENCIES = {
+    "gateway": {AUTH, MONGODB, RABBITMQ},
+    "ops-sweep": {MONGODB, RABBITMQ, AUTH},  # the sweep CronJob; auth lists deleted accounts
+    "auth": {MYSQL, SMTP},  # account verification emails
+    "auth-init-db": {MYSQL},
+    "mongodb-init-users": {MONGODB},
+    "converter": {MONGODB, RABBITMQ},
+    "notification": {MONGODB, RABBITMQ, SMTP, AUTH},  # asks auth whether an address is verified
+    "mysql": set(),
+    "mongodb": set(),
+    "rabbitmq": set(),
+    "mailpit": set(),
+}
+# traffic from outside the namespace: (namespace, pod, port)
+FROM_OUTSIDE = {("ingress-nginx", "gateway", 8080), ("keda", "rabbitmq", 5672)}
+DNS = {("UDP", 53), ("TCP", 53)}
+
+
+def policies(objects: list[dict], direction: str, labels: dict[str, str]) -> list[dict]:
+    """The NetworkPolicies of that direction (Ingress or Egress) that select a pod."""
+    return [p for p in find(objects, "NetworkPolicy")
+            if direction in p["spec"].get("policyTypes", [])
+            and selects(p["spec"]["podSelector"], labels)]
+
+
+def apps_selected(objects: list[dict], selector: dict) -> set[str]:
+    """The `app` of every workload whose pods a podSelector picks (none is an error)."""
+    apps = {pod_labels(owner)["app"] for owner, _ in pod_templates(objects)
+            if selects(selector, pod_labels(owner))}
+    assert apps, f"{selector} selects no pod"
+    return apps
+
+
+def ports_of(rule: dict, where: str) -> set[tuple[str, int]]:
+    """(protocol, port) a rule allows; a rule without ports would allow every port."""
+    assert rule.get("ports"), f"{where}: a rule without ports allows every port"
+    return {(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]}
+
+
+def is_kube_dns(peer: dict) -> bool:
+    return peer.get("namespaceSelector") == {
+        "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}} and peer.get(
+        "podSelector") == {"matchLabels": {"k8s-app": "kube-dns"}}
+
+
+def egress_of(objects: list[dict], app: str, labels: dict[str, str]) -> tuple[set, set]:
+    """((pod, port) in the namespace, (protocol, port) to kube-dns) a pod may reach."""
+    selected = policies(objects, "Egress", labels)
+    assert selected, f"no egress policy selects {app}: it could reach anything"
+    inside, dns = set(), set()
+    for policy in selected:
+        where = f"{policy['metadata']['name']} ({app})"
+        for rule in policy["spec"].get("egress", []):
+            assert rule.get("to"), f"{where}: a rule without `to` allows every destination"
+            ports = ports_of(rule, where)
+            for peer in rule["to"]:
+                assert "ipBlock" not in peer, f"{where}: no addresses outside the cluster"
+                if is_kube_dns(peer):
+                    dns |= ports
+                    continue
+                assert "namespaceSelector" not in peer, f"{where}: {peer} leaves the namespace"
+                assert {proto for proto, _ in ports} == {"TCP"}, where
+                inside |= {(target, port) for target in apps_selected(objects, peer["podSelector"])
+                           for _, port in ports}
+    return inside, dns
+
+
+def ingress_of(objects: list[dict], app: str, labels: dict[str, str]) -> tuple[set, set]:
+    """((pod, port) in the namespace, (namespace, port) outside) that may reach a pod."""
+    selected = policies(objects, "Ingress", labels)
+    assert selected, f"no ingress policy selects {app}: anything could reach it"
+    inside, outside = set(), set()
+    for policy in selected:
+        where = f"{policy['metadata']['name']} ({app})"
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from"), f"{where}: a rule without `from` admits everyone"
+            ports = {port for _, port in ports_of(rule, where)}
+            for peer in rule["from"]:
+                assert "ipBlock" not in peer, where
+                if "namespaceSelector" in peer:
+                    assert "podSelector" not in peer, where
+                    [namespace] = peer["namespaceSelector"]["matchLabels"].values()
+                    outside |= {(namespace, port) for port in ports}
+                else:
+                    inside |= {(source, port) for source in apps_selected(
+                        objects, peer["podSelector"]) for port in ports}
+    return inside, outside
+
+
+def workloads(objects: list[dict]) -> dict[str, dict[str, str]]:
+    """app -> pod labels of every workload."""
+    return {pod_labels(owner)["app"]: pod_labels(owner) for owner, _ in pod_templates(objects)}
+
+
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_every_pod_reaches_only_its_dependencies_and_dns(rendered, overlay):
+    objects = rendered[overlay]
+    pods = workloads(objects)
+    assert set(pods) == set(DEPENDENCIES), "a new pod needs its line in DEPENDENCIES"
+    for app, labels in pods.items():
+        inside, dns = egress_of(objects, app, labels)
+        assert inside == DEPENDENCIES[app], f"{app} may reach {sorted(inside)}"
+        assert dns == DNS, f"{app}: DNS over UDP and TCP 53, nothing else outside"
+
+
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_every_pod_is_reached_only_by_the_pods_that_depend_on_it(rendered, overlay):
+    objects = rendered[overlay]
+    pods = workloads(objects)
+    for app, labels in pods.items():
+        inside, outside = ingress_of(objects, app, labels)
+        wanted = {(client, port) for client, deps in DEPENDENCIES.items()
+                  for target, port in deps if target == app}
+        assert inside == wanted, f"{app} admits {sorted(inside)}, its clients are {wanted}"
+        assert outside == {(ns, port) for ns, target, port in FROM_OUTSIDE if target == app}, app
+
+
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_dependency_ports_are_the_pods_container_ports(rendered, overlay):
+    objects = rendered[overlay]
+    ports = {pod_labels(owner)["app"]: {p["containerPort"] for c in spec["containers"]
+                                        for p in c.get("ports", [])}
+             for owner, spec in pod_templates(objects)}
+    for app, deps in DEPENDENCIES.items():
+        for target, port in deps:
+            assert port in ports[target], f"{app} -> {target}:{port}: {target} listens on {ports}"
+
+
+def test_mail_inbox_port_is_reachable_from_nowhere(rendered):
+    objects = rendered["minikube"]
+    inside, outside = ingress_of(objects, "mailpit", workloads(objects)["mailpit"])
+    assert {port for _, port in inside | outside} == {1025}
