@@ -16,7 +16,8 @@ help: ## list the targets
 bootstrap: ## install and start MariaDB, RabbitMQ, ffmpeg; create the venv
 	bash scripts/bootstrap.sh
 
-venv: bootstrap ## same as bootstrap
+venv: ## create or update .venv only (no servers started)
+	bash scripts/bootstrap.sh venv
 
 run: bootstrap ## start the whole stack (auth :5000, gateway :8080, SMTP sink :1025)
 	$(PYTHON) -m tools.devstack run
@@ -24,7 +25,7 @@ run: bootstrap ## start the whole stack (auth :5000, gateway :8080, SMTP sink :1
 test: bootstrap ## the whole test suite, every marker
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-unit: bootstrap ## unit tests only (tests/unit)
+test-unit: venv ## unit tests (tests/unit): no servers, about a minute
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 lint: bootstrap ## ruff

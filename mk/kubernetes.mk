@@ -10,7 +10,8 @@ K8S_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 images: ## build the four images into minikube (tag: version in pyproject.toml)
 	@for s in $(K8S_SERVICES); do \
 	  echo "building $(IMAGE_PREFIX)$$s:$(IMAGE_TAG)"; \
-	  minikube image build -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) -f src/$$s/Dockerfile . || exit 1; \
+	  minikube image build -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) --build-opt=build-arg=SERVICE=$$s . \
+	    || exit 1; \
 	done
 
 podman-images: ## build the four images with podman on a Debian stand-in base

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts everything `make run` and `make test` need on a Debian machine; safe to re-run.
+# `bootstrap.sh venv`: the packages and .venv only, no servers started (`make test-unit`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,7 @@ install_missing_packages() {
   command -v mysql >/dev/null || missing+=(mariadb-client)
   command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
+  command -v promtool >/dev/null || missing+=(prometheus)  # promtool: the alert rules' tests
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   if [ "${#missing[@]}" -eq 0 ]; then
@@ -91,7 +93,7 @@ create_auth_database() {
 requirements_digest() {
   {
     "$PYTHON" -V
-    cat requirements-dev.txt src/*/requirements.txt
+    cat requirements-dev.txt src/*/requirements.txt pyproject.toml
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -105,12 +107,18 @@ create_venv() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
     return
   fi
-  log "installing Python requirements into $VENV"
+  log "installing Python requirements and the services (src/, editable) into $VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$digest" >"$stamp"
 }
 
 install_missing_packages
+if [ "${1:-}" = venv ]; then
+  create_venv
+  log "ready (venv only)"
+  exit 0
+fi
 start_mariadb
 start_rabbitmq
 create_auth_database

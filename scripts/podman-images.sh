@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the four service images with podman from their real Dockerfiles, on the stand-in base.
+# Build the four service images with podman from the real Dockerfile, on the stand-in base.
 # Usage: scripts/podman-images.sh [SERVICE...]   (default: all four)
 set -euo pipefail
 . "$(dirname "$0")/podman-env.sh"
@@ -16,7 +16,7 @@ cd "$REPO_ROOT"
 for service in ${*:-$SERVICES}; do
     image="$IMAGE_PREFIX$service:$IMAGE_TAG"
     echo "building $image"
-    podman build "${BUILD_ARGS[@]}" -f "src/$service/Dockerfile" -t "$image" . \
+    podman build "${BUILD_ARGS[@]}" --build-arg "SERVICE=$service" -t "$image" . \
         >"$PODMAN_STATE/build-$service.log" 2>&1 \
         || { tail -40 "$PODMAN_STATE/build-$service.log" >&2; echo "build of $image failed" >&2; exit 1; }
 done

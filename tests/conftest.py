@@ -1,6 +1,7 @@
 """Shared fixtures: real MariaDB, RabbitMQ, nx-27017, SMTP sink, test media and the whole stack.
 
-Everything is isolated from `make run`: own database, vhost, ports and directories.
+Everything is isolated from `make run`: the MariaDB server and RabbitMQ node are the test run's
+own (tools/servers.py), on free ports like every other process, with their own directories.
 Helpers for tests live in tools/: `tools.media.ffprobe_duration`, `tools.media.ffprobe_codec`.
 """
 
@@ -25,9 +26,12 @@ import requests
 
 from common import topology
 from tools import devstack, isolation
+from tools.isolation import MariaDB, RabbitMQ
 from tools.mailsink import message_paths, read_messages
 from tools.media import ffprobe_codec, ffprobe_duration, make_media
-from tools.processes import ROOT, Process, Stack, free_port
+from tools.processes import Process, Stack, free_port
+from tools.prometheus import PrometheusApi, prometheus_process
+from tools.servers import MariaDBServer, RabbitMQNode
 
 __all__ = ["ffprobe_codec", "ffprobe_duration"]
 
@@ -40,14 +44,15 @@ def _token() -> str:
     return secrets.token_hex(4)
 
 
-def mysql_database():
-    """A fresh database with its own user (context manager); yields auth's MYSQL_* settings."""
-    return isolation.mysql_database("mp3test")
+def mysql_database(server: MariaDB):
+    """A fresh database with its own user on ``server`` (context manager); yields auth's
+    MYSQL_* settings."""
+    return isolation.mysql_database("mp3test", server)
 
 
-def rabbitmq_vhost():
-    """A fresh RabbitMQ vhost open to guest (context manager); yields its amqp URL."""
-    return isolation.rabbitmq_vhost("mp3test")
+def rabbitmq_vhost(node: RabbitMQ):
+    """A fresh vhost of ``node`` open to guest (context manager); yields its amqp URL."""
+    return isolation.rabbitmq_vhost("mp3test", node)
 
 
 class ServiceDirs:
@@ -137,6 +142,11 @@ class RunningStack:
         """Log file of every process by name."""
         return {name: p.log_path for name, p in self.processes.items()}
 
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Where each service serves its Prometheus metrics (its own free port), by name."""
+        return devstack.metrics_urls(self.services)
+
     def log_tails(self, lines: int = 40) -> str:
         """The last log lines of every process."""
         return "\n".join(
@@ -221,16 +231,45 @@ def service_dirs(request) -> Iterator[ServiceDirs]:
 
 
 @pytest.fixture(scope="session")
-def mysql_db() -> Iterator[dict[str, str]]:
+def mariadb_server(service_dirs) -> Iterator[MariaDBServer]:
+    """The test run's MariaDB server: a free port, its own data directory."""
+    with MariaDBServer(service_dirs.new("mariadb")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node(service_dirs) -> Iterator[RabbitMQNode]:
+    """The test run's RabbitMQ node: free ports, its own data directory, queue metrics at
+    .prometheus_url."""
+    with RabbitMQNode(service_dirs.new("rabbitmq")) as node:
+        yield node
+
+
+@pytest.fixture
+def fresh_mariadb_server(service_dirs) -> Iterator[MariaDBServer]:
+    """A MariaDB server for one test alone, which may stop and start it."""
+    with MariaDBServer(service_dirs.new("mariadb"), name="mariadb-fresh") as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_rabbitmq_node(service_dirs) -> Iterator[RabbitMQNode]:
+    """A RabbitMQ node for one test alone, which may stop and start it."""
+    with RabbitMQNode(service_dirs.new("rabbitmq")) as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def mysql_db(mariadb_server) -> Iterator[dict[str, str]]:
     """A fresh MariaDB database and user; MYSQL_* settings for auth."""
-    with mysql_database() as settings:
+    with mysql_database(mariadb_server) as settings:
         yield settings
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_url() -> Iterator[str]:
+def rabbitmq_url(rabbitmq_node) -> Iterator[str]:
     """amqp URL of a fresh RabbitMQ vhost."""
-    with rabbitmq_vhost() as url:
+    with rabbitmq_vhost(rabbitmq_node) as url:
         yield url
 
 
@@ -262,12 +301,30 @@ def mailsink(service_dirs) -> Iterator[MailSink]:
     process.terminate(10)
 
 
+@pytest.fixture
+def prometheus(service_dirs) -> Iterator[Callable[[dict[str, str]], PrometheusApi]]:
+    """prometheus(targets) starts a real Prometheus (own port and data directory) scraping
+    every second the metrics URLs of ``targets`` (a stack's ``metrics_urls``); stopped after."""
+    started: list[Process] = []
+
+    def start(targets: dict[str, str]) -> PrometheusApi:
+        process = prometheus_process(targets, service_dirs.new("prometheus"))
+        started.append(process)
+        process.start().wait_ready(30)
+        return PrometheusApi(process)
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.terminate(10)
+
+
 @pytest.fixture(scope="session")
 def service_env(mysql_db, rabbitmq_url, mongodb_uri, mailsink) -> dict[str, str]:
     """Environment for every service (README: Configuration); copy it before changing it."""
     env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
     env.update(
-        PYTHONPATH=str(ROOT / "src"),
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="INFO",
         MONGODB_URI=mongodb_uri,
@@ -311,16 +368,18 @@ def stack(service_env, mongodb_server, mailsink, service_dirs) -> Iterator[Runni
 
 @pytest.fixture
 def stack_factory(
-    service_env, mongodb_server, mailsink, service_dirs
+    service_env, mongodb_server, mailsink, service_dirs, rabbitmq_node
 ) -> Iterator[Callable[..., RunningStack]]:
-    """Start a separate stack (own vhost, MongoDB database and ports) with env overrides."""
+    """Start a separate stack (own vhost unless RABBITMQ_URL is given, MongoDB database and
+    ports) with env overrides."""
     started: list[RunningStack] = []
     with contextlib.ExitStack() as cleanup:
 
         def start(services=devstack.SERVICES, **overrides: str) -> RunningStack:
             env = dict(service_env)
+            if "RABBITMQ_URL" not in overrides:
+                env["RABBITMQ_URL"] = cleanup.enter_context(rabbitmq_vhost(rabbitmq_node))
             env.update(
-                RABBITMQ_URL=cleanup.enter_context(rabbitmq_vhost()),
                 MONGODB_DB=f"mp3test_{_token()}",
                 AUTH_URL=f"http://127.0.0.1:{free_port()}",
                 PUBLIC_URL=f"http://127.0.0.1:{free_port()}",
@@ -352,9 +411,9 @@ def media(media_dir) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="module")
-def module_vhost():
+def module_vhost(rabbitmq_node):
     """amqp URL of a RabbitMQ vhost shared by one test module."""
-    with rabbitmq_vhost() as url:
+    with rabbitmq_vhost(rabbitmq_node) as url:
         yield url
 
 

@@ -19,6 +19,7 @@ from tools.processes import (
     ProcessFailed,
     Stack,
     file_check,
+    free_port,
     http_check,
     tcp_check,
 )
@@ -52,14 +53,11 @@ def _raise_interrupt(*_args) -> None:
 
 
 def process_env(env: Mapping[str, str], **overrides: str) -> dict[str, str]:
-    """Environment for one child: the given env, the venv first on PATH, src importable."""
+    """Environment for one child: the given env, the venv first on PATH (the services are
+    installed in it: scripts/bootstrap.sh, `pip install -e .`)."""
     merged = dict(env)
     merged.update(overrides)
     merged["PATH"] = f"{BIN}{os.pathsep}{merged.get('PATH', os.environ.get('PATH', ''))}"
-    paths = [p for p in merged.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if not any(Path(ROOT, p).resolve() == ROOT / "src" for p in paths):
-        paths.insert(0, str(ROOT / "src"))
-    merged["PYTHONPATH"] = os.pathsep.join(paths)
     merged.setdefault("PYTHONUNBUFFERED", "1")
     return merged
 
@@ -125,6 +123,19 @@ def mailsink_process(env: Mapping[str, str], var_dir: Path, echo: bool = False) 
     )
 
 
+def metrics_port(env: Mapping[str, str]) -> str:
+    """A free port for one service's metrics: every service of every local stack has its own
+    (METRICS_PORT=0 in ``env`` turns metrics off)."""
+    return "0" if env.get("METRICS_PORT") == "0" else str(free_port())
+
+
+def metrics_urls(stack: Stack) -> dict[str, str]:
+    """Where each service of the stack serves its Prometheus metrics, by service name."""
+    return {name: f"http://127.0.0.1:{process.env['METRICS_PORT']}/metrics"
+            for name, process in stack.processes.items()
+            if name in SERVICES and process.env.get("METRICS_PORT", "0") != "0"}
+
+
 def web_process(
     name: str,
     url: str,
@@ -144,7 +155,7 @@ def web_process(
     return Process(
         name,
         argv,
-        process_env(env, HOST="127.0.0.1", PORT=str(port)),
+        process_env(env, HOST="127.0.0.1", PORT=str(port), METRICS_PORT=metrics_port(env)),
         var_dir / "log" / f"{name}.log",
         ready=ready,
         port=port,
@@ -162,7 +173,7 @@ def consumer_process(
     process = Process(
         name,
         [sys.executable, "-m", name],
-        process_env(env, HEARTBEAT_FILE=str(heartbeat)),
+        process_env(env, HEARTBEAT_FILE=str(heartbeat), METRICS_PORT=metrics_port(env)),
         var_dir / "log" / f"{name}.log",
         echo=echo,
         stop_timeout=min(grace + 5, 30.0),
@@ -307,7 +318,9 @@ The stack is up. Try it:
   curl -H "Authorization: Bearer $JWT" $GW/jobs          # mp3_fid appears when done
   curl --output x.mp3 -H "Authorization: Bearer $JWT" "$GW/download?fid=$FID"
 
-Mail goes to {mail}/, logs to {logs}/. Ctrl-C stops everything.
+Mail goes to {mail}/, logs to {logs}/. Prometheus metrics:
+{metrics}
+Ctrl-C stops everything.
 """
 
 
@@ -349,6 +362,8 @@ def run(var_dir: Path = ROOT / "var") -> int:
                 password=DEV_USER[1],
                 mail=var_dir / "mail",
                 logs=var_dir / "log",
+                metrics="\n".join(f"  {name:<13} {url}"
+                                   for name, url in metrics_urls(stack).items()) or "  (off)",
             ),
             flush=True,
         )

@@ -3,6 +3,7 @@
 from flask import Flask
 
 from common import log as jsonlog
+from common import metrics
 from common.settings import load_or_exit
 from common.web import register_json_errors
 
@@ -18,6 +19,8 @@ def create_app(test_config=None) -> Flask:
     if "AUTH" not in app.config:
         app.config["AUTH"] = load_or_exit(AuthConfig.from_env, "auth")
     jsonlog.configure("auth", app.config["AUTH"].log_level)
+    metrics.configure("auth")
+    metrics.instrument(app)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     db.init_app(app)
     config = app.config["AUTH"]

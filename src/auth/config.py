@@ -3,7 +3,15 @@
 from dataclasses import dataclass
 
 from auth.passwords import DEFAULT_MAX_CONCURRENT, DEFAULT_QUEUE_SECONDS
-from common.settings import ConfigError, SmtpSettings, env_float, env_int, env_secret, env_str
+from common.settings import (
+    ConfigError,
+    MetricsSettings,
+    SmtpSettings,
+    env_float,
+    env_int,
+    env_secret,
+    env_str,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,7 @@ class AuthConfig:
     verify_resend_seconds: int
     argon2_max_concurrent: int = DEFAULT_MAX_CONCURRENT
     argon2_queue_seconds: float = DEFAULT_QUEUE_SECONDS
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def from_env(cls) -> "AuthConfig":
@@ -46,6 +55,7 @@ class AuthConfig:
             argon2_max_concurrent=env_int("ARGON2_MAX_CONCURRENT", DEFAULT_MAX_CONCURRENT,
                                           minimum=1),
             argon2_queue_seconds=_queue_seconds(),
+            metrics=MetricsSettings.from_env(),
         )
 
 

@@ -7,11 +7,14 @@ most ``ARGON2_MAX_CONCURRENT`` operations run at once in a process; the others w
 ``ARGON2_QUEUE_SECONDS`` for a slot and then fail with PasswordsBusy (answered 503).
 """
 
+import contextlib
 import math
 import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from common import metrics
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so both failures take the same time.
@@ -38,6 +41,7 @@ class Slots:
 
     def __enter__(self) -> "Slots":
         if not self._semaphore.acquire(timeout=self.wait_seconds):
+            metrics.PASSWORD_HASH_REFUSALS.inc()
             raise PasswordsBusy(self.retry_after)
         return self
 
@@ -64,9 +68,17 @@ def slots() -> Slots:
     return _slots
 
 
+@contextlib.contextmanager
+def _measured():
+    """Count the argon2 operation while it runs and record how long it took."""
+    with metrics.PASSWORD_HASHES_IN_PROGRESS.track_inprogress(), \
+            metrics.PASSWORD_HASH_DURATION.time():
+        yield
+
+
 def hash_password(password: str) -> str:
     """An argon2id hash of ``password``; raises PasswordsBusy when no slot frees in time."""
-    with slots():
+    with slots(), _measured():
         return _hasher.hash(password)
 
 
@@ -75,7 +87,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
     Raises PasswordsBusy when no slot frees in time.
     """
-    with slots():
+    with slots(), _measured():
         try:
             return (_hasher.verify(password_hash or _DUMMY_HASH, password)
                     and password_hash is not None)

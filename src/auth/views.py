@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, request
 
 from auth import db, passwords, tokens, verification
 from auth.validation import ValidationFailed, check_credentials
+from common import metrics
 from common.errors import PermanentError
 from common.web import error
 
@@ -36,10 +37,18 @@ def login():
     """HTTP Basic credentials in, a raw JWT (text/plain) out."""
     creds = request.authorization
     if creds is None or creds.type != "basic" or not creds.username or creds.password is None:
+        metrics.LOGINS.labels("bad_credentials").inc()
         return _unauthorized("missing HTTP Basic credentials")
     row = db.find_user(creds.username.strip().lower())
-    if not passwords.verify_password(row[1] if row else None, creds.password):
+    try:
+        matches = passwords.verify_password(row[1] if row else None, creds.password)
+    except passwords.PasswordsBusy:
+        metrics.LOGINS.labels("busy").inc()
+        raise
+    if not matches:
+        metrics.LOGINS.labels("bad_credentials").inc()
         return _unauthorized("invalid email or password")
+    metrics.LOGINS.labels("ok" if row[3] else "unverified").inc()
     config = current_app.config["AUTH"]
     token = tokens.issue(config.jwt_secret, row[0], bool(row[2]), config.jwt_ttl_seconds,
                          verified=bool(row[3]))

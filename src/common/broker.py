@@ -91,11 +91,12 @@ class Publisher:
                 self._open().basic_publish("", queue, body, props, mandatory=True)
                 return
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-                raise RetryableError(f"broker refused message for {queue}: {exc!r}") from exc
+                raise RetryableError(f"broker refused message for {queue}: {exc!r}",
+                                     kind="broker") from exc
             except CONNECTION_ERRORS as exc:
                 last = exc
                 self.close()
-        raise RetryableError(f"broker unreachable: {last!r}") from last
+        raise RetryableError(f"broker unreachable: {last!r}", kind="broker") from last
 
     def ping(self) -> None:
         """Raise RetryableError when the broker cannot be reached."""
@@ -109,7 +110,7 @@ class Publisher:
             except CONNECTION_ERRORS as exc:
                 last = exc
                 self.close()
-        raise RetryableError(f"broker unreachable: {last!r}") from last
+        raise RetryableError(f"broker unreachable: {last!r}", kind="broker") from last
 
     def keep_alive(self) -> None:
         """Let an idle connection send its heartbeat when one is due and read the broker's.
@@ -197,7 +198,7 @@ class PublisherPool:
         """A Publisher that only the calling thread or greenlet may use inside the block."""
         if not self._slots.acquire(timeout=self.WAIT_SECONDS):
             raise RetryableError(f"all {self.size} broker connections stayed busy for "
-                                 f"{self.WAIT_SECONDS} s")
+                                 f"{self.WAIT_SECONDS} s", kind="broker")
         try:
             with self._lock:
                 if self._idle:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pika
 import pika.exceptions
 
-from common import heartbeat, topology
+from common import heartbeat, metrics, topology
 from common import log as jsonlog
 from common.broker import Publisher, PublisherPool, connect
 from common.errors import PermanentError
@@ -36,6 +36,7 @@ class Delivery:
     attempt: int
     publisher: Publisher | PublisherPool
     abandon: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None  # why it is retried or dead-lettered
 
 
 class Handler(abc.ABC):
@@ -52,6 +53,10 @@ class Handler(abc.ABC):
         """Record a final failure (before the message goes to the dead-letter queue):
         ``permanent`` when the message itself is at fault, not an outage that outlasted the
         retries."""
+
+    def on_outcome(self, delivery: Delivery, outcome: str) -> None:  # noqa: B027 - optional
+        """Hear that the message was ``retried`` (a retry is scheduled) or ``dead_lettered``;
+        ``delivery.error`` says why (None: it was redelivered too often)."""
 
 
 def attempt_number(headers: dict) -> int:
@@ -109,10 +114,15 @@ class Consumer:
         log.info("consumer stopped")
         return 0
 
+    def _beat(self) -> None:
+        """The loop still turns: for the liveness probe and the metrics."""
+        heartbeat.touch(self.settings.heartbeat_file)
+        metrics.CONSUMER_HEARTBEAT.set(time.time())
+
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self._stopping.is_set() and time.monotonic() < deadline:
-            heartbeat.touch(self.settings.heartbeat_file)
+            self._beat()
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
     def _consume(self) -> None:
@@ -124,12 +134,14 @@ class Consumer:
             channel.basic_qos(prefetch_count=1)
             tag = channel.basic_consume(self.handler.queue, self._on_message)
             log.info("consuming", extra={"queue": self.handler.queue})
+            metrics.CONSUMER_CONNECTED.set(1)
             while not self._stopping.is_set():
                 connection.process_data_events(time_limit=1)
-                heartbeat.touch(self.settings.heartbeat_file)
+                self._beat()
             channel.basic_cancel(tag)
             self._finish_in_hand(connection)
         finally:
+            metrics.CONSUMER_CONNECTED.set(0)
             if connection.is_open:
                 connection.close()
 
@@ -137,7 +149,7 @@ class Consumer:
         deadline = time.monotonic() + self.settings.grace_seconds
         while not self._idle() and time.monotonic() < deadline:
             connection.process_data_events(time_limit=0.5)
-            heartbeat.touch(self.settings.heartbeat_file)
+            self._beat()
         if self._idle():
             connection.process_data_events(time_limit=0)  # flush the last ack
         else:
@@ -189,10 +201,12 @@ class Consumer:
             return True
         except PermanentError as exc:
             log.warning("permanent failure", extra={"error": str(exc)})
+            delivery.error = exc
             return self._dead_letter(delivery, str(exc), permanent=True)
         except Exception as exc:  # noqa: BLE001 - any other error is worth a retry
             if self._abandon.is_set():
                 return False
+            delivery.error = exc
             if delivery.attempt >= self.messaging.max_attempts:
                 reason = f"gave up after {delivery.attempt} attempts: {exc}"
                 log.error("giving up", extra={"error": str(exc), "attempt": delivery.attempt})
@@ -210,6 +224,7 @@ class Consumer:
             except Exception:  # noqa: BLE001
                 log.exception("could not schedule retry; requeueing")
                 return False
+            self._outcome(delivery, "retried")
             return True
 
     def _dead_letter(self, delivery: Delivery, reason: str, permanent: bool) -> bool:
@@ -222,7 +237,14 @@ class Consumer:
         except Exception:  # noqa: BLE001
             log.exception("could not dead-letter; requeueing")
             return False
+        self._outcome(delivery, "dead_lettered")
         return True
+
+    def _outcome(self, delivery: Delivery, outcome: str) -> None:
+        try:
+            self.handler.on_outcome(delivery, outcome)
+        except Exception:  # noqa: BLE001 - only metrics: the message is settled all the same
+            log.warning("could not record the outcome", exc_info=True)
 
     def _settle(self, channel, delivery_tag: int, ack: bool) -> None:
         connection = self._connection
@@ -247,5 +269,7 @@ def serve(service: str, load_config, make_handler) -> int:
     """Run a consumer service until SIGTERM: settings, JSON logs, MongoDB, the loop."""
     config = load_or_exit(load_config, service)
     jsonlog.configure(service, config.log_level)
+    metrics.configure(service)
+    metrics.serve(config.metrics.port)
     handler = make_handler(config, Store(config.mongo))
     return Consumer(handler, config.messaging, config.consumer).run()

@@ -5,9 +5,12 @@ greenlet, not a thread, and clients that stall or trickle cannot take the slots 
 auth is internal and CPU-bound (argon2), so it keeps threads. WEB_WORKER_CLASS overrides this.
 """
 
+import os
+import shutil
 import sys
+import tempfile
 
-from common.settings import ConfigError, env_int, env_str, load_or_exit
+from common.settings import ConfigError, MetricsSettings, env_int, env_str, load_or_exit
 
 _service = "auth" if any(arg.startswith("auth:") for arg in sys.argv) else "gateway"
 WORKER_CLASSES = {
@@ -53,6 +56,84 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
     },
 }
+
+# Metrics: each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR, which must be set
+# before any worker imports prometheus_client; the master serves them all on METRICS_PORT.
+METRICS_DIR_PREFIX = f"mp3converter-{_service}-metrics-"
+OWNER_FILE = "master.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a restarted container's master has the pid of the one before
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fresh_metrics_dir() -> str:
+    """A new empty directory for this master's worker files; directories left behind by
+    masters that no longer run (a killed container, say) are removed first."""
+    parent = tempfile.gettempdir()
+    for name in os.listdir(parent):
+        stale = os.path.join(parent, name)
+        if not name.startswith(METRICS_DIR_PREFIX) or not os.path.isdir(stale):
+            continue
+        try:
+            with open(os.path.join(stale, OWNER_FILE)) as fh:
+                owner = int(fh.read().strip() or 0)
+        except (OSError, ValueError):
+            owner = 0
+        if not owner or not _pid_alive(owner):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
+    with open(os.path.join(path, OWNER_FILE), "w") as fh:
+        fh.write(str(os.getpid()))
+    return path
+
+
+metrics_settings = load_or_exit(MetricsSettings.from_env, _service)
+metrics_dir = _fresh_metrics_dir() if metrics_settings.port else None
+if metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+
+def when_ready(server):
+    """Serve every worker's metrics from the master (the gateway's queued-jobs gauges too)."""
+    if not metrics_dir:
+        return
+    from common import metrics
+
+    metrics.configure(_service)
+    collectors = []
+    if _service == "gateway":  # queued jobs, asked of MongoDB by a probe process at scrape time
+        probe = metrics.JobsProbe()
+        _probe.append(probe)
+        collectors.append(metrics.QueuedJobsCollector(lambda: probe))
+    metrics.serve_multiprocess(metrics_settings.port, collectors)
+
+
+_probe = []  # the gateway master's JobsProbe, stopped on exit
+
+
+def child_exit(server, worker):
+    """Drop the live gauges (in-progress counts) of a worker that exited."""
+    if metrics_dir:
+        from common import metrics
+
+        metrics.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the workers' metric files."""
+    for probe in _probe:
+        probe.close()
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def post_fork(server, worker):

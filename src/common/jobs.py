@@ -109,6 +109,16 @@ class Jobs:
         usage.bytes += sum(uploads.values())
         return usage
 
+    def queued_summary(self, timeout: float = 2.0) -> tuple[int, float | None]:
+        """How many jobs are queued, and when the oldest of them was created (None: none);
+        raises when MongoDB does not answer within ``timeout`` seconds (for the metrics)."""
+        query = {"status": Status.QUEUED.value}
+        with pymongo.timeout(timeout):
+            count = self._jobs.count_documents(query)
+            oldest = self._jobs.find_one(query, {"created_at": 1},
+                                         sort=[("created_at", pymongo.ASCENDING)])
+        return count, (oldest or {}).get("created_at")
+
     def owners(self) -> list[str]:
         """Everyone who has a job."""
         return sorted(self._jobs.distinct("owner"))

@@ -180,3 +180,18 @@ class ConsumerSettings:
             heartbeat_file=env_str("HEARTBEAT_FILE", f"/tmp/{service}.heartbeat"),
             heartbeat_max_age=env_float("HEARTBEAT_MAX_AGE_SECONDS", 60.0),
         )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where a service serves its Prometheus metrics (never its public port)."""
+
+    port: int = 9100  # 0: no metrics endpoint
+
+    @classmethod
+    def from_env(cls) -> "MetricsSettings":
+        """Read METRICS_PORT."""
+        port = env_int("METRICS_PORT", 9100, minimum=0)
+        if port > 65535:
+            raise ConfigError(f"environment variable METRICS_PORT must be <= 65535, got {port}")
+        return cls(port=port)

@@ -7,6 +7,7 @@ from common.settings import (
     ConsumerSettings,
     LifecycleSettings,
     MessagingSettings,
+    MetricsSettings,
     MongoSettings,
     env_float,
     env_int,
@@ -35,6 +36,7 @@ class ConverterConfig:
     log_level: str
     limits: Limits = DEFAULT_LIMITS
     lifecycle: LifecycleSettings = LifecycleSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def from_env(cls) -> "ConverterConfig":
@@ -55,6 +57,7 @@ class ConverterConfig:
                 mp3_bytes=env_int("MAX_MP3_BYTES", DEFAULT_LIMITS.mp3_bytes, minimum=1 << 20),
             ),
             lifecycle=LifecycleSettings.from_env(),
+            metrics=MetricsSettings.from_env(),
         )
 
 

@@ -77,7 +77,8 @@ def _duration(report: str) -> float | None:
     they are and could start such a line: a report with more than one is refused.
     """
     if len(_DURATION_LINE.findall(report)) != 1:
-        raise PermanentError("the file's tags are malformed: they imitate ffmpeg's own report")
+        raise PermanentError("the file's tags are malformed: they imitate ffmpeg's own report",
+                             kind="not_media")
     match = _DURATION.search(report)
     if match is None:
         return None  # "Duration: N/A"
@@ -109,9 +110,9 @@ def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, quality: int, time
             limits: Limits = DEFAULT_LIMITS) -> float:
     """Make ``dst`` from ``src``; returns the MP3's duration in seconds."""
     if info.duration is not None and info.duration > limits.media_seconds:
-        raise PermanentError(too_long(limits))
+        raise PermanentError(too_long(limits), kind="too_long")
     if info.audio_codec is None:
-        raise PermanentError("the video has no audio track")
+        raise PermanentError("the video has no audio track", kind="no_audio")
     out_seconds = 0.0
 
     def progress(line: str) -> None:
@@ -128,11 +129,13 @@ def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, quality: int, time
     if result.returncode != 0 and "Error opening input" in result.tail:
         raise _not_media(result)
     if result.returncode != 0:
-        raise PermanentError(f"ffmpeg could not convert this file ({_last_line(result.tail)})")
+        raise PermanentError(f"ffmpeg could not convert this file ({_last_line(result.tail)})",
+                             kind="not_media")
     if out_seconds > limits.media_seconds + DURATION_TOLERANCE:
-        raise PermanentError(too_long(limits))
+        raise PermanentError(too_long(limits), kind="too_long")
     if os.path.getsize(dst) >= limits.mp3_bytes:
-        raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit")
+        raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit",
+                             kind="limit")
     return out_seconds
 
 
@@ -157,14 +160,16 @@ def check_output(size: int, duration: float, info: MediaInfo,
                  source_audio: Callable[[], float]) -> None:
     """Reject an empty MP3 or one whose length differs from the source audio's."""
     if size == 0 or duration < MIN_AUDIO_SECONDS:
-        raise PermanentError("the conversion produced no audio (is the file complete?)")
+        raise PermanentError("the conversion produced no audio (is the file complete?)",
+                             kind="no_audio")
     if info.duration is None or abs(duration - info.duration) <= DURATION_TOLERANCE:
         return
     # The container's duration is its longest stream's: measure the audio track itself.
     expected = source_audio()
     if abs(duration - expected) > DURATION_TOLERANCE:
         raise PermanentError(
-            f"the MP3 is {duration:.2f}s long but the source audio is {expected:.2f}s")
+            f"the MP3 is {duration:.2f}s long but the source audio is {expected:.2f}s",
+            kind="not_media")
 
 
 def rlimits(limits: Limits, file_bytes: int) -> dict[int, int]:
@@ -188,27 +193,30 @@ def _raise_if_cut_short(result: sandbox.Finished, limits: Limits, timeout: float
     if result.stopped == "stop":
         raise RetryableError("conversion interrupted")  # shutting down: another converter retries
     if result.stopped == "timeout":
-        raise PermanentError(f"{what} took longer than the {span(timeout)} allowed")
+        raise PermanentError(f"{what} took longer than the {span(timeout)} allowed",
+                             kind="timeout")
     killed_by = -result.returncode
     # At the CPU limit the kernel kills with SIGKILL (soft = hard); the usage it reports then
     # is a little under the limit.
     if killed_by in (signal.SIGXCPU, signal.SIGKILL) and (
             result.cpu_seconds >= limits.cpu_seconds / 2):
         raise PermanentError(f"{what} needed more than the {span(limits.cpu_seconds)} of "
-                             "processor time allowed")
+                             "processor time allowed", kind="limit")
     if killed_by == signal.SIGXFSZ:
-        raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit")
+        raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit",
+                             kind="limit")
     if killed_by == signal.SIGKILL or (result.returncode != 0 and any(
             sign in result.tail for sign in ("Cannot allocate memory", "pthread_create()"))):
         raise PermanentError(f"{what} needed more than the {size(limits.memory_bytes)} of "
-                             "memory allowed")
+                             "memory allowed", kind="limit")
 
 
 def _not_media(result: sandbox.Finished) -> PermanentError:
     """ffmpeg could not open the input, or would not: its format is not on the list."""
     detail = ("its format is not one of the accepted audio and video containers"
               if "not on whitelist" in result.tail else _last_line(result.tail))
-    return PermanentError(f"not a media file: ffmpeg cannot read this file ({detail})")
+    return PermanentError(f"not a media file: ffmpeg cannot read this file ({detail})",
+                          kind="not_media")
 
 
 def _local(path: str) -> str:

@@ -7,9 +7,11 @@ import time
 import uuid
 from pathlib import PurePath
 
-from common import messages, topology
+import pymongo.errors
+
+from common import messages, metrics, topology
 from common.consumer import Delivery, Handler
-from common.errors import PermanentError
+from common.errors import PermanentError, ProcessingError
 from common.gridio import FileMissing
 from common.jobs import Cancelled, Jobs, Status
 from common.log import bound_job
@@ -19,6 +21,16 @@ from converter import ffmpeg
 log = logging.getLogger(__name__)
 COPY_BUFFER = 1024 * 1024
 PROGRESS_INTERVAL = 1.0  # seconds between job progress writes (and checks for cancellation)
+
+
+def reason_class(error: BaseException | None) -> str:
+    """The fixed class of a conversion's failure, for the metrics (never its message)."""
+    if isinstance(error, ProcessingError) and error.kind != "internal":
+        return error.kind
+    if isinstance(error, (pymongo.errors.PyMongoError, FileMissing, OSError)) and not isinstance(
+            error, ProcessingError):
+        return "storage"
+    return "internal"
 
 
 class ConvertHandler(Handler):
@@ -49,22 +61,30 @@ class ConvertHandler(Handler):
             log.info("converting", extra={"attempt": delivery.attempt, "file": job["filename"]})
             started = time.monotonic()
             try:
-                mp3 = self._convert(job, token, delivery)
+                with metrics.JOBS_IN_PROGRESS.track_inprogress():
+                    mp3 = self._convert(job, token, delivery)
             except Cancelled:
                 log.info("the job was deleted while converting; stopped and discarded")
+                metrics.CONVERSIONS.labels("cancelled", "").inc()
                 return
             except Exception:
                 # Deleted before its progress was first recorded: its video went with it, which
                 # is no failure to retry or dead-letter.
                 if self.jobs.get(job["_id"]) is None:
                     log.info("the job was deleted while converting; stopped and discarded")
+                    metrics.CONVERSIONS.labels("cancelled", "").inc()
                     return
                 raise
             if not self.jobs.finish(job, token, mp3["fid"], mp3["size"], mp3["duration"],
                                     delivery.publisher):
                 log.warning("job was deleted or taken over while converting; discarding this MP3")
                 self.store.delete_file(MP3S, mp3["fid"])
+                metrics.CONVERSIONS.labels("cancelled", "").inc()
                 return
+            metrics.CONVERSIONS.labels("done", "").inc()
+            metrics.CONVERSION_DURATION.observe(time.monotonic() - started)
+            metrics.CONVERTED_MEDIA_SECONDS.inc(mp3["duration"])
+            metrics.CONVERSION_MODE.labels(mp3["mode"]).inc()
             log.info("converted", extra={"mp3_fid": str(mp3["fid"]), "seconds": round(
                 time.monotonic() - started, 3), "duration": round(mp3["duration"], 3)})
 
@@ -75,7 +95,12 @@ class ConvertHandler(Handler):
         except PermanentError:
             return
         with bound_job(msg.job_id):
-            self.jobs.fail(msg.job_id, reason, delivery.publisher, permanent=permanent)
+            if self.jobs.fail(msg.job_id, reason, delivery.publisher, permanent=permanent):
+                metrics.CONVERSIONS.labels("failed", reason_class(delivery.error)).inc()
+
+    def on_outcome(self, delivery: Delivery, outcome: str) -> None:
+        """Count a retry scheduled or a message dead-lettered, by the class of its cause."""
+        metrics.CONVERSIONS.labels(outcome, reason_class(delivery.error)).inc()
 
     # -- steps --------------------------------------------------------------------------------
     def _convert(self, job: dict, token: str, delivery: Delivery) -> dict:
@@ -93,13 +118,15 @@ class ConvertHandler(Handler):
                                 lambda: ffmpeg.audio_duration(cfg.ffmpeg, src, cfg.limits))
             self.jobs.progress(job["_id"], token, 99.0)  # still wanted? (raises Cancelled)
             fid = self._store_mp3(job, dst)
-        return {"fid": fid, "size": size, "duration": duration}
+        return {"fid": fid, "size": size, "duration": duration,
+                "mode": "copy" if info.audio_codec == "mp3" else "encode"}
 
     def _fetch_video(self, video_fid, path: str) -> None:
         try:
             source = self.store.open_download(VIDEOS, video_fid)
         except FileMissing:
-            raise PermanentError("the uploaded video is missing from storage") from None
+            raise PermanentError("the uploaded video is missing from storage",
+                                 kind="storage") from None
         with source, open(path, "wb") as out:
             while chunk := source.read(COPY_BUFFER):
                 out.write(chunk)

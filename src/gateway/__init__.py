@@ -5,6 +5,7 @@ import logging
 from flask import Flask
 
 from common import log as jsonlog
+from common import metrics
 from common.errors import RetryableError
 from common.settings import load_or_exit
 from common.web import error, register_json_errors
@@ -35,6 +36,8 @@ def create_app(test_config=None) -> Flask:
     if "GATEWAY" not in app.config:
         app.config["GATEWAY"] = load_or_exit(GatewayConfig.from_env, "gateway")
     jsonlog.configure("gateway", app.config["GATEWAY"].log_level)
+    metrics.configure("gateway")
+    metrics.instrument(app, refusals=True)
     for module in (accounts, upload, jobs, download, health, ui, verify):
         app.register_blueprint(module.bp)
     register_json_errors(app)

@@ -8,6 +8,7 @@ from common.settings import (
     ConfigError,
     LifecycleSettings,
     MessagingSettings,
+    MetricsSettings,
     MongoSettings,
     env_int,
     env_secret,
@@ -71,6 +72,7 @@ class GatewayConfig:
     lifecycle: LifecycleSettings = LifecycleSettings()
     storage_quota_bytes: int = 5 * 1024**3  # videos waiting or converting plus MP3s kept
     max_active_jobs: int = 10  # queued or converting, per user
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def from_env(cls) -> "GatewayConfig":
@@ -90,4 +92,5 @@ class GatewayConfig:
             lifecycle=LifecycleSettings.from_env(),
             storage_quota_bytes=env_int("USER_STORAGE_QUOTA_BYTES", 5 * 1024**3, minimum=1),
             max_active_jobs=env_int("USER_MAX_ACTIVE_JOBS", 10, minimum=1),
+            metrics=MetricsSettings.from_env(),
         )

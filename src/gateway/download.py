@@ -7,6 +7,7 @@ from pathlib import PurePath
 from flask import Blueprint, current_app, g, request
 from werkzeug.wsgi import wrap_file
 
+from common import metrics
 from common.gridio import FileMissing
 from common.jobs import Status
 from common.store import MP3S, now
@@ -67,6 +68,7 @@ def _send(owner: str | None, token: str | None):
     response.set_etag(str(doc["_id"]))
     response.headers["Content-Disposition"] = _disposition(doc.get("filename") or "audio.mp3")
     response.cache_control.private = True
+    metrics.count_body_bytes(metrics.DOWNLOAD_BYTES)
     return response.make_conditional(request, accept_ranges=True, complete_length=reader.length)
 
 

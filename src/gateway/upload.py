@@ -8,6 +8,7 @@ from bson import ObjectId
 from flask import Blueprint, g, request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
+from common import metrics
 from common.log import bound_job
 from common.store import VIDEOS
 from common.units import size as human_size
@@ -100,12 +101,20 @@ def upload():
     # Counted from here on, so that uploads sent in parallel cannot add up past the quotas.
     jobs.reserve(job_id, g.user, expected)
     try:
-        return _accept(cfg, jobs, job_id, boundary, expected)
+        with metrics.UPLOADS_IN_PROGRESS.track_inprogress():
+            return _accept(cfg, jobs, job_id, boundary, expected)
     finally:
         try:
             jobs.release(job_id)  # already done when its job was recorded
         except Exception:  # noqa: BLE001 - no longer counted after UPLOAD_STALE_SECONDS
             log.warning("could not stop counting an upload", exc_info=True)
+
+
+@bp.after_request
+def _count(response):
+    """Every answer to POST /upload, whoever gave it (the view, a login check, a rate limit)."""
+    metrics.UPLOADS.labels("accepted" if response.status_code == 202 else "refused").inc()
+    return response
 
 
 def _accept(cfg, jobs, job_id, boundary: str, expected: int):
@@ -142,6 +151,7 @@ def _accept(cfg, jobs, job_id, boundary: str, expected: int):
             raise
         log.info("video accepted", extra={"user": g.user, "size": stored["size"],
                                           "video_fid": str(stored["fid"])})
+        metrics.UPLOAD_BYTES.inc(stored["size"])
     return {"video_fid": str(stored["fid"]), "job_id": str(job_id)}, 202
 
 
@@ -157,7 +167,7 @@ def _over_quota(quota: int, used: int):
                           f"{human_size(used)} of {human_size(quota)}; delete some conversions "
                           "or wait for their MP3s to expire")
     response.headers["Connection"] = "close"
-    return response
+    return metrics.refused_for(response, metrics.QUOTA)
 
 
 def _too_many_active(limit: int):
@@ -166,7 +176,7 @@ def _too_many_active(limit: int):
     response = error(429, f"you have {limit} {conversions} waiting or converting; try again "
                           "when one finishes")
     response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
-    return response
+    return metrics.refused_for(response, metrics.QUOTA)
 
 
 def _discard(jobs, store, job_id, fid) -> None:
@@ -185,6 +195,9 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
     decoder = MultipartDecoder(boundary, max_form_memory_size=2 * READ_SIZE)
     writer, head, size, filename, content_type, files = None, b"", 0, "", "", 0
     in_file = ended = False
+    # The decoder takes a closing delimiter cut before its last "-" for file data (werkzeug
+    # 3.1): the body's last bytes are held back until the end, so that it gets them at once.
+    hold, held = len(boundary) + 8, b""  # "\r\n--" boundary "--\r\n"
     try:
         while True:
             event = decoder.next_event()
@@ -192,8 +205,16 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
                 if ended:
                     raise UploadRejected(400, "malformed multipart body: it ends too early")
                 chunk = stream.read(READ_SIZE)
-                ended = not chunk
-                decoder.receive_data(chunk or None)
+                if chunk:
+                    held += chunk
+                    if len(held) > hold:
+                        decoder.receive_data(held[:-hold])
+                        held = held[-hold:]
+                    continue
+                ended = True
+                if held:
+                    decoder.receive_data(held)
+                decoder.receive_data(None)
                 continue
             if isinstance(event, Epilogue):
                 break
@@ -217,8 +238,8 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
                     watch(size)
                 if writer is None:
                     head += event.data
-                    if len(head) < sniff.PROBE_BYTES and event.more_data:
-                        continue
+                    if not head or (len(head) < sniff.PROBE_BYTES and event.more_data):
+                        continue  # an empty file is refused as such, not as "not media"
                     writer = _start_file(store, head, job_id, owner, filename, content_type)
                 else:
                     writer.write(event.data)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from common.settings import (
     ConsumerSettings,
     MessagingSettings,
+    MetricsSettings,
     MongoSettings,
     SmtpSettings,
     env_int,
@@ -24,6 +25,7 @@ class NotificationConfig:
     messaging: MessagingSettings
     consumer: ConsumerSettings
     log_level: str
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def from_env(cls) -> "NotificationConfig":
@@ -37,4 +39,5 @@ class NotificationConfig:
             messaging=MessagingSettings.from_env(),
             consumer=ConsumerSettings.from_env("notification", default_grace=60.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            metrics=MetricsSettings.from_env(),
         )

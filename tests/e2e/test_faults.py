@@ -14,6 +14,7 @@ import requests
 from common.jobs import Jobs
 from common.settings import MongoSettings
 from common.store import Store
+from tests.conftest import mysql_database
 from tests.e2e.api import classic_upload, get_job, mp3_files, wait_for_job
 from tools import devstack
 from tools.media import ffmpeg_exe
@@ -34,11 +35,11 @@ def long_audio(tmp_path_factory):
     return path
 
 
-def wait_port(port: int, up: bool, timeout: float = 60) -> None:
+def wait_until(condition, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while port_open("127.0.0.1", port) != up:
-        assert time.monotonic() < deadline, f"port {port} still {'down' if up else 'up'}"
-        time.sleep(0.3)
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
+        time.sleep(0.2)
 
 
 def queue_depth(stack, queue: str) -> int:
@@ -88,9 +89,12 @@ def test_sigterm_mid_job_finishes_it_acks_and_exits_0(stack_factory, mailsink, l
     assert_exactly_one(stack, mailsink, email, [accepted["job_id"]])
 
 
-def test_broker_outage_every_202_ends_done_every_refusal_is_503(stack_factory, mailsink, media):
+def test_broker_outage_every_202_ends_done_every_refusal_is_503(
+        stack_factory, fresh_rabbitmq_node, mailsink, media):
+    # The stack has a RabbitMQ node of its own, which this test stops and starts again.
     # Uploads every 0.2 s pile up while the broker is away: no active-job limit in the way.
-    stack = stack_factory(USER_MAX_ACTIVE_JOBS="1000")
+    broker = fresh_rabbitmq_node
+    stack = stack_factory(RABBITMQ_URL=broker.amqp_url(), USER_MAX_ACTIVE_JOBS="1000")
     email, jwt = stack.user()
     video = media("mkv_mp3")
     results: list[tuple[int, dict]] = []
@@ -101,17 +105,26 @@ def test_broker_outage_every_202_ends_done_every_refusal_is_503(stack_factory, m
             results.append(classic_upload(stack, jwt, video))
             time.sleep(0.2)
 
+    def answered(status: int, since: int = 0) -> bool:
+        return any(code == status for code, _ in results[since:])
+
     uploader = threading.Thread(target=upload_loop)
     uploader.start()
     try:
-        time.sleep(2)
-        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
-        time.sleep(4)
+        wait_until(lambda: answered(202), "an upload accepted before the outage")
+        broker.stop()
+        assert not port_open("127.0.0.1", broker.port)
+        wait_until(lambda: answered(503), "an upload refused during the outage")
+        refused_at = len(results)
+        wait_until(lambda: len(results) >= refused_at + 3, "more uploads during the outage")
+        broker.start()
+        back_at = len(results)
+        wait_until(lambda: answered(202, back_at), "an upload accepted after the outage")
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
-    time.sleep(4)
-    stop.set()
-    uploader.join()
+        stop.set()
+        uploader.join()
+        if not broker.alive:
+            broker.start()
     # A job recorded while the broker was down, whose message could not go out, is queued by
     # the next sweep (the CronJob), as an operator's cluster runs it every few minutes.
     time.sleep(1)
@@ -167,27 +180,32 @@ def test_mongodb_down_gives_503_then_works_again_without_restarts(
     assert wait_for_job(stack, jwt, body["job_id"])["status"] == "done"
 
 
-def test_mysql_down_login_is_503_and_recovers(stack):
-    email, _ = stack.user(password="mysql outage test")
-    subprocess.run(["mysqladmin", "-uroot", "shutdown"], check=True, timeout=60)
-    try:
-        wait_port(3306, up=False)
-        resp = requests.post(f"{stack.gateway_url}/login", auth=(email, "mysql outage test"),
-                             timeout=30)
-        assert resp.status_code == 503 and resp.json()["error"]
-        assert requests.get(f"{stack.auth_url}/readyz", timeout=30).status_code == 503
-    finally:
-        subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background",
-                        "--exec", "/usr/sbin/mariadbd"], check=True, timeout=60)
-        wait_port(3306, up=True)
-    deadline = time.monotonic() + 30
-    while True:
-        resp = requests.post(f"{stack.gateway_url}/login", auth=(email, "mysql outage test"),
-                             timeout=30)
-        if resp.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert resp.status_code == 200
+def test_mysql_down_login_is_503_and_recovers(stack_factory, fresh_mariadb_server):
+    # auth has a MariaDB server of its own, which this test stops and starts again.
+    mariadb = fresh_mariadb_server
+    with mysql_database(mariadb) as settings:
+        stack = stack_factory(**settings)
+        try:
+            email, _ = stack.user(password="mysql outage test")
+            mariadb.stop()
+            try:
+                assert not port_open("127.0.0.1", mariadb.port)
+                resp = requests.post(f"{stack.gateway_url}/login",
+                                     auth=(email, "mysql outage test"), timeout=30)
+                assert resp.status_code == 503 and resp.json()["error"]
+                assert requests.get(f"{stack.auth_url}/readyz", timeout=30).status_code == 503
+            finally:
+                mariadb.start()
+            deadline = time.monotonic() + 30
+            while True:
+                resp = requests.post(f"{stack.gateway_url}/login",
+                                     auth=(email, "mysql outage test"), timeout=30)
+                if resp.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert resp.status_code == 200
+        finally:
+            stack.services.stop()  # before its database goes
 
 
 def test_poison_message_and_corrupt_video_go_to_the_dlq_without_blocking(
@@ -242,7 +260,7 @@ def test_30_concurrent_uploads_with_2_converters_no_losses_no_duplicates(
 
 
 def test_heartbeats_keep_the_connection_through_a_conversion_many_heartbeats_long(
-        stack_factory, mailsink, long_audio):
+        stack_factory, rabbitmq_node, mailsink, long_audio):
     # A 1 s heartbeat: the broker drops a connection that stays silent for ~2 s, far less
     # than this conversion takes, so only a loop that keeps beating while ffmpeg runs survives.
     stack = stack_factory()
@@ -258,7 +276,7 @@ def test_heartbeats_keep_the_connection_through_a_conversion_many_heartbeats_lon
     assert time.monotonic() - started > 4, "the conversion was too short to prove anything"
     assert job["status"] == "done", job
     deadline = time.monotonic() + 30
-    while unsettled(stack, "video"):  # the ack went through on the consuming connection
+    while unsettled(rabbitmq_node, stack, "video"):  # the ack went through on that connection
         assert time.monotonic() < deadline, "the video message was never acked"
         time.sleep(0.5)
     assert "connection lost" not in converter.log_text()
@@ -267,12 +285,11 @@ def test_heartbeats_keep_the_connection_through_a_conversion_many_heartbeats_lon
     assert_exactly_one(stack, mailsink, email, [accepted["job_id"]])
 
 
-def unsettled(stack, queue: str) -> int:
+def unsettled(node, stack, queue: str) -> int:
     """Messages in ``queue`` that are ready or delivered but not yet acknowledged."""
     vhost = stack.env["RABBITMQ_URL"].rsplit("/", 1)[1]
-    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name",
-                          "messages_ready", "messages_unacknowledged"], capture_output=True,
-                         text=True, check=True, timeout=60).stdout
+    out = node.ctl("list_queues", "-p", vhost, "name", "messages_ready",
+                   "messages_unacknowledged")
     for line in out.splitlines():
         name, *counts = line.split()
         if name == queue:

@@ -24,9 +24,9 @@ FAST_SECONDS = 2
 
 
 @pytest.fixture
-def heartbeat_url():
+def heartbeat_url(rabbitmq_node):
     """amqp URL of a fresh vhost with a 1 s heartbeat; the vhost outlives the stack using it."""
-    with rabbitmq_vhost() as url:
+    with rabbitmq_vhost(rabbitmq_node) as url:
         yield f"{url}?heartbeat={HEARTBEAT_SECONDS}"
 
 
@@ -53,7 +53,7 @@ def errors_logged(stack, service: str) -> list[str]:
 
 
 def test_after_idling_past_many_heartbeats_readiness_uploads_and_conversions_go_through_at_once(
-        idle_stack, heartbeat_url, mailsink, media):
+        idle_stack, heartbeat_url, rabbitmq_node, mailsink, media):
     stack = idle_stack
     readyz = f"{stack.gateway_url}/readyz"
     email, jwt = stack.user()
@@ -65,13 +65,13 @@ def test_after_idling_past_many_heartbeats_readiness_uploads_and_conversions_go_
     assert status == 202, first
     assert wait_for_job(stack, jwt, first["job_id"])["status"] == "done"
     mailsink.wait_for(1, to=email)
-    warm = rabbitmq_connections(heartbeat_url)
+    warm = rabbitmq_connections(heartbeat_url, rabbitmq_node)
     assert len(warm) >= 3, warm  # the gateway's, and the converter's and notification's
 
     time.sleep(IDLE_SECONDS)
 
     # The broker dropped none of them for missed heartbeats...
-    assert rabbitmq_connections(heartbeat_url) == warm
+    assert rabbitmq_connections(heartbeat_url, rabbitmq_node) == warm
     # ...so readiness and an upload answer on the first try, at once.
     seconds, ready = timed(lambda: requests.get(readyz, timeout=10))
     assert ready.status_code == 200, ready.text
@@ -84,4 +84,5 @@ def test_after_idling_past_many_heartbeats_readiness_uploads_and_conversions_go_
     mailsink.wait_for(2, to=email)
     for service in ("gateway", "converter", "notification"):
         assert errors_logged(stack, service) == [], service
-    assert rabbitmq_connections(heartbeat_url) == warm  # on the same connections throughout
+    # on the same connections throughout
+    assert rabbitmq_connections(heartbeat_url, rabbitmq_node) == warm

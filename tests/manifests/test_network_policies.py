@@ -25,7 +25,11 @@ DEPENDENCIES = {
     "mailpit": set(),
 }
 # traffic from outside the namespace: (namespace, pod, port)
-FROM_OUTSIDE = {("ingress-nginx", "gateway", 8080), ("keda", "rabbitmq", 5672)}
+FROM_OUTSIDE = {("ingress-nginx", "gateway", 8080), ("keda", "rabbitmq", 5672),
+                # Prometheus scrapes the metrics ports (components/monitoring)
+                ("monitoring", "rabbitmq", 15692),
+                *{("monitoring", app, 9100) for app in ("auth", "gateway", "converter",
+                                                        "notification")}}
 DNS = {("UDP", 53), ("TCP", 53)}
 
 

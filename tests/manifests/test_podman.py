@@ -1,4 +1,4 @@
-"""The real images, built from their Dockerfiles, run the podman overlay end to end.
+"""The real images, built from the Dockerfile (one per SERVICE), run the podman overlay end to end.
 
 podman stands in for a cluster: `podman kube play` runs the overlay's Deployments with their
 ConfigMaps, emptyDirs and security contexts, on the host network, against the host's MariaDB,
@@ -65,7 +65,7 @@ def settings(mysql_db, mongodb_uri, mailsink) -> dict[str, dict[str, str]]:
         db = {"MONGODB_DB": f"mp3podman_{secrets.token_hex(4)}", "RETRY_BASE_SECONDS": "1"}
         smtp = {"SMTP_HOST": mailsink.host, "SMTP_PORT": str(mailsink.port),
                 "PUBLIC_URL": f"http://127.0.0.1:{gateway_port}"}
-        yield {
+        configs = {
             "auth-config": {**{k: v for k, v in mysql_db.items() if k != "MYSQL_PASSWORD"},
                             "HOST": "127.0.0.1", "PORT": str(auth_port), **smtp},
             "auth-secrets": {"JWT_SECRET": secrets.token_urlsafe(32),
@@ -78,6 +78,9 @@ def settings(mysql_db, mongodb_uri, mailsink) -> dict[str, dict[str, str]]:
             "notification-config": {**db, **smtp, "AUTH_URL": f"http://127.0.0.1:{auth_port}"},
             "notification-secrets": backends,
         }
+        for service in ("auth", "gateway", "converter", "notification"):  # one host network
+            configs[f"{service}-config"]["METRICS_PORT"] = str(free_port())
+        yield configs
 
 
 def render_for_host(settings: dict[str, dict[str, str]], path: Path) -> list[dict]:

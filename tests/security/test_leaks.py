@@ -38,10 +38,11 @@ def test_readiness_says_ready_and_nothing_else(stack):
         assert resp.status_code == 200 and resp.json() == {"status": "ready"}, url
 
 
-def test_gateway_not_ready_tells_the_public_nothing_and_the_log_everything(stack_factory):
+def test_gateway_not_ready_tells_the_public_nothing_and_the_log_everything(stack_factory,
+                                                                           rabbitmq_node):
     password = secrets.token_urlsafe(16)
     gateway = stack_factory(services=("gateway",),
-                            RABBITMQ_URL=f"amqp://guest:{password}@127.0.0.1:5672/%2F")
+                            RABBITMQ_URL=rabbitmq_node.amqp_url(password=password))
     resp = requests.get(f"{gateway.gateway_url}/readyz", timeout=60)
     assert resp.status_code == 503 and resp.json() == {"error": "not ready"}
     line = not_ready_line(gateway.processes["gateway"])

@@ -6,12 +6,10 @@ import sys
 import time
 
 from common import heartbeat
-from tools.processes import ROOT
 
 
 def _check(path, max_age="60", *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HEARTBEAT_FILE": str(path),
-           "HEARTBEAT_MAX_AGE_SECONDS": max_age}
+    env = {**os.environ, "HEARTBEAT_FILE": str(path), "HEARTBEAT_MAX_AGE_SECONDS": max_age}
     return subprocess.run([sys.executable, "-m", "common.heartbeat", *args], env=env,
                           capture_output=True, text=True, timeout=30)
 

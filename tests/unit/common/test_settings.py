@@ -11,6 +11,7 @@ from common.settings import (
     env_str,
     load_or_exit,
 )
+from tools.processes import ROOT
 
 
 def test_required_variable_missing_names_it(monkeypatch):
@@ -70,15 +71,23 @@ def test_bad_bool_names_variable(monkeypatch):
         env_bool("MP3TEST_FLAG", False)
 
 
+def _documented_default(name: str) -> str:
+    """The default README's configuration table gives for ``name``."""
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"| `{name}` |"):
+            return line.split("|")[3].strip().strip("`")
+    raise AssertionError(f"{name} is not in README's configuration table")
+
+
 def test_messaging_defaults_match_the_documentation(monkeypatch):
     for name in ("RABBITMQ_URL", "MAX_DELIVERY_ATTEMPTS", "RETRY_BASE_SECONDS",
                  "RETRY_MAX_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     settings = MessagingSettings.from_env()
-    assert settings.rabbitmq_url == "amqp://guest:guest@127.0.0.1:5672/%2F"
-    assert settings.max_attempts == 5
-    assert settings.retry_base_seconds == 5
-    assert settings.retry_max_seconds == 300
+    assert settings.rabbitmq_url == _documented_default("RABBITMQ_URL")
+    assert settings.max_attempts == int(_documented_default("MAX_DELIVERY_ATTEMPTS"))
+    assert settings.retry_base_seconds == float(_documented_default("RETRY_BASE_SECONDS"))
+    assert settings.retry_max_seconds == float(_documented_default("RETRY_MAX_SECONDS"))
 
 
 def test_load_or_exit_prints_one_line_and_exits_2(monkeypatch, capsys):

@@ -1,8 +1,11 @@
-"""common.mail.send against real SMTP servers: delivery, refusals, an unreachable server."""
+"""common.mail.send against real SMTP servers run by the test itself (aiosmtpd): delivery,
+refusals, an unreachable server."""
 
 import smtplib
 import uuid
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -35,14 +38,25 @@ class Refuse:
         return self.reply
 
 
+class Keep:
+    """aiosmtpd handler of a mail server that accepts everything and keeps the envelopes."""
+
+    def __init__(self):
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
 @pytest.fixture
-def refusing_server():
-    """refusing_server(reply) -> SmtpSettings of a real SMTP server refusing every recipient."""
+def smtp_server():
+    """smtp_server(handler) -> SmtpSettings of an SMTP server in this process on a free port."""
     controllers = []
 
-    def start(reply: str) -> SmtpSettings:
+    def start(handler) -> SmtpSettings:
         port = free_port()
-        controller = Controller(Refuse(reply), hostname="127.0.0.1", port=port)
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
         controller.start()
         controllers.append(controller)
         return _settings("127.0.0.1", port)
@@ -52,11 +66,19 @@ def refusing_server():
         controller.stop()
 
 
-def test_send_delivers_to_the_smtp_server(mailsink):
+@pytest.fixture
+def refusing_server(smtp_server):
+    """refusing_server(reply) -> SmtpSettings of an SMTP server refusing every recipient."""
+    return lambda reply: smtp_server(Refuse(reply))
+
+
+def test_send_delivers_to_the_smtp_server(smtp_server):
     to = f"rcpt-{uuid.uuid4().hex[:10]}@example.com"
-    mail.send(_settings(mailsink.host, mailsink.port), _message(to))
-    (got,) = mailsink.wait_for(1, timeout=10, to=to)
-    assert got["X-Envelope-To"] == to and got["Subject"] == "hello"
+    server = Keep()
+    mail.send(smtp_server(server), _message(to))
+    (got,) = server.envelopes  # send() returns once the server accepted the message
+    assert got.rcpt_tos == [to] and got.mail_from == "mp3converter@localhost"
+    assert BytesParser(policy=policy.default).parsebytes(got.original_content)["Subject"] == "hello"
 
 
 def test_send_to_a_closed_port_raises_oserror():

@@ -1,26 +1,15 @@
 """GET /verify answers JSON to programs and sends browsers to the page, whatever happens."""
 
-import secrets
-
 import pytest
-
-from common.settings import MessagingSettings, MongoSettings
-from gateway import create_app
-from gateway.config import GatewayConfig
-from tools.processes import free_port
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 
 
-@pytest.fixture(scope="module")
-def client():
+@pytest.fixture
+def client(client, stand_ins):
     """A gateway whose auth is down: every answer comes from the gateway itself."""
-    config = GatewayConfig(
-        auth_url=f"http://127.0.0.1:{free_port()}", auth_timeout=1.0, max_upload_bytes=1024,
-        download_url_secret=secrets.token_urlsafe(32), download_url_ttl=60,
-        mongo=MongoSettings(uri="mongodb://127.0.0.1:1", db="unused"),
-        messaging=MessagingSettings("amqp://127.0.0.1:1/%2F", 3, 1.0, 5.0), log_level="WARNING")
-    return create_app({"GATEWAY": config, "TESTING": True}).test_client()
+    stand_ins.auth.down = True
+    return client
 
 
 @pytest.mark.parametrize("accept", [None, "*/*", "application/json"])

@@ -10,9 +10,11 @@ import MySQLdb
 import pytest
 
 from auth import create_app, tokens
-from tests.unit.auth.conftest import Runner, auth_config, smtp_settings
+from tests.integration.auth.conftest import Runner, auth_config, smtp_settings
 from tools.isolation import mysql_database
 from tools.processes import free_port
+
+pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery"
 
@@ -187,10 +189,11 @@ CREATE TABLE users (
 """
 
 
-def test_init_db_migrates_an_existing_table_once_and_keeps_its_users(mailsink):
+def test_init_db_migrates_an_existing_table_once_and_keeps_its_users(mailsink,
+                                                                      mariadb_server):
     from auth.passwords import hash_password
 
-    with mysql_database("mp3mig") as settings:
+    with mysql_database("mp3mig", mariadb_server) as settings:
         conn = MySQLdb.connect(host=settings["MYSQL_HOST"], port=int(settings["MYSQL_PORT"]),
                                user=settings["MYSQL_USER"], passwd=settings["MYSQL_PASSWORD"],
                                db=settings["MYSQL_DB"], autocommit=True)

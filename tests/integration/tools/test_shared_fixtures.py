@@ -51,22 +51,3 @@ def test_mongodb_uri_serves_gridfs(mongodb_uri):
         assert fs.get(fid).read() == b"x" * 300_000
     finally:
         client.close()
-
-
-def test_service_env_covers_every_required_setting(service_env, mailsink):
-    for key in (
-        "JWT_SECRET",
-        "DOWNLOAD_URL_SECRET",
-        "MONGODB_URI",
-        "RABBITMQ_URL",
-        "MYSQL_USER",
-        "MYSQL_PASSWORD",
-        "MYSQL_DB",
-        "AUTH_URL",
-        "PUBLIC_URL",
-    ):
-        assert service_env[key], key
-    assert service_env["SMTP_PORT"] == str(mailsink.port)
-    assert service_env["PYTHONPATH"].endswith("src")
-    assert service_env["AUTH_URL"] != service_env["PUBLIC_URL"]
-    assert ":5000" not in service_env["AUTH_URL"] and ":8080" not in service_env["PUBLIC_URL"]

@@ -18,6 +18,8 @@ from tools.processes import (
     tcp_check,
 )
 
+pytestmark = pytest.mark.integration
+
 
 def _python(code: str) -> list[str]:
     return [sys.executable, "-c", code]

@@ -11,6 +11,8 @@ from auth import create_app
 from tools.devstack import BIN, process_env
 from tools.processes import ROOT, free_port
 
+pytestmark = pytest.mark.integration
+
 
 def _login(client, email, password):
     raw = b64encode(f"{email}:{password}".encode()).decode()

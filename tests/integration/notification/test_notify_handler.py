@@ -19,6 +19,8 @@ from notification.worker import SKIPPED_UNVERIFIED, NotifyHandler
 from tests.conftest import _start_services
 from tools.processes import free_port
 
+pytestmark = pytest.mark.integration
+
 PASSWORD = "notify me please"
 MP3_FID = "65f0c0ffee0000000000abcd"
 

@@ -13,6 +13,8 @@ from common.store import MP3S, VIDEOS
 from converter import worker
 from converter.worker import ConvertHandler
 
+pytestmark = pytest.mark.integration
+
 OWNER = "viewer@example.com"
 
 

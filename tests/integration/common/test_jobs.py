@@ -15,6 +15,8 @@ from common.jobs import UPLOAD_STALE_SECONDS, UPLOADS, Cancelled, Jobs, Status
 from common.settings import LifecycleSettings, MongoSettings
 from common.store import MP3S, VIDEOS, Store
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def store(mongodb_uri):

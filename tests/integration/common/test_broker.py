@@ -8,6 +8,8 @@ from common.broker import Publisher
 from common.errors import RetryableError
 from tools.processes import free_port
 
+pytestmark = pytest.mark.integration
+
 
 def test_published_message_is_persistent_json_with_headers(vhost):
     publisher = Publisher(vhost, max_attempts=3)

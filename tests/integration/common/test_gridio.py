@@ -13,6 +13,8 @@ from common.gridio import FileMissing, GridReader
 from common.settings import MongoSettings
 from common.store import CHUNK_SIZE, VIDEOS, Store
 
+pytestmark = pytest.mark.integration
+
 BIG = 60 * 1024 * 1024 + 12345  # over the 48 MB a single server reply may carry
 
 

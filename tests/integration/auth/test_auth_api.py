@@ -8,6 +8,8 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 
+pytestmark = pytest.mark.integration
+
 PASSWORD = "correct horse battery"
 
 

@@ -6,7 +6,7 @@ from tests.conftest import rabbitmq_vhost
 
 
 @pytest.fixture
-def fresh_vhost():
+def fresh_vhost(rabbitmq_node):
     """amqp URL of a RabbitMQ vhost created for this test and deleted after it."""
-    with rabbitmq_vhost() as url:
+    with rabbitmq_vhost(rabbitmq_node) as url:
         yield url

@@ -16,6 +16,8 @@ from converter.limits import Limits
 from converter.worker import ConvertHandler
 from tests.conftest import ffprobe_codec
 
+pytestmark = pytest.mark.integration
+
 OWNER = "viewer@example.com"
 
 

@@ -15,6 +15,8 @@ from gateway import create_app
 from gateway.config import GatewayConfig
 from gateway.security import sign_download
 
+pytestmark = pytest.mark.integration
+
 SECRET = secrets.token_urlsafe(32)
 OWNER = "listener@example.com"
 AUDIO = bytes(range(256)) * 40  # stands in for MP3 bytes: download does not look inside

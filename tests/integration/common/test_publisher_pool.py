@@ -1,7 +1,6 @@
 """The publisher pool: a bounded number of broker connections shared by threads or greenlets."""
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -11,8 +10,9 @@ import pika
 import pytest
 
 from common.broker import PublisherPool
-from tools.isolation import rabbitmq_connections, rabbitmqctl
-from tools.processes import ROOT
+from tools.isolation import rabbitmq_connections
+
+pytestmark = pytest.mark.integration
 
 
 def drain(url: str, queue: str = "video") -> list[bytes]:
@@ -63,35 +63,36 @@ def test_a_lent_publisher_serves_its_borrower_only(fresh_vhost):
     assert drain(fresh_vhost) == [b"mine"]
 
 
-def test_idle_connections_are_kept_alive_past_many_heartbeats(fresh_vhost):
+def test_idle_connections_are_kept_alive_past_many_heartbeats(fresh_vhost, rabbitmq_node):
     url = f"{fresh_vhost}?heartbeat=1"  # the broker drops a silent client after ~2 s
     pool = PublisherPool(url, max_attempts=3, size=2)
     try:
         with pool.lend() as first, pool.lend() as second:  # two connections, both idle after
             first.publish("video", b"before")
             second.ping()
-        opened = rabbitmq_connections(fresh_vhost)
+        opened = rabbitmq_connections(fresh_vhost, rabbitmq_node)
         time.sleep(5)
-        assert rabbitmq_connections(fresh_vhost) == opened  # the broker dropped none
+        assert rabbitmq_connections(fresh_vhost, rabbitmq_node) == opened  # the broker dropped none
         started = time.monotonic()
         pool.ping()
         pool.publish("video", b"after")
         assert time.monotonic() - started < 1
-        assert rabbitmq_connections(fresh_vhost) == opened  # on the same connections
+        assert rabbitmq_connections(fresh_vhost, rabbitmq_node) == opened  # on the same connections
     finally:
         pool.close()
     assert len(opened) == 2 and pool.opened == 2
     assert drain(fresh_vhost) == [b"before", b"after"]
 
 
-def test_a_connection_the_broker_closed_is_reopened_on_ping_and_publish(fresh_vhost):
+def test_a_connection_the_broker_closed_is_reopened_on_ping_and_publish(fresh_vhost,
+                                                                        rabbitmq_node):
     pool = PublisherPool(fresh_vhost, max_attempts=3, size=1)
     seen = []
 
     def close_every_connection() -> None:
-        seen.extend(rabbitmq_connections(fresh_vhost))
+        seen.extend(rabbitmq_connections(fresh_vhost, rabbitmq_node))
         vhost = fresh_vhost.rsplit("/", 1)[1]
-        rabbitmqctl("close_all_connections", "--vhost", vhost, "closed by the test")
+        rabbitmq_node.ctl("close_all_connections", "--vhost", vhost, "closed by the test")
         time.sleep(1)
 
     try:
@@ -100,7 +101,7 @@ def test_a_connection_the_broker_closed_is_reopened_on_ping_and_publish(fresh_vh
         pool.ping()  # readiness: answers, on a new connection
         close_every_connection()
         pool.publish("video", b"after")  # an upload: goes through, on a new connection
-        seen.extend(rabbitmq_connections(fresh_vhost))
+        seen.extend(rabbitmq_connections(fresh_vhost, rabbitmq_node))
     finally:
         pool.close()
     assert pool.opened == 1 and len(set(seen)) == len(seen) == 3  # one Publisher, reopening
@@ -130,8 +131,7 @@ print(json.dumps({"opened": pool.opened, "thread_local_per_greenlet": seen == {T
 
 
 def test_under_gevent_greenlets_share_at_most_size_connections(fresh_vhost):
-    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
-    done = subprocess.run([sys.executable, "-c", GREENLETS, fresh_vhost], env=env,
+    done = subprocess.run([sys.executable, "-c", GREENLETS, fresh_vhost],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])

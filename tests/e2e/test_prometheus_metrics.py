@@ -1,0 +1,93 @@
+"""What an operator sees in a real Prometheus scraping every service of a running stack."""
+
+import pytest
+import requests
+
+from tests.e2e.api import classic_upload, wait_for_job
+
+pytestmark = pytest.mark.e2e
+
+SERVICES = ("auth", "gateway", "converter", "notification")
+CORRUPT = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 200  # passes the upload's sniff
+
+
+def test_prometheus_sees_conversions_uploads_requests_emails_and_logins(
+        stack_factory, prometheus, mailsink, media, tmp_path):
+    stack = stack_factory()
+    assert set(stack.metrics_urls) == set(SERVICES)
+    ports = {url.split(":")[2].split("/")[0] for url in stack.metrics_urls.values()}
+    assert len(ports) == 4, stack.metrics_urls  # each service its own, none the public port
+    assert not ports & {stack.gateway_url.rsplit(":", 1)[1], stack.auth_url.rsplit(":", 1)[1]}
+    prom = prometheus(stack.metrics_urls)
+    prom.wait_for('sum(up{job="mp3converter"})', lambda v: v == 4)
+
+    email, jwt = stack.user()
+    no_token = requests.get(f"{stack.gateway_url}/jobs", timeout=10)
+    assert no_token.status_code == 401
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(CORRUPT)
+    files = {"good": media("mov"), "silent": media("no_audio"), "corrupt": corrupt}
+    job_ids = {}
+    for name, path in files.items():
+        status, accepted = classic_upload(stack, jwt, path)
+        assert status == 202, (name, accepted)
+        job_ids[name] = accepted["job_id"]
+    jobs = {name: wait_for_job(stack, jwt, job_id, timeout=90) for name, job_id in job_ids.items()}
+    assert [jobs[n]["status"] for n in files] == ["done", "failed", "failed"], jobs
+    mp3 = requests.get(f"{stack.gateway_url}/download", params={"fid": jobs["good"]["mp3_fid"]},
+                       headers={"Authorization": f"Bearer {jwt}"}, timeout=30)
+    assert mp3.status_code == 200 and mp3.content
+    mailsink.wait_for(3, to=email, timeout=60)
+
+    def conversions(outcome, reason=None):
+        labels = f'outcome="{outcome}"' + (f',reason="{reason}"' if reason is not None else "")
+        return f"sum(mp3converter_conversions_total{{{labels}}})"
+
+    prom.wait_for(conversions("done"), lambda v: v == 1)
+    prom.wait_for(conversions("failed", "no_audio"), lambda v: v == 1)
+    prom.wait_for(conversions("failed", "not_media"), lambda v: v >= 1)
+    prom.wait_for(conversions("failed"), lambda v: v == 2)  # no other reason classes
+    prom.wait_for('mp3converter_conversion_duration_seconds_count{service="converter"}',
+                  lambda v: v == 1)
+    prom.wait_for('mp3converter_converted_media_seconds_total{service="converter"}',
+                  lambda v: abs(v - jobs["good"]["duration"]) < 0.5)
+    prom.wait_for('mp3converter_conversion_mode_total{mode="encode"}', lambda v: v == 1)
+    uploaded = sum(path.stat().st_size for path in files.values())
+    prom.wait_for('mp3converter_upload_bytes_total{service="gateway"}',
+                  lambda v: v == uploaded)
+    prom.wait_for('mp3converter_download_bytes_total{service="gateway"}',
+                  lambda v: v == len(mp3.content))
+    prom.wait_for('sum(mp3converter_uploads_total{outcome="accepted"})', lambda v: v == 3)
+    prom.wait_for('sum(mp3converter_http_requests_total{service="gateway",route="/upload",'
+                  'method="POST",status="202"})', lambda v: v == 3)
+    prom.wait_for('sum(mp3converter_http_requests_total{service="gateway",route="/jobs",'
+                  'method="GET",status="401"})', lambda v: v >= 1)
+    prom.wait_for('sum(mp3converter_http_requests_total{service="gateway",'
+                  'route="/jobs/<job_id>",status="200"})', lambda v: v >= 3)
+    prom.wait_for('sum(mp3converter_refusals_total{service="gateway",reason="unauthorized"})',
+                  lambda v: v >= 1)
+    prom.wait_for('sum(mp3converter_http_request_duration_seconds_count{service="auth",'
+                  'route="/validate"})', lambda v: v >= 3)
+    prom.wait_for('sum(mp3converter_logins_total{service="auth",outcome="ok"})',
+                  lambda v: v >= 1)
+    prom.wait_for('sum(mp3converter_password_hash_duration_seconds_count{service="auth"})',
+                  lambda v: v >= 2)  # the registration's hash and the login's check
+    prom.wait_for('sum(mp3converter_emails_total{service="notification",outcome="sent"})',
+                  lambda v: v == 3)
+    prom.wait_for('mp3converter_emails_total{kind="failed",outcome="sent"}', lambda v: v == 2)
+    prom.wait_for('mp3converter_smtp_duration_seconds_count{service="notification"}',
+                  lambda v: v == 3)
+    prom.wait_for('mp3converter_jobs_queued{service="gateway"}', lambda v: v == 0)
+    prom.wait_for('mp3converter_oldest_queued_job_age_seconds{service="gateway"}',
+                  lambda v: v == 0)
+    prom.wait_for('sum(mp3converter_uploads_in_progress)', lambda v: v == 0)
+    prom.wait_for('sum(mp3converter_consumer_connected)', lambda v: v == 2)
+    prom.wait_for('min(time() - mp3converter_consumer_last_heartbeat_timestamp_seconds)',
+                  lambda v: v < 30)
+
+    series = prom.query('{__name__=~"mp3converter_.+"}')
+    assert {s["metric"]["service"] for s in series} == set(SERVICES)
+    secrets = [email, *job_ids.values(), jobs["good"]["mp3_fid"], "broken.mp4", "silent.mp4"]
+    leaks = [s["metric"] for s in series
+             if any(secret in value for value in s["metric"].values() for secret in secrets)]
+    assert not leaks, leaks

@@ -1,0 +1,149 @@
+"""The streaming multipart parser of POST /upload (gateway.upload._receive), fed crafted bodies
+in crafted pieces: the one file goes to the store, whatever the framing around it."""
+
+import io
+
+import pytest
+from bson import ObjectId
+
+from gateway import upload
+from tests.unit.gateway.conftest import StoreStandIn
+
+BOUNDARY = b"b0undary-Xy3"
+
+
+class Pieces(io.RawIOBase):
+    """A request stream that returns at most the next of ``sizes`` bytes per read, the way a
+    slow client's body arrives (then the rest in one read)."""
+
+    def __init__(self, body: bytes, sizes):
+        self.body, self.sizes, self.at = body, list(sizes), 0
+
+    def read(self, n=-1):
+        size = self.sizes.pop(0) if self.sizes else len(self.body)
+        chunk = self.body[self.at: self.at + min(n, size)]
+        self.at += len(chunk)
+        return chunk
+
+
+def part(name: str, content: bytes, filename: str | None = None,
+         content_type: str = "video/mp4") -> bytes:
+    disposition = f'form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    return (b"--" + BOUNDARY + b"\r\nContent-Disposition: " + disposition.encode("utf-8")
+            + b"\r\nContent-Type: " + content_type.encode() + b"\r\n\r\n" + content + b"\r\n")
+
+
+def body(*parts: bytes, end: bool = True) -> bytes:
+    return b"".join(parts) + (b"--" + BOUNDARY + b"--\r\n" if end else b"")
+
+
+@pytest.fixture(scope="module")
+def video(media) -> bytes:
+    """A real MP4 (the parser checks the first bytes before storing anything)."""
+    return media("mp4_aac51").read_bytes()
+
+
+def receive(data: bytes, sizes=(), limit: int = 10 * 1024 * 1024, watch=None):
+    store = StoreStandIn()
+    try:
+        stored = upload._receive(Pieces(data, sizes), BOUNDARY, store, ObjectId(),
+                                 "user@example.com", limit, watch)
+    except upload.UploadRejected:
+        assert all(w.aborted for w in store.uploads), "a refused upload was left behind"
+        raise
+    return stored, store
+
+
+def test_one_file_is_stored_whole_with_its_name_and_type(video):
+    stored, store = receive(body(part("file", video, "party.mp4")))
+    (writer,) = store.uploads
+    assert bytes(writer.data) == video and writer.closed and not writer.aborted
+    assert stored == {"fid": writer.file_id, "filename": "party.mp4",
+                      "content_type": "video/mp4", "size": len(video)}
+    assert writer.metadata["owner"] == "user@example.com"
+
+
+@pytest.mark.parametrize("sizes", [
+    [1] * 200,  # a byte at a time through the headers, the boundary and into the file
+    [len(b"--") + 3, 7, 50, 1, 1, 1000],  # the first boundary split in the middle
+    [10, 2**20],
+])
+def test_boundaries_split_across_reads_change_nothing(video, sizes):
+    data = body(part("note", b"hello"), part("file", video, "a.mp4"), part("after", b"x"))
+    stored, store = receive(data, sizes)
+    assert bytes(store.uploads[0].data) == video and stored["size"] == len(video)
+
+
+def test_the_closing_boundary_split_byte_by_byte_is_still_found(video):
+    data = body(part("file", video, "a.mp4"))
+    tail_at = len(data) - len(BOUNDARY) - 10
+    stored, store = receive(data, [tail_at] + [1] * 64)
+    assert bytes(store.uploads[0].data) == video
+
+
+def test_a_body_without_its_final_boundary_is_refused(video):
+    with pytest.raises(upload.UploadRejected) as refused:
+        receive(body(part("file", video, "a.mp4"), end=False), [4096] * 100)
+    assert refused.value.status == 400 and "malformed multipart body" in str(refused.value)
+
+
+def test_other_fields_around_the_file_are_ignored(video):
+    data = body(part("title", b"my holiday"), part("file", video, "a.mp4"),
+                part("tags", b"\x00\xff binary"), part("extra", b"more", "ignored.txt"))
+    stored, store = receive(data)
+    (writer,) = store.uploads
+    assert bytes(writer.data) == video and stored["filename"] == "a.mp4"
+
+
+def test_a_second_file_is_refused(video):
+    with pytest.raises(upload.UploadRejected, match="exactly one file") as refused:
+        receive(body(part("file", video, "a.mp4"), part("file", video, "b.mp4")))
+    assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(("sent", "kept"), [
+    ("../../etc/passwd.mp4", "passwd.mp4"),
+    (r"C:\\Users\\me\\Videos\\clip.mp4", "clip.mp4"),  # backslashes escaped in the header
+    ("/abs/dir/fête à l'été — 映画.mp4", "fête à l'été — 映画.mp4"),
+    ("tab\there\x7f.mp4", "tabhere.mp4"),
+    ("", "video"),
+    ("dir/", "video"),
+    ("x" * 300 + ".mp4", "x" * 255),
+])
+def test_the_filename_keeps_only_its_printable_base_name(video, sent, kept):
+    stored, store = receive(body(part("file", video, sent)))
+    assert stored["filename"] == kept == store.uploads[0].filename
+
+
+def test_an_empty_file_is_refused_before_anything_is_stored():
+    with pytest.raises(upload.UploadRejected, match="empty") as refused:
+        receive(body(part("file", b"", "a.mp4")))
+    assert refused.value.status == 400
+
+
+def test_a_body_without_the_file_field_is_refused():
+    with pytest.raises(upload.UploadRejected, match="missing multipart field 'file'"):
+        receive(body(part("video", b"data", "a.mp4")))
+
+
+def test_a_file_that_is_not_media_is_refused_from_its_first_bytes():
+    with pytest.raises(upload.UploadRejected, match="does not look like audio or video") as r:
+        receive(body(part("file", b"#EXTM3U\n" + b"x" * 100_000, "a.mp4")), [4096] * 100)
+    assert r.value.status == 415
+
+
+def test_a_file_over_the_limit_is_stopped_and_its_start_removed(video):
+    with pytest.raises(upload.UploadRejected) as refused:
+        receive(body(part("file", video, "a.mp4")), [1024] * 1000, limit=len(video) - 1)
+    assert refused.value.status == 413
+
+
+def test_the_watch_hears_the_size_as_it_grows_and_once_at_the_end(video):
+    heard = []
+    receive(body(part("file", video, "a.mp4")), [8192] * 1000,
+            watch=lambda size, final=False: heard.append((size, final)))
+    assert heard[-1] == (len(video), True)
+    sizes = [size for size, final in heard if not final]
+    assert sizes == sorted(sizes) and sizes[-1] == len(video) and len(sizes) > 1
