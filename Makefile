@@ -19,8 +19,8 @@ bootstrap: ## install and start MariaDB, RabbitMQ, ffmpeg; create the venv
 venv: ## create or update .venv only (no servers started)
 	bash scripts/bootstrap.sh venv
 
-run: bootstrap ## start the whole stack (auth :5000, gateway :8080, SMTP sink :1025)
-	$(PYTHON) -m tools.devstack run
+run: bootstrap ## start the whole stack (auth :5000, gateway :8080, SMTP sink :1025); MONITOR=1 adds Prometheus
+	$(PYTHON) -m tools.devstack run $(if $(filter 1,$(MONITOR)),--monitor)
 
 test: bootstrap ## the whole test suite, every marker
 	$(PYTEST) $(PYTEST_ARGS)

@@ -303,12 +303,13 @@ def mailsink(service_dirs) -> Iterator[MailSink]:
 
 @pytest.fixture
 def prometheus(service_dirs) -> Iterator[Callable[[dict[str, str]], PrometheusApi]]:
-    """prometheus(targets) starts a real Prometheus (own port and data directory) scraping
-    every second the metrics URLs of ``targets`` (a stack's ``metrics_urls``); stopped after."""
+    """prometheus(targets, rules=None) starts a real Prometheus (own port and data directory)
+    scraping every second the metrics URLs of ``targets`` (a stack's ``metrics_urls``) and
+    evaluating ``rules`` (a rules file's text); stopped after."""
     started: list[Process] = []
 
-    def start(targets: dict[str, str]) -> PrometheusApi:
-        process = prometheus_process(targets, service_dirs.new("prometheus"))
+    def start(targets: dict[str, str], rules: str | None = None) -> PrometheusApi:
+        process = prometheus_process(targets, service_dirs.new("prometheus"), rules=rules)
         started.append(process)
         process.start().wait_ready(30)
         return PrometheusApi(process)

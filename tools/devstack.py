@@ -21,6 +21,7 @@ from tools.processes import (
     file_check,
     free_port,
     http_check,
+    port_open,
     tcp_check,
 )
 
@@ -320,7 +321,7 @@ The stack is up. Try it:
 
 Mail goes to {mail}/, logs to {logs}/. Prometheus metrics:
 {metrics}
-Ctrl-C stops everything.
+{prometheus}Ctrl-C stops everything.
 """
 
 
@@ -342,9 +343,26 @@ def dev_stack(var_dir: Path) -> tuple[dict[str, str], Stack]:
     return env, build_stack(env, var_dir, with_mongodb=with_mongodb, echo=True)
 
 
-def run(var_dir: Path = ROOT / "var") -> int:
-    """Start everything, sweep every minute, and stop it all on Ctrl-C or SIGTERM."""
+PROMETHEUS_PORT = 9090  # `make run MONITOR=1`: the usual port when it is free
+
+
+def monitor_process(stack: Stack, var_dir: Path) -> Process:
+    """A real Prometheus scraping the stack's services every 5 s, with the alerting rules of
+    manifests/components/monitoring loaded (its /alerts page shows them)."""
+    from tools.monitoring import rules_file
+    from tools.prometheus import prometheus_process
+
+    port = PROMETHEUS_PORT if not port_open("127.0.0.1", PROMETHEUS_PORT) else None
+    return prometheus_process(metrics_urls(stack), var_dir / "prometheus", interval="5s",
+                              port=port, rules=rules_file())
+
+
+def run(var_dir: Path = ROOT / "var", monitor: bool = False) -> int:
+    """Start everything (and Prometheus when ``monitor``), sweep every minute, and stop it
+    all on Ctrl-C or SIGTERM."""
     env, stack = dev_stack(var_dir)
+    if monitor:
+        stack.add(monitor_process(stack, var_dir))
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
     sweep_log = var_dir / "log" / "sweep.log"
@@ -364,6 +382,8 @@ def run(var_dir: Path = ROOT / "var") -> int:
                 logs=var_dir / "log",
                 metrics="\n".join(f"  {name:<13} {url}"
                                    for name, url in metrics_urls(stack).items()) or "  (off)",
+                prometheus=(f"Prometheus (alerts at /alerts): "
+                            f"http://127.0.0.1:{stack['prometheus'].port}\n" if monitor else ""),
             ),
             flush=True,
         )
@@ -398,8 +418,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="start the whole stack in the foreground")
     run_parser.add_argument("--var-dir", type=Path, default=ROOT / "var")
+    run_parser.add_argument("--monitor", action="store_true",
+                            help="also start Prometheus scraping the services, with the alerts")
     args = parser.parse_args(argv)
-    return run(args.var_dir.resolve())
+    return run(args.var_dir.resolve(), monitor=args.monitor)
 
 
 if __name__ == "__main__":

@@ -14,19 +14,23 @@ from tools.processes import Process, free_port, http_check
 PROMETHEUS = Path("/usr/bin/prometheus")
 
 
-def prometheus_process(targets: Mapping[str, str], var_dir: Path,
-                       interval: str = "1s") -> Process:
-    """Prometheus on a free port, its own data directory, scraping every metrics URL of
-    ``targets`` (service name -> http://host:port/metrics) every ``interval``."""
+def prometheus_process(targets: Mapping[str, str], var_dir: Path, interval: str = "1s",
+                       port: int | None = None, rules: str | None = None) -> Process:
+    """Prometheus on ``port`` (default: a free one), its own data directory, scraping every
+    metrics URL of ``targets`` (service name -> http://host:port/metrics) every ``interval``
+    and evaluating the alerting ``rules`` (a rules file's text) when given."""
     var_dir = Path(var_dir)
     var_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     static = [{"targets": [urllib.parse.urlparse(url).netloc], "labels": {"instance_of": name}}
               for name, url in targets.items()]
     config = {"global": {"scrape_interval": interval, "scrape_timeout": interval,
                          "evaluation_interval": interval},
               "scrape_configs": [{"job_name": "mp3converter", "metrics_path": "/metrics",
                                   "static_configs": static}]}
+    if rules is not None:
+        (var_dir / "rules.yml").write_text(rules)
+        config["rule_files"] = [str(var_dir / "rules.yml")]
     config_path = var_dir / "prometheus.yml"
     config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     argv = [str(PROMETHEUS), f"--config.file={config_path}",

@@ -48,11 +48,13 @@ class Handler(abc.ABC):
     def handle(self, delivery: Delivery) -> None:
         """Do the work; raise PermanentError or any other exception (retried) to fail."""
 
-    def on_failure(self, delivery: Delivery, reason: str,  # noqa: B027 - optional hook
-                   permanent: bool) -> None:
-        """Record a final failure (before the message goes to the dead-letter queue):
-        ``permanent`` when the message itself is at fault, not an outage that outlasted the
-        retries."""
+    def on_failure(self, delivery: Delivery, reason: str,
+                   permanent: bool) -> bool:
+        """Record a final failure: ``permanent`` when the message itself is at fault, not an
+        outage that outlasted the retries. Return True when that is recorded as the end of
+        the message's job (its owner is told why): a permanent one then needs no operator and
+        is not dead-lettered. The default records nothing: the message is dead-lettered."""
+        return False
 
     def on_outcome(self, delivery: Delivery, outcome: str) -> None:  # noqa: B027 - optional
         """Hear that the message was ``retried`` (a retry is scheduled) or ``dead_lettered``;
@@ -193,16 +195,16 @@ class Consumer:
         queue = self.handler.queue
         if delivery.attempt > self.messaging.max_attempts:
             # Redelivered after its consumers stopped while handling it, too many times.
-            return self._dead_letter(delivery, f"gave up after {delivery.attempt - 1} attempts: "
-                                               "the handler stopped before finishing",
-                                     permanent=False)
+            return self._give_up(delivery, f"gave up after {delivery.attempt - 1} attempts: "
+                                           "the handler stopped before finishing",
+                                 permanent=False)
         try:
             self.handler.handle(delivery)
             return True
         except PermanentError as exc:
             log.warning("permanent failure", extra={"error": str(exc)})
             delivery.error = exc
-            return self._dead_letter(delivery, str(exc), permanent=True)
+            return self._give_up(delivery, str(exc), permanent=True)
         except Exception as exc:  # noqa: BLE001 - any other error is worth a retry
             if self._abandon.is_set():
                 return False
@@ -210,7 +212,7 @@ class Consumer:
             if delivery.attempt >= self.messaging.max_attempts:
                 reason = f"gave up after {delivery.attempt} attempts: {exc}"
                 log.error("giving up", extra={"error": str(exc), "attempt": delivery.attempt})
-                return self._dead_letter(delivery, reason, permanent=False)
+                return self._give_up(delivery, reason, permanent=False)
             delay = topology.retry_delay(delivery.attempt, self.messaging.retry_base_seconds,
                                          self.messaging.retry_max_seconds)
             log.warning("attempt failed, will retry", exc_info=True, extra={
@@ -227,9 +229,13 @@ class Consumer:
             self._outcome(delivery, "retried")
             return True
 
-    def _dead_letter(self, delivery: Delivery, reason: str, permanent: bool) -> bool:
+    def _give_up(self, delivery: Delivery, reason: str, permanent: bool) -> bool:
+        """Record the final failure, then dead-letter the message, unless it was at fault and
+        the handler recorded the end of its job (a file that is no media: the owner is told,
+        and a re-drive could only fail again). True: settle it; False: requeue."""
         try:
-            self.handler.on_failure(delivery, reason, permanent)
+            if self.handler.on_failure(delivery, reason, permanent) and permanent:
+                return True
             delivery.publisher.publish(
                 topology.dlq(self.handler.queue), delivery.body,
                 headers={"x-error": reason[:1000], "x-attempts": delivery.attempt,

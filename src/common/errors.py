@@ -15,4 +15,5 @@ class RetryableError(ProcessingError):
 
 
 class PermanentError(ProcessingError):
-    """The message can never succeed (bad input); fail the job and dead-letter it."""
+    """The message can never succeed (bad input); fail its job for good (no retry). Dead-lettered
+    only when there is no job to fail (a message nothing can read)."""

@@ -88,15 +88,17 @@ class ConvertHandler(Handler):
             log.info("converted", extra={"mp3_fid": str(mp3["fid"]), "seconds": round(
                 time.monotonic() - started, 3), "duration": round(mp3["duration"], 3)})
 
-    def on_failure(self, delivery: Delivery, reason: str, permanent: bool) -> None:
-        """Mark the job failed and tell notification, unless the message is unreadable."""
+    def on_failure(self, delivery: Delivery, reason: str, permanent: bool) -> bool:
+        """Mark the job failed and tell notification; False for an unreadable message (no job
+        to fail: it goes to the dead-letter queue)."""
         try:
             msg = messages.decode(messages.VideoMessage, delivery.body)
         except PermanentError:
-            return
+            return False
         with bound_job(msg.job_id):
             if self.jobs.fail(msg.job_id, reason, delivery.publisher, permanent=permanent):
                 metrics.CONVERSIONS.labels("failed", reason_class(delivery.error)).inc()
+        return True  # failed now, or already finished or deleted by an earlier delivery
 
     def on_outcome(self, delivery: Delivery, outcome: str) -> None:
         """Count a retry scheduled or a message dead-lettered, by the class of its cause."""

@@ -208,7 +208,7 @@ def test_mysql_down_login_is_503_and_recovers(stack_factory, fresh_mariadb_serve
             stack.services.stop()  # before its database goes
 
 
-def test_poison_message_and_corrupt_video_go_to_the_dlq_without_blocking(
+def test_a_poison_message_goes_to_the_dlq_and_a_corrupt_video_fails_without_blocking(
         stack_factory, mailsink, media, tmp_path):
     stack = stack_factory()
     email, jwt = stack.user()
@@ -230,10 +230,9 @@ def test_poison_message_and_corrupt_video_go_to_the_dlq_without_blocking(
     listing = devstack.ops_command(["dlq-list", "video"], stack.env, tmp_path / "ops.log")
     assert listing.returncode == 0, listing.stderr
     dead = [json.loads(line) for line in listing.stdout.splitlines() if line.startswith("{")]
-    reasons = [entry["reason"] for entry in dead]
-    assert len(dead) == 2, dead
-    assert any("malformed message" in reason for reason in reasons), reasons
-    assert any("cannot read" in reason for reason in reasons), reasons
+    # only the message nothing could read waits for an operator; the corrupt video's job
+    # ended (failed, its owner told), so a re-drive could only fail again
+    assert len(dead) == 1 and "malformed message" in dead[0]["reason"], dead
     assert queue_depth(stack, "video") == 0
 
 

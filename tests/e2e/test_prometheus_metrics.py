@@ -1,9 +1,14 @@
 """What an operator sees in a real Prometheus scraping every service of a running stack."""
 
+import json
+import urllib.parse
+import urllib.request
+
 import pytest
 import requests
 
 from tests.e2e.api import classic_upload, wait_for_job
+from tools.monitoring import alerts, rules_file, used_metric_names
 
 pytestmark = pytest.mark.e2e
 
@@ -11,15 +16,29 @@ SERVICES = ("auth", "gateway", "converter", "notification")
 CORRUPT = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 200  # passes the upload's sniff
 
 
+def exposed_names(metrics_url: str) -> set[str]:
+    """The sample names a /metrics page declares (``# TYPE`` lines), whether or not a value
+    has been recorded yet: a histogram ``x`` gives ``x_bucket``, ``x_sum`` and ``x_count``."""
+    names = set()
+    for line in requests.get(metrics_url, timeout=10).text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            names |= ({f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+                      if kind == "histogram" else {name})
+    return names
+
+
 def test_prometheus_sees_conversions_uploads_requests_emails_and_logins(
-        stack_factory, prometheus, mailsink, media, tmp_path):
+        stack_factory, prometheus, rabbitmq_node, mailsink, media, tmp_path):
     stack = stack_factory()
     assert set(stack.metrics_urls) == set(SERVICES)
     ports = {url.split(":")[2].split("/")[0] for url in stack.metrics_urls.values()}
     assert len(ports) == 4, stack.metrics_urls  # each service its own, none the public port
     assert not ports & {stack.gateway_url.rsplit(":", 1)[1], stack.auth_url.rsplit(":", 1)[1]}
-    prom = prometheus(stack.metrics_urls)
-    prom.wait_for('sum(up{job="mp3converter"})', lambda v: v == 4)
+    # RabbitMQ's own rabbitmq_prometheus plugin, as the monitoring component scrapes it
+    prom = prometheus({**stack.metrics_urls, "rabbitmq": rabbitmq_node.prometheus_url},
+                      rules=rules_file())
+    prom.wait_for('sum(up{job="mp3converter"})', lambda v: v == 5)
 
     email, jwt = stack.user()
     no_token = requests.get(f"{stack.gateway_url}/jobs", timeout=10)
@@ -84,6 +103,26 @@ def test_prometheus_sees_conversions_uploads_requests_emails_and_logins(
     prom.wait_for('sum(mp3converter_consumer_connected)', lambda v: v == 2)
     prom.wait_for('min(time() - mp3converter_consumer_last_heartbeat_timestamp_seconds)',
                   lambda v: v < 30)
+
+    # the queues an operator watches, for this stack's vhost: the two bad files failed their
+    # jobs (their owner told), nothing waits for an operator in the dead-letter queue
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(stack.env["RABBITMQ_URL"]).path[1:])
+    queue = f'vhost="{vhost}",queue'
+    prom.wait_for(f'sum(rabbitmq_queue_messages_ready{{{queue}="video"}})', lambda v: v == 0)
+    prom.wait_for(f'sum(rabbitmq_queue_consumers{{{queue}="video"}})', lambda v: v == 1)
+    prom.wait_for(f'sum(rabbitmq_queue_messages_ready{{{queue}="video.dlq"}})', lambda v: v == 0)
+
+    # every metric the alerts and the dashboard read is one the processes really expose
+    exposed = set().union(*(exposed_names(url) for url in stack.metrics_urls.values()))
+    with urllib.request.urlopen(f"{prom.url}/api/v1/label/__name__/values", timeout=10) as resp:
+        exposed |= set(json.load(resp)["data"])
+    missing = used_metric_names() - exposed
+    assert not missing, f"the rules or the dashboard read metrics nothing exposes: {missing}"
+    # and Prometheus evaluates every alert on these real series without an error
+    with urllib.request.urlopen(f"{prom.url}/api/v1/rules", timeout=10) as resp:
+        loaded = [rule for group in json.load(resp)["data"]["groups"] for rule in group["rules"]]
+    assert {rule["name"] for rule in loaded} == {alert["alert"] for alert in alerts()}
+    assert all(rule["health"] == "ok" for rule in loaded), loaded
 
     series = prom.query('{__name__=~"mp3converter_.+"}')
     assert {s["metric"]["service"] for s in series} == set(SERVICES)

@@ -132,8 +132,8 @@ def test_unconvertible_video_fails_permanently_and_cleans_up(
     assert list(tmpdir_env.iterdir()) == []
     assert _mp3_files(store, msg.job_id) == []
 
-    # what the loop does next
-    handler.on_failure(delivery, f"the video has {reason}", permanent=True)
+    # what the loop does next: the job's end is recorded, so no dead letter is needed
+    assert handler.on_failure(delivery, f"the video has {reason}", permanent=True) is True
     job = _job(store, msg.job_id)
     assert job["status"] == Status.FAILED and reason in job["error"]
     (result,) = _drain(channel, "mp3")
@@ -163,7 +163,8 @@ def test_a_deleted_job_is_skipped_quietly_and_a_malformed_message_is_permanent(
     bad = deliver(b"{oops")
     with pytest.raises(PermanentError, match="not JSON"):
         handler.handle(bad)
-    handler.on_failure(bad, "malformed", permanent=True)  # nothing to record or announce
+    # nothing to record or announce: the message goes to the dead-letter queue
+    assert handler.on_failure(bad, "malformed", permanent=True) is False
     assert _drain(channel, "mp3") == []
     assert list(tmpdir_env.iterdir()) == []
 
