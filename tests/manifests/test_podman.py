@@ -57,9 +57,9 @@ def images() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def settings(mysql_db, mongodb_uri, mailsink) -> dict[str, dict[str, str]]:
+def settings(mysql_db, rabbitmq_node, mongodb_uri, mailsink) -> dict[str, dict[str, str]]:
     """ConfigMap values that point the overlay at this test's servers and ports."""
-    with rabbitmq_vhost() as amqp_url:
+    with rabbitmq_vhost(rabbitmq_node) as amqp_url:
         auth_port, gateway_port = free_port(), free_port()
         backends = {"RABBITMQ_URL": amqp_url, "MONGODB_URI": mongodb_uri}
         db = {"MONGODB_DB": f"mp3podman_{secrets.token_hex(4)}", "RETRY_BASE_SECONDS": "1"}
