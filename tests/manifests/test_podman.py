@@ -196,7 +196,8 @@ def test_containers_run_as_non_root_on_read_only_root(pod):
         assert info["HostConfig"]["ReadonlyRootfs"] is True, container
         ids = podman("exec", container, "id", "-u").stdout.strip()
         assert ids == "10001", f"{container} runs as uid {ids}"
-        denied = podman("exec", container, "touch", "/app/probe", check=False)
+        # the service's code (installed in /opt/venv) cannot be changed
+        denied = podman("exec", container, "touch", "/opt/venv/probe", check=False)
         assert denied.returncode != 0 and "Read-only file system" in denied.stderr
         podman("exec", container, "touch", "/tmp/probe")  # the emptyDir is writable
 
