@@ -206,8 +206,10 @@ def end_to_end(bench: Bench) -> list[dict]:
     web = bench.web()
     gateway = bench.gateway
     _purge(web.env["RABBITMQ_URL"])
+    # notification asks auth whether the owner confirmed their address: the web stack's auth
     consumers = bench.stack.services(["converter", "notification"], web.env["RABBITMQ_URL"],
-                                     "e2e")
+                                     "e2e", AUTH_URL=web.env["AUTH_URL"],
+                                     PUBLIC_URL=web.env["PUBLIC_URL"])
     path = bench.clip(60)
     cmd = direct.ffmpeg_command(bench.ffmpeg, path, bench.work / "raw.mp3")
 

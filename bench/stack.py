@@ -70,10 +70,11 @@ class BenchStack:
         return self._exit.enter_context(isolation.rabbitmq_vhost("mp3bench"))
 
     def services(self, names: list[str], rabbitmq_url: str, tag: str, **overrides: str) -> Stack:
-        """Start these services (auth, gateway, converter, notification) on one vhost."""
-        env = dict(self.env, RABBITMQ_URL=rabbitmq_url,
-                   AUTH_URL=f"http://127.0.0.1:{free_port()}",
-                   PUBLIC_URL=f"http://127.0.0.1:{free_port()}", **overrides)
+        """Start these services (auth, gateway, converter, notification) on one vhost;
+        ``overrides`` win (e.g. the AUTH_URL of an auth started earlier)."""
+        env = {**self.env, "RABBITMQ_URL": rabbitmq_url,
+               "AUTH_URL": f"http://127.0.0.1:{free_port()}",
+               "PUBLIC_URL": f"http://127.0.0.1:{free_port()}", **overrides}
         stack = devstack.build_stack(env, self.var_dir / tag, with_mongodb=False,
                                      with_mailsink=False, services=names)
         stack.env = env
