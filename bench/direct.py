@@ -11,7 +11,7 @@ import gridfs
 from bson import ObjectId
 
 from common.store import CHUNK_SIZE, MP3S, VIDEOS, Store
-from converter import ffmpeg
+from converter import ffmpeg, plan
 
 CHUNKS_PER_QUERY = 16  # 16 MiB per reply: under every server's message size limit
 
@@ -42,7 +42,7 @@ def ffmpeg_command(binary: str, src: Path, dst: Path, quality: int = 2,
     info = ffmpeg.probe(binary, str(src))
     if force_codec is not None:
         info = ffmpeg.MediaInfo(info.duration, force_codec, info.channels)
-    return ffmpeg.command(binary, str(src), str(dst), info, quality)
+    return ffmpeg.command(binary, str(src), str(dst), info, plan.plain(info, quality))
 
 
 def run_ffmpeg(cmd: list[str]) -> float:

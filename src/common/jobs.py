@@ -142,16 +142,17 @@ class Jobs:
         self._uploads.delete_one({"_id": object_id(job_id)})
 
     def create(self, job_id, owner: str, video_fid, filename: str, content_type: str,
-               size: int, publisher) -> dict:
-        """Record a stored upload as a queued job and dispatch it if the owner has room.
+               size: int, publisher, options: dict | None = None) -> dict:
+        """Record a stored upload as a queued job, with its conversion options
+        (``common.options``), and dispatch it if the owner has room.
 
         Raises what the publish raises; the caller then removes the job (``delete``).
         """
         moment = now()
         doc = {"_id": object_id(job_id), "owner": owner, "video_fid": video_fid,
                "filename": filename, "content_type": content_type, "size": size,
-               "status": Status.QUEUED.value, "progress": 0, "attempts": 0,
-               "dispatched_at": None, "published_at": None,
+               "options": options or {}, "status": Status.QUEUED.value, "progress": 0,
+               "attempts": 0, "dispatched_at": None, "published_at": None,
                "created_at": moment, "updated_at": moment}
         self._jobs.insert_one(doc)
         self.release(job_id)  # counted as a job from now on
@@ -207,14 +208,16 @@ class Jobs:
             raise Cancelled("the job was deleted while it was being converted")
 
     def finish(self, job: dict, token: str, mp3_fid, mp3_size: int, duration: float,
-               publisher) -> bool:
-        """Mark the job done with its MP3, drop its video, publish the result, dispatch the
-        owner's next job. False (nothing changed) when the claim was lost or the job deleted:
-        the caller discards its MP3."""
+               publisher, details: dict | None = None) -> bool:
+        """Mark the job done with its MP3 (and ``details`` of it: mode, bitrate, cover,
+        chapters), drop its video, publish the result, dispatch the owner's next job. False
+        (nothing changed) when the claim was lost or the job deleted: the caller discards its
+        MP3."""
         expires = now() + self.settings.mp3_retention_seconds
         if not self._set(job["_id"],
-                         {"status": Status.DONE.value, "progress": 100, "mp3_fid": mp3_fid,
-                          "mp3_size": mp3_size, "duration": round(duration, 3), "error": None,
+                         {**(details or {}), "status": Status.DONE.value, "progress": 100,
+                          "mp3_fid": mp3_fid, "mp3_size": mp3_size,
+                          "duration": round(duration, 3), "error": None,
                           "expires_at": round(expires, 3)},
                          where={"status": Status.CONVERTING.value, "claim": token}):
             return False

@@ -1,5 +1,7 @@
 """Run ffmpeg on untrusted uploads: inspect a media file, then make an MP3 of its first audio."""
 
+import json
+import math
 import os
 import re
 import resource
@@ -10,8 +12,10 @@ from dataclasses import dataclass
 
 from common.errors import PermanentError, RetryableError
 from common.units import size
+from converter import plan as plans
 from converter import sandbox
 from converter.limits import DEFAULT_LIMITS, MIB, Limits, span, too_long
+from converter.plan import Plan
 
 # The containers the product accepts, as ffmpeg demuxer names; the upload check
 # (gateway/sniff.py) lets the same families through. Nothing else is ever demuxed: no playlist
@@ -29,7 +33,12 @@ PROBE_SECONDS = 120.0  # wall-clock limit of an inspection
 MEASURE_SECONDS = 600.0  # wall-clock limit of measuring the source audio's length
 _DURATION_LINE = re.compile(r"^  Duration: ", re.M)
 _DURATION = re.compile(r"^  Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?), ", re.M)
-_HEADER = re.compile(r"^#(\w+) 0: (.*)$", re.M)  # framecrc's per-stream header lines
+_HEADER = re.compile(r"^#(\w+) (\d+): (.*)$", re.M)  # framecrc's per-stream header lines
+# loudnorm's report of its first pass, printed when its filter closes: after everything a
+# file's tags can put in the report, so the last one is loudnorm's own.
+_LOUDNORM = re.compile(r'\{\s*"input_i"[^{}]*\}')
+LOUDNORM_KEYS = ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")
+SILENCE_LUFS = -70.0  # at or below: nothing to level (EBU R128's absolute gate)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class MediaInfo:
     duration: float | None
     audio_codec: str | None
     channels: str | None
+    sample_rate: int | None = None
+    video: bool = False  # a video stream that is not just an attached picture
 
     @property
     def multichannel(self) -> bool:
@@ -50,24 +61,30 @@ def probe(ffmpeg: str, path: str, limits: Limits = DEFAULT_LIMITS) -> MediaInfo:
     """Read the container header; PermanentError when it is not a media file ffmpeg can read.
 
     The duration comes from ffmpeg's report on the input, the only place it is printed; the
-    audio stream's codec and channels from the framecrc muxer's header, which prints codec
-    parameters and never a tag, so metadata cannot forge them.
+    streams' codecs, channels and sample rate from the framecrc muxer's header, which prints
+    codec parameters and never a tag, so metadata cannot forge them. The video stream looked
+    for is a moving picture (``V``), not a cover picture already in an audio file.
     """
     header: list[str] = []
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", *INPUT_GUARD, "-i", _local(path),
-           "-map", "0:a:0?", "-vn", "-sn", "-dn", "-c", "copy", "-map_metadata", "-1",
-           "-fflags", "+bitexact", "-frames:a", "1", "-f", "framecrc", "-"]
+           "-map", "0:a:0?", "-map", "0:V:0?", "-sn", "-dn", "-c", "copy",
+           "-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact",
+           "-frames:a", "1", "-frames:v", "1", "-f", "framecrc", "-"]
     result = _run(cmd, path, limits, PROBE_SECONDS, header.append, file_bytes=0)
     _raise_if_cut_short(result, limits, PROBE_SECONDS, "inspecting the file")
     if not re.search(r"^Input #0, ", result.stderr, re.M):
         raise _not_media(result)
-    streams: dict[str, str] = {}
-    for key, value in _HEADER.findall("".join(header)):
-        streams.setdefault(key, value.strip())
-    if streams.get("media_type") != "audio":
-        return MediaInfo(_duration(result.stderr), None, None)
-    return MediaInfo(_duration(result.stderr), streams.get("codec_id"),
-                     streams.get("channel_layout_name"))
+    streams: dict[str, dict[str, str]] = {}
+    for key, index, value in _HEADER.findall("".join(header)):
+        streams.setdefault(index, {}).setdefault(key, value.strip())
+    by_type = {stream.get("media_type"): stream for stream in reversed(streams.values())}
+    audio, video = by_type.get("audio"), "video" in by_type
+    if audio is None:
+        return MediaInfo(_duration(result.stderr), None, None, video=video)
+    rate = audio.get("sample_rate", "")
+    return MediaInfo(_duration(result.stderr), audio.get("codec_id"),
+                     audio.get("channel_layout_name"),
+                     int(rate) if rate.isdigit() else None, video)
 
 
 def _duration(report: str) -> float | None:
@@ -86,57 +103,121 @@ def _duration(report: str) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, quality: int,
-            limits: Limits = DEFAULT_LIMITS) -> list[str]:
-    """The ffmpeg command line: audio only, first audio stream, MP3 out, length and size capped."""
+def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,
+            limits: Limits = DEFAULT_LIMITS, loudness: dict | None = None,
+            cover: str | None = None, chapters: str | None = None) -> list[str]:
+    """The ffmpeg command line of a conversion, one run with up to three outputs.
+
+    The MP3: the first audio stream, trimmed, copied or encoded (and levelled), without tags
+    (the converter writes them), length and size capped. ``cover``: the video's key frame at
+    the plan's time, read through a second opening of the file (one seek, one frame), scaled,
+    as a JPEG. ``chapters``: the source's chapters, moved by the trim, as ffmetadata.
+    """
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-           *INPUT_GUARD, "-i", _local(src), "-map", "0:a:0", "-vn", "-sn", "-dn",
-           "-map_metadata", "-1"]
-    if info.audio_codec == "mp3":
-        cmd += ["-c:a", "copy"]  # already MP3: no re-encode
+           *INPUT_GUARD, *plan.input_args(), "-i", _local(src)]
+    if cover is not None and plan.cover_at is not None:
+        cmd += [*INPUT_GUARD, "-ss", f"{plan.cover_at:.3f}", "-noaccurate_seek",
+                "-threads", "1", "-i", _local(src)]
+    cmd += ["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
+            "-id3v2_version", "0"]
+    if plan.copy:
+        cmd += ["-c:a", "copy"]  # already MP3 and nothing asks for new frames
     else:
-        if info.multichannel:
-            cmd += ["-ac", "2"]  # stereo downmix
-        cmd += ["-c:a", "libmp3lame", "-q:a", str(quality)]
+        if loudness is not None:
+            downmix = "aformat=channel_layouts=stereo," if info.multichannel else ""
+            cmd += ["-af", downmix + plans.loudnorm(loudness), "-ar", str(plan.sample_rate)]
+        cmd += list(plan.encode)
     # A header may understate the length: the output stops just past the limit, which
     # convert() then reports, and at the size limit.
     cap = limits.media_seconds + 1
-    return cmd + ["-t", f"{cap:.3f}", "-fs", str(limits.mp3_bytes), "-f", "mp3",
-                  "-progress", "pipe:1", _local(dst)]
+    cmd += ["-t", f"{cap:.3f}", "-fs", str(limits.mp3_bytes), "-f", "mp3",
+            "-progress", "pipe:1", _local(dst)]
+    if cover is not None and plan.cover_at is not None:
+        cmd += ["-map", "1:V:0", "-frames:v", "1", "-vf", plans.cover_filter(),
+                "-c:v", "mjpeg", "-q:v", "3", "-map_metadata", "-1", "-f", "mjpeg",
+                _local(cover)]
+    if chapters is not None:
+        cmd += ["-map_metadata", "0", "-map_chapters", "0", "-f", "ffmetadata",
+                _local(chapters)]
+    return cmd
 
 
-def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, quality: int, timeout: float,
+def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan, timeout: float,
             on_progress: Callable[[float], None], abandon: threading.Event,
-            limits: Limits = DEFAULT_LIMITS) -> float:
-    """Make ``dst`` from ``src``; returns the MP3's duration in seconds."""
-    if info.duration is not None and info.duration > limits.media_seconds:
-        raise PermanentError(too_long(limits), kind="too_long")
-    if info.audio_codec is None:
-        raise PermanentError("the video has no audio track", kind="no_audio")
-    out_seconds = 0.0
-
-    def progress(line: str) -> None:
-        nonlocal out_seconds
-        key, _, value = line.strip().partition("=")
-        if key == "out_time_us" and value.lstrip("-").isdigit():
-            out_seconds = max(out_seconds, int(value) / 1e6)
-            if info.duration:
-                on_progress(min(99.0, 100 * out_seconds / info.duration))
-
-    result = _run(command(ffmpeg, src, dst, info, quality, limits), src, limits, timeout,
-                  progress, file_bytes=limits.mp3_bytes + MIB, stop=abandon)
+            limits: Limits = DEFAULT_LIMITS, loudness: dict | None = None,
+            cover: str | None = None, chapters: str | None = None) -> float:
+    """Make ``dst`` (and ``cover``, ``chapters``) from ``src``; the MP3's duration in seconds."""
+    check_media(info, limits)
+    out_seconds = [0.0]
+    total = plan.expected(info.duration) if info.duration else None
+    low = 50.0 if loudness is not None else 0.0  # the measuring pass had the first half
+    cmd = command(ffmpeg, src, dst, info, plan, limits, loudness, cover, chapters)
+    result = _run(cmd, src, limits, timeout, _progress(out_seconds, total, on_progress, low),
+                  file_bytes=limits.mp3_bytes + MIB, stop=abandon)
     _raise_if_cut_short(result, limits, timeout, "the conversion")
     if result.returncode != 0 and "Error opening input" in result.tail:
         raise _not_media(result)
     if result.returncode != 0:
         raise PermanentError(f"ffmpeg could not convert this file ({_last_line(result.tail)})",
                              kind="not_media")
-    if out_seconds > limits.media_seconds + DURATION_TOLERANCE:
+    if out_seconds[0] > limits.media_seconds + DURATION_TOLERANCE:
         raise PermanentError(too_long(limits), kind="too_long")
     if os.path.getsize(dst) >= limits.mp3_bytes:
         raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit",
                              kind="limit")
-    return out_seconds
+    return out_seconds[0]
+
+
+def measure_loudness(ffmpeg: str, src: str, info: MediaInfo, plan: Plan, timeout: float,
+                     on_progress: Callable[[float], None], abandon: threading.Event,
+                     limits: Limits = DEFAULT_LIMITS) -> dict | None:
+    """loudnorm's first pass over the kept audio: its measurements, or None for silence."""
+    check_media(info, limits)
+    downmix = "aformat=channel_layouts=stereo," if info.multichannel else ""
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+           *INPUT_GUARD, *plan.input_args(), "-i", _local(src), "-map", "0:a:0", "-vn", "-sn",
+           "-dn", "-map_metadata", "-1", "-af", downmix + plans.loudnorm(),
+           "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", "-progress", "pipe:1", "-"]
+    total = plan.expected(info.duration) if info.duration else None
+    result = _run(cmd, src, limits, timeout, _progress([0.0], total, on_progress, 0.0, 50.0),
+                  file_bytes=0, stop=abandon)
+    _raise_if_cut_short(result, limits, timeout, "measuring the loudness")
+    found = _LOUDNORM.findall(result.tail)
+    if result.returncode != 0 or not found:
+        raise PermanentError("ffmpeg could not measure the loudness of this file "
+                             f"({_last_line(result.tail)})", kind="not_media")
+    try:
+        report = json.loads(found[-1])
+        measured = {key: float(report[key]) for key in LOUDNORM_KEYS}
+    except (ValueError, KeyError, TypeError):
+        raise PermanentError("ffmpeg's loudness measurement could not be read",
+                             kind="internal") from None
+    if not all(math.isfinite(value) for value in measured.values()) or (
+            measured["input_i"] <= SILENCE_LUFS):
+        return None
+    return measured
+
+
+def check_media(info: MediaInfo, limits: Limits) -> None:
+    """Refuse, before any work, what is too long or has no audio."""
+    if info.duration is not None and info.duration > limits.media_seconds:
+        raise PermanentError(too_long(limits), kind="too_long")
+    if info.audio_codec is None:
+        raise PermanentError("the video has no audio track", kind="no_audio")
+
+
+def _progress(out_seconds: list[float], total: float | None,
+              on_progress: Callable[[float], None], low: float, high: float = 99.0):
+    """A reader of ffmpeg's -progress lines: the time reached, as a share of low..high."""
+
+    def read(line: str) -> None:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and value.lstrip("-").isdigit():
+            out_seconds[0] = max(out_seconds[0], int(value) / 1e6)
+            if total:
+                on_progress(min(high, low + (high - low) * out_seconds[0] / total))
+
+    return read
 
 
 def audio_duration(ffmpeg: str, src: str, limits: Limits = DEFAULT_LIMITS) -> float:
@@ -156,17 +237,27 @@ def audio_duration(ffmpeg: str, src: str, limits: Limits = DEFAULT_LIMITS) -> fl
     return max(times, default=0) / 1e6
 
 
-def check_output(size: int, duration: float, info: MediaInfo,
+def check_output(size: int, duration: float, info: MediaInfo, plan: Plan,
                  source_audio: Callable[[], float]) -> None:
-    """Reject an empty MP3 or one whose length differs from the source audio's."""
+    """Reject an empty MP3 or one whose length differs from the (trimmed) source audio's."""
     if size == 0 or duration < MIN_AUDIO_SECONDS:
+        if plan.start is not None:
+            raise PermanentError("the trim start is past the end of the audio",
+                                 kind="options")
         raise PermanentError("the conversion produced no audio (is the file complete?)",
                              kind="no_audio")
-    if info.duration is None or abs(duration - info.duration) <= DURATION_TOLERANCE:
+    if info.duration is not None and abs(duration - plan.expected(info.duration)) <= (
+            DURATION_TOLERANCE):
         return
     # The container's duration is its longest stream's: measure the audio track itself.
-    expected = source_audio()
+    if info.duration is None and plan.span is None:
+        return  # nothing to hold it against
+    audio = source_audio()
+    expected = plan.expected(audio)
     if abs(duration - expected) > DURATION_TOLERANCE:
+        if plan.span is not None and (plan.start or 0) + plan.span > audio + DURATION_TOLERANCE:
+            raise PermanentError(f"the trim end is past the end of the audio "
+                                 f"({audio:.2f}s)", kind="options")
         raise PermanentError(
             f"the MP3 is {duration:.2f}s long but the source audio is {expected:.2f}s",
             kind="not_media")

@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 POLL_SECONDS = 0.05  # how often the deadline and the stop event are checked
+# Nothing of ours but glibc's arena count: each of ffmpeg's many threads would otherwise reserve
+# a 64 MiB malloc arena of address space, and a run with a cover and chapters besides the MP3
+# then fails to start threads under the address-space limit.
+CHILD_ENV = {"MALLOC_ARENA_MAX": "2"}
 STDERR_KEEP_BYTES = 1 << 20  # stderr kept from the start (ffmpeg's report of its input)
 STDERR_TAIL_LINES = 20  # and always its last lines, for the error message
 
@@ -47,7 +51,7 @@ def run(cmd: list[str], *, cwd: str, limits: Mapping[int, int], timeout: float,
     The child is killed when ``timeout`` seconds pass or ``stop`` is set. ``on_line`` runs in
     the calling thread; if it raises, the child is killed and the error propagates.
     """
-    proc = subprocess.Popen(cmd, cwd=cwd, env={}, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=cwd, env=dict(CHILD_ENV), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             errors="replace", close_fds=True, preexec_fn=rlimit_setter(limits))
     lines: queue.Queue = queue.Queue()

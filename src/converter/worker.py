@@ -9,14 +9,15 @@ from pathlib import PurePath
 
 import pymongo.errors
 
-from common import messages, metrics, topology
+from common import id3, messages, metrics, topology
 from common.consumer import Delivery, Handler
 from common.errors import PermanentError, ProcessingError
 from common.gridio import FileMissing
 from common.jobs import Cancelled, Jobs, Status
 from common.log import bound_job
+from common.options import Options
 from common.store import MP3S, VIDEOS, Store
-from converter import ffmpeg
+from converter import chapters, cover, ffmpeg, plan
 
 log = logging.getLogger(__name__)
 COPY_BUFFER = 1024 * 1024
@@ -76,7 +77,7 @@ class ConvertHandler(Handler):
                     return
                 raise
             if not self.jobs.finish(job, token, mp3["fid"], mp3["size"], mp3["duration"],
-                                    delivery.publisher):
+                                    delivery.publisher, mp3["details"]):
                 log.warning("job was deleted or taken over while converting; discarding this MP3")
                 self.store.delete_file(MP3S, mp3["fid"])
                 metrics.CONVERSIONS.labels("cancelled", "").inc()
@@ -84,7 +85,7 @@ class ConvertHandler(Handler):
             metrics.CONVERSIONS.labels("done", "").inc()
             metrics.CONVERSION_DURATION.observe(time.monotonic() - started)
             metrics.CONVERTED_MEDIA_SECONDS.inc(mp3["duration"])
-            metrics.CONVERSION_MODE.labels(mp3["mode"]).inc()
+            metrics.CONVERSION_MODE.labels(mp3["details"]["mode"]).inc()
             log.info("converted", extra={"mp3_fid": str(mp3["fid"]), "seconds": round(
                 time.monotonic() - started, 3), "duration": round(mp3["duration"], 3)})
 
@@ -106,22 +107,39 @@ class ConvertHandler(Handler):
 
     # -- steps --------------------------------------------------------------------------------
     def _convert(self, job: dict, token: str, delivery: Delivery) -> dict:
+        """Probe, plan, (measure the loudness,) convert, tag and store: the MP3's record."""
         cfg = self.config
+        options = Options.from_doc(job.get("options"), job.get("filename"))
+        progress = self._progress_writer(job, token)
         with tempfile.TemporaryDirectory(prefix="converter-") as tmp:
-            src = os.path.join(tmp, "source")
-            dst = os.path.join(tmp, "audio.mp3")
+            src, dst, picture, marks = (os.path.join(tmp, name) for name in (
+                "source", "audio.mp3", "cover.jpg", "chapters.txt"))
             self._fetch_video(job["video_fid"], src)
             info = ffmpeg.probe(cfg.ffmpeg, src, cfg.limits)
-            duration = ffmpeg.convert(cfg.ffmpeg, src, dst, info, cfg.mp3_quality,
-                                      cfg.ffmpeg_timeout, self._progress_writer(job, token),
-                                      delivery.abandon, cfg.limits)
+            ffmpeg.check_media(info, cfg.limits)
+            recipe = plan.make(info, options, cfg.mp3_quality)
+            loudness = None
+            if recipe.normalize:
+                loudness = ffmpeg.measure_loudness(cfg.ffmpeg, src, info, recipe,
+                                                   cfg.ffmpeg_timeout, progress,
+                                                   delivery.abandon, cfg.limits)
+            duration = ffmpeg.convert(cfg.ffmpeg, src, dst, info, recipe, cfg.ffmpeg_timeout,
+                                      progress, delivery.abandon, cfg.limits, loudness,
+                                      picture, marks)
             size = os.path.getsize(dst)
-            ffmpeg.check_output(size, duration, info,
+            ffmpeg.check_output(size, duration, info, recipe,
                                 lambda: ffmpeg.audio_duration(cfg.ffmpeg, src, cfg.limits))
+            jpeg = cover.read(picture)
+            parts = chapters.fit(chapters.parse(_text(marks)), duration)
+            tag = id3.build(options.title, options.artist, options.album, jpeg, parts)
             self.jobs.progress(job["_id"], token, 99.0)  # still wanted? (raises Cancelled)
-            fid = self._store_mp3(job, dst)
-        return {"fid": fid, "size": size, "duration": duration,
-                "mode": "copy" if info.audio_codec == "mp3" else "encode"}
+            fid = self._store_mp3(job, tag, dst)
+        width, height = cover.dimensions(jpeg) if jpeg else (0, 0)
+        return {"fid": fid, "size": len(tag) + size, "duration": duration, "details": {
+            "mode": "copy" if recipe.copy else "encode",
+            "bitrate": round(size * 8 / duration / 1000) if duration else None,
+            "cover": {"width": width, "height": height, "size": len(jpeg)} if jpeg else None,
+            "chapters": len(parts)}}
 
     def _fetch_video(self, video_fid, path: str) -> None:
         try:
@@ -133,12 +151,14 @@ class ConvertHandler(Handler):
             while chunk := source.read(COPY_BUFFER):
                 out.write(chunk)
 
-    def _store_mp3(self, job: dict, path: str):
+    def _store_mp3(self, job: dict, tag: bytes, path: str):
+        """The MP3 in GridFS: its ID3 tag, then ffmpeg's audio frames."""
         name = PurePath(job["filename"] or "audio").stem + ".mp3"
         metadata = {"owner": job["owner"], "job_id": str(job["_id"]),
                     "video_fid": str(job["video_fid"]), "content_type": "audio/mpeg"}
         writer = self.store.open_upload(MP3S, name, metadata)
         try:
+            writer.write(tag)
             with open(path, "rb") as src:
                 while chunk := src.read(COPY_BUFFER):
                     writer.write(chunk)
@@ -158,3 +178,12 @@ class ConvertHandler(Handler):
                 self.jobs.progress(job["_id"], token, percent)
 
         return write
+
+
+def _text(path: str, limit: int = 1 << 20) -> str:
+    """A small text file ffmpeg wrote ("" when it wrote none)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as src:
+            return src.read(limit)
+    except FileNotFoundError:
+        return ""

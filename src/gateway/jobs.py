@@ -1,11 +1,15 @@
-"""GET /jobs, GET and DELETE /jobs/<id>, and signed download URLs for finished jobs."""
+"""GET /jobs, GET and DELETE /jobs/<id>, a finished job's cover picture, and signed download
+URLs for finished jobs."""
 
 import datetime as dt
 
-from flask import Blueprint, g, url_for
+from flask import Blueprint, Response, g, url_for
 
+from common import id3
+from common.gridio import FileMissing
 from common.jobs import Status
-from common.store import now
+from common.options import Options
+from common.store import MP3S, now
 from common.web import error
 from gateway import backends
 from gateway.security import login_required, sign_download
@@ -25,6 +29,11 @@ def job_json(doc: dict) -> dict:
         "mp3_fid": str(doc["mp3_fid"]) if doc.get("mp3_fid") else None,
         "mp3_size": doc.get("mp3_size"),
         "duration": doc.get("duration"),
+        "options": Options.from_doc(doc.get("options"), doc.get("filename")).to_doc(),
+        "mode": doc.get("mode"),
+        "bitrate": doc.get("bitrate"),
+        "cover": doc.get("cover"),
+        "chapters": doc.get("chapters"),
         "error": doc.get("error"),
         "created_at": iso(doc.get("created_at")),
         "updated_at": iso(doc.get("updated_at")),
@@ -64,22 +73,54 @@ def delete_job(job_id: str):
     return "", 204
 
 
+@bp.get("/jobs/<job_id>/cover")
+@login_required
+def cover(job_id: str):
+    """The front-cover picture embedded in the job's MP3 (a JPEG)."""
+    doc, refused = _finished(job_id)
+    if refused is not None:
+        return refused
+    if not doc.get("cover"):
+        return error(404, "this MP3 has no cover picture")
+    try:
+        with backends.store().open_download(MP3S, doc["mp3_fid"]) as mp3:
+            head = mp3.read(id3.HEADER_BYTES)
+            length = id3.tag_size(head)
+            picture = id3.read_cover(head + mp3.read(min(length, id3.MAX_TAG_BYTES)
+                                                     - len(head))) if length else None
+    except FileMissing:
+        picture = None
+    if picture is None:
+        return error(404, "this MP3 has no cover picture")
+    response = Response(picture, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
 @bp.get("/jobs/<job_id>/download-url")
 @login_required
 def download_url(job_id: str):
     """A short-lived URL that downloads the job's MP3 without an Authorization header."""
-    doc = backends.jobs().get(job_id, owner=g.user)
-    if doc is None:
-        return error(404, "no such job")
-    if doc["status"] == Status.EXPIRED or (doc["status"] == Status.DONE
-                                           and (doc.get("expires_at") or now() + 1) < now()):
-        return error(410, expired_message(doc))  # past its expiry, even before the sweep
-    if doc["status"] != Status.DONE:
-        return error(409, f"the job is {doc['status']}, not done")
+    doc, refused = _finished(job_id)
+    if refused is not None:
+        return refused
     cfg = backends.config()
     fid = str(doc["mp3_fid"])
     token, expires = sign_download(cfg.download_url_secret, fid, g.user, cfg.download_url_ttl)
     return {"url": url_for("download.download", fid=fid, token=token), "expires_at": expires}
+
+
+def _finished(job_id: str):
+    """(the caller's done job, None) or (None, the error answer: 404, 409 or 410)."""
+    doc = backends.jobs().get(job_id, owner=g.user)
+    if doc is None:
+        return None, error(404, "no such job")
+    if doc["status"] == Status.EXPIRED or (doc["status"] == Status.DONE
+                                           and (doc.get("expires_at") or now() + 1) < now()):
+        return None, error(410, expired_message(doc))  # past its expiry, even before the sweep
+    if doc["status"] != Status.DONE:
+        return None, error(409, f"the job is {doc['status']}, not done")
+    return doc, None
 
 
 def expired_message(doc: dict) -> str:

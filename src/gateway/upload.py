@@ -8,7 +8,7 @@ from bson import ObjectId
 from flask import Blueprint, g, request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from common import metrics
+from common import metrics, options
 from common.log import bound_job
 from common.store import VIDEOS
 from common.units import size as human_size
@@ -82,7 +82,8 @@ class QuotaWatch:
 @login_required
 @ratelimit.upload_per_user
 def upload():
-    """Accept one video as multipart field ``file``; 202 with its job id."""
+    """Accept one video as multipart field ``file``, with optional conversion options as
+    text fields (``common.options``); 202 with its job id."""
     cfg = backends.config()
     boundary = request.mimetype_params.get("boundary")
     if request.mimetype != "multipart/form-data" or not boundary:
@@ -145,7 +146,8 @@ def _accept(cfg, jobs, job_id, boundary: str, expected: int):
             return _too_large(cfg.max_upload_bytes)
         try:
             jobs.create(job_id, g.user, stored["fid"], stored["filename"],
-                        stored["content_type"], stored["size"], backends.publisher())
+                        stored["content_type"], stored["size"], backends.publisher(),
+                        stored["options"].to_doc())
         except BaseException:
             _discard(jobs, store, job_id, stored["fid"])
             raise
@@ -190,10 +192,13 @@ def _discard(jobs, store, job_id, fid) -> None:
 
 def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
              watch=None) -> dict:
-    """Parse the multipart body chunk by chunk, writing the one file straight to GridFS;
-    ``watch(size, final=False)`` hears how much came so far and may stop it."""
+    """Parse the multipart body chunk by chunk, writing the one file straight to GridFS and
+    checking each option field as it completes; ``watch(size, final=False)`` hears how much
+    came so far and may stop it."""
     decoder = MultipartDecoder(boundary, max_form_memory_size=2 * READ_SIZE)
     writer, head, size, filename, content_type, files = None, b"", 0, "", "", 0
+    fields: dict[str, str] = {}
+    field, value = None, b""  # the option field being received
     in_file = ended = False
     # The decoder takes a closing delimiter cut before its last "-" for file data (werkzeug
     # 3.1): the body's last bytes are held back until the end, so that it gets them at once.
@@ -220,7 +225,9 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
                 break
             if isinstance(event, File):
                 in_file = event.name == "file"
-                if in_file:
+                if event.name in options.FIELDS:
+                    raise UploadRejected(422, f"{event.name} is a text field, not a file")
+                if in_file:  # a file under another name is not read
                     files += 1
                     if files > 1:
                         raise UploadRejected(400, "send exactly one file per upload")
@@ -229,6 +236,19 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
                 continue
             if isinstance(event, Field):
                 in_file = False
+                if event.name == "file":
+                    raise UploadRejected(400, "the field 'file' must be a file, sent with its "
+                                              "name (curl: -F file=@video.mp4)")
+                field, value = _option_name(event.name, fields), b""
+                continue
+            if isinstance(event, Data) and field is not None:
+                value += event.data
+                if len(value) > options.MAX_FIELD_BYTES:
+                    raise UploadRejected(422, f"{field} is longer than "
+                                              f"{options.MAX_FIELD_BYTES} bytes")
+                if not event.more_data:
+                    fields[field] = _option_value(field, value)
+                    field = None
                 continue
             if isinstance(event, Data) and in_file:
                 size += len(event.data)
@@ -245,6 +265,10 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
                     writer.write(event.data)
         if files == 0:
             raise UploadRejected(400, "missing multipart field 'file'")
+        try:
+            chosen = options.from_fields(fields, filename)
+        except options.InvalidOption as exc:
+            raise UploadRejected(422, str(exc)) from None
         if writer is None:
             if not head:
                 raise UploadRejected(400, "the uploaded file is empty")
@@ -258,7 +282,31 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
     except BaseException:
         _abort(writer)
         raise
-    return {"fid": writer.file_id, "filename": filename, "content_type": content_type, "size": size}
+    return {"fid": writer.file_id, "filename": filename, "content_type": content_type,
+            "size": size, "options": chosen}
+
+
+def _option_name(name: str, seen: dict) -> str:
+    """A text field's name once it is known to be an option sent for the first time."""
+    try:
+        options.check_field(name, "")
+    except options.InvalidOption as exc:
+        raise UploadRejected(422, str(exc)) from None
+    if name in seen:
+        raise UploadRejected(422, f"send the field {name} once")
+    return name
+
+
+def _option_value(name: str, raw: bytes) -> str:
+    """An option field's text, checked on its own (combinations are checked at the end)."""
+    try:
+        text = raw.decode("utf-8")
+        options.check_field(name, text)
+    except UnicodeDecodeError:
+        raise UploadRejected(422, f"{name} must be UTF-8 text") from None
+    except options.InvalidOption as exc:
+        raise UploadRejected(422, str(exc)) from None
+    return text
 
 
 def _start_file(store, head: bytes, job_id, owner, filename, content_type):

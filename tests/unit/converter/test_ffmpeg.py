@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from common.errors import PermanentError, RetryableError
-from converter import ffmpeg
+from converter import ffmpeg, plan
 from tests.conftest import ffprobe_codec, ffprobe_duration
 from tools.media import SECONDS, ffmpeg_exe
 
@@ -53,7 +53,7 @@ def test_probe_rejects_text_and_truncated_files(media, tmp_path):
 
 def test_command_copies_mp3_audio_without_reencoding():
     info = ffmpeg.MediaInfo(10.0, "mp3", "stereo")
-    cmd = ffmpeg.command("ffmpeg", "in.mkv", "out.mp3", info, 2)
+    cmd = ffmpeg.command("ffmpeg", "in.mkv", "out.mp3", info, plan.plain(info))
     assert cmd[cmd.index("-c:a") + 1] == "copy"
     assert "-ac" not in cmd and "libmp3lame" not in cmd
     assert cmd[cmd.index("-map") + 1] == "0:a:0" and "-vn" in cmd
@@ -64,7 +64,8 @@ def test_command_copies_mp3_audio_without_reencoding():
                                                ("7.1", True), ("quad", True),
                                                ("stereo", False), ("mono", False)])
 def test_command_downmixes_only_more_than_two_channels(channels, downmix):
-    cmd = ffmpeg.command("ffmpeg", "in", "out", ffmpeg.MediaInfo(1.0, "aac", channels), 4)
+    info = ffmpeg.MediaInfo(1.0, "aac", channels)
+    cmd = ffmpeg.command("ffmpeg", "in", "out", info, plan.plain(info, 4))
     assert ("-ac" in cmd) is downmix
     if downmix:
         assert cmd[cmd.index("-ac") + 1] == "2"
@@ -76,8 +77,8 @@ def _convert(src, dst, **kwargs):
     info = ffmpeg.probe(FFMPEG, str(src))
     progress: list[float] = []
     options = {"timeout": 60.0, "abandon": threading.Event(), **kwargs}
-    duration = ffmpeg.convert(FFMPEG, str(src), str(dst), info, 2, options["timeout"],
-                              progress.append, options["abandon"])
+    duration = ffmpeg.convert(FFMPEG, str(src), str(dst), info, plan.plain(info),
+                              options["timeout"], progress.append, options["abandon"])
     return info, duration, progress
 
 
@@ -88,7 +89,8 @@ def _audio_length(src):
 def test_surround_aac_becomes_stereo_mp3_of_the_same_length(media, tmp_path):
     src, dst = media("mp4_aac51"), tmp_path / "out.mp3"
     info, duration, progress = _convert(src, dst)
-    ffmpeg.check_output(dst.stat().st_size, duration, info, _audio_length(src))
+    ffmpeg.check_output(dst.stat().st_size, duration, info, plan.plain(info),
+                        _audio_length(src))
     assert ffprobe_codec(dst) == "mp3"
     assert ffprobe_codec(dst, "v") is None
     assert _channels(dst) == 2
@@ -101,7 +103,8 @@ def test_surround_aac_becomes_stereo_mp3_of_the_same_length(media, tmp_path):
 def test_other_kinds_convert_to_mp3(media, tmp_path, kind):
     src, dst = media(kind), tmp_path / "out.mp3"
     info, duration, _ = _convert(src, dst)
-    ffmpeg.check_output(dst.stat().st_size, duration, info, _audio_length(src))
+    ffmpeg.check_output(dst.stat().st_size, duration, info, plan.plain(info),
+                        _audio_length(src))
     assert ffprobe_codec(dst) == "mp3"
     assert abs(ffprobe_duration(dst) - ffprobe_duration(src)) <= 0.2
 
@@ -119,7 +122,7 @@ def test_corrupt_audio_data_is_permanent(media, tmp_path):
     with pytest.raises(PermanentError):
         info, duration, _ = _convert(src, tmp_path / "out.mp3")
         size = (tmp_path / "out.mp3").stat().st_size if (tmp_path / "out.mp3").exists() else 0
-        ffmpeg.check_output(size, duration, info, _audio_length(src))
+        ffmpeg.check_output(size, duration, info, plan.plain(info), _audio_length(src))
 
 
 def test_running_out_of_time_is_permanent_and_an_interruption_retryable(media, tmp_path):
@@ -136,15 +139,15 @@ def test_running_out_of_time_is_permanent_and_an_interruption_retryable(media, t
                                                     (1000, 2.7, 3.0), (1000, 3.3, 3.0)])
 def test_check_output_rejects_empty_or_wrong_length(size, duration, source):
     with pytest.raises(PermanentError):
-        ffmpeg.check_output(size, duration, ffmpeg.MediaInfo(source, "aac", "stereo"),
-                            lambda: source)
+        info = ffmpeg.MediaInfo(source, "aac", "stereo")
+        ffmpeg.check_output(size, duration, info, plan.plain(info), lambda: source)
 
 
 @pytest.mark.parametrize("duration, source", [(3.0, 3.0), (3.15, 3.0), (2.85, 3.0),
                                               (3.0, None)])
 def test_check_output_accepts_close_lengths(duration, source):
-    ffmpeg.check_output(1000, duration, ffmpeg.MediaInfo(source, "aac", "stereo"),
-                        lambda: source)
+    info = ffmpeg.MediaInfo(source, "aac", "stereo")
+    ffmpeg.check_output(1000, duration, info, plan.plain(info), lambda: source)
 
 
 def test_video_whose_sound_stops_before_the_picture_still_converts(tmp_path):
@@ -156,11 +159,12 @@ def test_video_whose_sound_stops_before_the_picture_still_converts(tmp_path):
                     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
                     "-c:a", "aac", str(src)], check=True, capture_output=True, timeout=120)
     info, duration, _ = _convert(src, dst)
-    ffmpeg.check_output(dst.stat().st_size, duration, info, _audio_length(src))
+    ffmpeg.check_output(dst.stat().st_size, duration, info, plan.plain(info),
+                        _audio_length(src))
     assert ffprobe_duration(dst) == pytest.approx(2.0, abs=0.2)
 
 
 def test_an_mp3_shorter_than_the_source_audio_is_rejected(media):
     info = ffmpeg.probe(FFMPEG, str(media("mov")))
     with pytest.raises(PermanentError, match="source audio is 3.0"):
-        ffmpeg.check_output(1000, 2.0, info, _audio_length(media("mov")))
+        ffmpeg.check_output(1000, 2.0, info, plan.plain(info), _audio_length(media("mov")))

@@ -7,7 +7,7 @@ import pytest
 from common.errors import PermanentError
 from common.settings import ConfigError
 from common.units import size
-from converter import ffmpeg
+from converter import ffmpeg, plan
 from converter.config import ConverterConfig
 from converter.limits import MIB, Limits, span, span_adjective, too_long
 from tools.media import ffmpeg_exe, make_noise, make_ten_hour_flac
@@ -22,7 +22,7 @@ def samples(tmp_path_factory):
 
 def _convert(src, dst, limits: Limits, info=None):
     info = info or ffmpeg.probe(FFMPEG, str(src), limits)
-    return ffmpeg.convert(FFMPEG, str(src), str(dst), info, 2, 600, lambda _: None,
+    return ffmpeg.convert(FFMPEG, str(src), str(dst), info, plan.plain(info), 600, lambda _: None,
                           threading.Event(), limits)
 
 

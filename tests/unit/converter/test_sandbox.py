@@ -1,4 +1,5 @@
-"""Every ffmpeg run is spawned with no environment, in the job's directory, under OS limits."""
+"""Every ffmpeg run is spawned with nothing of the converter's environment (only glibc's arena
+count), in the job's directory, under OS limits."""
 
 import os
 import resource
@@ -9,7 +10,7 @@ import threading
 import pytest
 
 from common.errors import PermanentError
-from converter import ffmpeg, sandbox
+from converter import ffmpeg, plan, sandbox
 from converter.limits import MIB, Limits
 
 LIMITS = {resource.RLIMIT_CPU: 7, resource.RLIMIT_AS: 512 * MIB, resource.RLIMIT_FSIZE: MIB}
@@ -31,10 +32,10 @@ def _run(cmd, tmp_path, limits=None, **kwargs):
     return result, [line.rstrip("\n") for line in lines]
 
 
-def test_the_child_gets_an_empty_environment(tmp_path):
+def test_the_child_gets_nothing_of_the_converters_environment(tmp_path):
     assert "hunter2" in os.environ["MONGODB_URI"]
     result, lines = _run(["/usr/bin/env"], tmp_path)
-    assert result.returncode == 0 and lines == []
+    assert result.returncode == 0 and lines == ["MALLOC_ARENA_MAX=2"]
 
 
 def test_the_child_runs_in_the_given_directory_with_the_limits(tmp_path):
@@ -107,7 +108,7 @@ REPORTER = textwrap.dedent("""\
     limits=$(grep -E '^Max (cpu time|address space|file size)' /proc/$$/limits | tr -s ' ' |
              sed 's/ $//' | tr '\\n' ';')
     echo "env=[$(tr '\\0' ' ' < /proc/$$/environ)] cwd=$(pwd) $limits" >&2
-    echo "out_time_us=$(( $(wc -c < /proc/$$/environ) * 1000000 + 1000000 ))"
+    echo "out_time_us=$(( $(tr -d '\\0' < /proc/$$/environ | wc -c) * 1000000 + 1000000 ))"
     exit 1
     """)
 
@@ -125,7 +126,7 @@ def reporter(tmp_path):
 
 
 def _expected(job, file_bytes: int) -> list[str]:
-    return ["env=[]", f"cwd={job}", "Max cpu time 11 11 seconds;",
+    return ["env=[MALLOC_ARENA_MAX=2 ]", f"cwd={job}", "Max cpu time 11 11 seconds;",
             f"Max file size {file_bytes} {file_bytes} bytes;",
             f"Max address space {300 * MIB} {300 * MIB} bytes;"]
 
@@ -139,9 +140,10 @@ def test_every_ffmpeg_run_is_sandboxed(reporter):
     for part in _expected(job, 0):  # inspecting writes no file
         assert part in str(probed.value)
     with pytest.raises(PermanentError) as converted:
-        ffmpeg.convert(exe, src, str(job / "audio.mp3"), ffmpeg.MediaInfo(3.0, "aac", "stereo"),
-                       2, 60, lambda _: None, threading.Event(), limits)
+        info = ffmpeg.MediaInfo(3.0, "aac", "stereo")
+        ffmpeg.convert(exe, src, str(job / "audio.mp3"), info, plan.plain(info), 60,
+                       lambda _: None, threading.Event(), limits)
     for part in _expected(job, 3 * MIB):  # the MP3 limit and a margin for -fs to act first
         assert part in str(converted.value)
     # The stand-in reports 1 s plus one second per byte of its environment.
-    assert ffmpeg.audio_duration(exe, src, limits) == 1.0
+    assert ffmpeg.audio_duration(exe, src, limits) == 1.0 + len("MALLOC_ARENA_MAX=2")

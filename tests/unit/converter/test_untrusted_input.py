@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from common.errors import PermanentError
-from converter import ffmpeg
+from converter import ffmpeg, plan
 from converter.limits import Limits
 from gateway.sniff import PROBE_BYTES, media_type
 from tests.conftest import ffprobe_codec, ffprobe_duration
@@ -24,7 +24,7 @@ def hostile_dir(tmp_path_factory):
 
 def _convert(src, dst, info=None, **limits):
     info = info or ffmpeg.MediaInfo(SECRET_SECONDS, "aac", "mono")
-    return ffmpeg.convert(FFMPEG, str(src), str(dst), info, 2, 60, lambda _: None,
+    return ffmpeg.convert(FFMPEG, str(src), str(dst), info, plan.plain(info), 60, lambda _: None,
                           threading.Event(), Limits(**limits))
 
 
@@ -87,7 +87,7 @@ def test_every_container_the_upload_accepts_converts(tmp_path, name):
     assert media_type(src.read_bytes()[:PROBE_BYTES]) is not None
     info = ffmpeg.probe(FFMPEG, str(src))
     duration = _convert(src, dst, info)
-    ffmpeg.check_output(dst.stat().st_size, duration, info,
+    ffmpeg.check_output(dst.stat().st_size, duration, info, plan.plain(info),
                         lambda: ffmpeg.audio_duration(FFMPEG, str(src)))
     assert ffprobe_codec(dst) == "mp3"
 

@@ -104,9 +104,10 @@ class JobsStandIn:
     def release(self, job_id) -> None:
         pass
 
-    def create(self, job_id, owner, video_fid, filename, content_type, size, publisher) -> dict:
+    def create(self, job_id, owner, video_fid, filename, content_type, size, publisher,
+               options=None) -> dict:
         job = {"_id": job_id, "owner": owner, "video_fid": video_fid, "filename": filename,
-               "content_type": content_type, "size": size}
+               "content_type": content_type, "size": size, "options": options}
         self.created.append(job)
         return job
 

@@ -65,7 +65,7 @@ def test_an_upload_that_is_not_multipart_form_data_is_400(client, stand_ins, bea
 
 
 def test_an_upload_without_the_file_field_is_400(client, stand_ins, bearer):
-    data = multipart(("video", "a.mp4", b"RIFF"), ("note", None, b"hi"))
+    data = multipart(("video", "a.mp4", b"RIFF"), ("title", None, b"hi"))
     resp = client.post("/upload", data=data, content_type=MULTIPART, headers=bearer)
     assert _error(resp, 400) == "missing multipart field 'file'"
     assert stand_ins.store.uploads == [] and stand_ins.jobs.created == []
@@ -123,6 +123,7 @@ def test_a_video_is_accepted_with_its_job_id_under_its_base_name(client, stand_i
     (job,) = stand_ins.jobs.created
     assert resp.get_json() == {"job_id": str(job["_id"]), "video_fid": str(job["video_fid"])}
     assert (job["owner"], job["filename"], job["size"]) == (USER, "party.mp4", len(video))
+    assert job["options"]["title"] == "party" and job["options"]["quality"] is None
     (upload,) = stand_ins.store.uploads
     assert upload.closed and bytes(upload.data) == video
 

@@ -6,6 +6,7 @@ import io
 import pytest
 from bson import ObjectId
 
+from common.options import Options
 from gateway import upload
 from tests.unit.gateway.conftest import StoreStandIn
 
@@ -61,7 +62,8 @@ def test_one_file_is_stored_whole_with_its_name_and_type(video):
     (writer,) = store.uploads
     assert bytes(writer.data) == video and writer.closed and not writer.aborted
     assert stored == {"fid": writer.file_id, "filename": "party.mp4",
-                      "content_type": "video/mp4", "size": len(video)}
+                      "content_type": "video/mp4", "size": len(video),
+                      "options": Options(title="party")}
     assert writer.metadata["owner"] == "user@example.com"
 
 
@@ -71,9 +73,11 @@ def test_one_file_is_stored_whole_with_its_name_and_type(video):
     [10, 2**20],
 ])
 def test_boundaries_split_across_reads_change_nothing(video, sizes):
-    data = body(part("note", b"hello"), part("file", video, "a.mp4"), part("after", b"x"))
+    data = body(part("title", "Ünïcode".encode()), part("file", video, "a.mp4"),
+                part("quality", b"320"))
     stored, store = receive(data, sizes)
     assert bytes(store.uploads[0].data) == video and stored["size"] == len(video)
+    assert stored["options"] == Options(title="Ünïcode", quality="320")
 
 
 def test_the_closing_boundary_split_byte_by_byte_is_still_found(video):
@@ -89,12 +93,37 @@ def test_a_body_without_its_final_boundary_is_refused(video):
     assert refused.value.status == 400 and "malformed multipart body" in str(refused.value)
 
 
-def test_other_fields_around_the_file_are_ignored(video):
+def test_option_fields_before_and_after_the_file_are_read(video):
     data = body(part("title", b"my holiday"), part("file", video, "a.mp4"),
-                part("tags", b"\x00\xff binary"), part("extra", b"more", "ignored.txt"))
+                part("end", b"1:30"), part("extra", b"more", "ignored.txt"))
     stored, store = receive(data)
     (writer,) = store.uploads
     assert bytes(writer.data) == video and stored["filename"] == "a.mp4"
+    assert stored["options"] == Options(title="my holiday", end=90.0)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ([("tags", b"x")], "unknown field 'tags'"),
+    ([("quality", b"999")], "quality must be one of"),
+    ([("title", b"a"), ("title", b"b")], "send the field title once"),
+    ([("title", b"\xff\xfe")], "title must be UTF-8 text"),
+    ([("title", b"x" * 2000)], "title is longer than 1024 bytes"),
+    ([("start", b"9"), ("end", b"3")], "end (0:00:03) must be after start (0:00:09)"),
+])
+def test_bad_options_are_refused_and_the_file_removed(video, fields, message):
+    parts = [part(name, value) for name, value in fields]
+    with pytest.raises(upload.UploadRejected) as refused:
+        receive(body(part("file", video, "a.mp4"), *parts))
+    assert refused.value.status == 422 and message in str(refused.value)  # file removed
+
+
+def test_a_bad_option_before_the_file_stops_the_upload_before_it_is_stored(video):
+    store = StoreStandIn()
+    data = body(part("cover", b"maybe"), part("file", video, "a.mp4"))
+    with pytest.raises(upload.UploadRejected, match="cover must be auto") as refused:
+        upload._receive(Pieces(data, ()), BOUNDARY, store, ObjectId(), "user@example.com",
+                        10 * 1024 * 1024)
+    assert refused.value.status == 422 and store.uploads == []
 
 
 def test_a_second_file_is_refused(video):

@@ -1,0 +1,81 @@
+"""The MP3's ID3v2.4 tag: written by the converter (text tags, front cover, chapters) in
+front of the audio frames, read back by the gateway (the cover)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from mutagen.id3 import (
+    APIC,
+    CHAP,
+    CTOC,
+    ID3,
+    TALB,
+    TIT2,
+    TPE1,
+    CTOCFlags,
+    Encoding,
+    ID3NoHeaderError,
+    PictureType,
+)
+
+HEADER_BYTES = 10
+MAX_TAG_BYTES = 4 << 20  # a tag this service writes is far smaller (a cover of 600 px)
+TOC_ID = "toc"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter of the MP3, in seconds from its beginning."""
+
+    start: float
+    end: float
+    title: str | None
+
+
+def build(title: str | None, artist: str | None, album: str | None,
+          cover: bytes | None = None, chapters: list[Chapter] = ()) -> bytes:
+    """The tag's bytes: UTF-8 text frames, the JPEG cover as front cover, CHAP/CTOC frames."""
+    tag = ID3()
+    for frame, text in ((TIT2, title), (TPE1, artist), (TALB, album)):
+        if text:
+            tag.add(frame(encoding=Encoding.UTF8, text=[text]))
+    if cover:
+        tag.add(APIC(encoding=Encoding.UTF8, mime="image/jpeg", type=PictureType.COVER_FRONT,
+                     desc="", data=cover))
+    ids = [f"ch{index}" for index in range(len(chapters))]
+    for element_id, chapter in zip(ids, chapters, strict=True):
+        sub_frames = [TIT2(encoding=Encoding.UTF8, text=[chapter.title])] if chapter.title else []
+        tag.add(CHAP(element_id=element_id, start_time=round(chapter.start * 1000),
+                     end_time=round(chapter.end * 1000), sub_frames=sub_frames))
+    if ids:
+        tag.add(CTOC(element_id=TOC_ID, flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+                     child_element_ids=ids, sub_frames=[]))
+    if not tag:
+        return b""
+    out = io.BytesIO()
+    tag.save(out, v2_version=4, padding=lambda _info: 0)
+    return out.getvalue()
+
+
+def tag_size(header: bytes) -> int:
+    """How many bytes the tag at the start of a file takes, from its 10-byte header (0: none)."""
+    if len(header) < HEADER_BYTES or header[:3] != b"ID3":
+        return 0
+    size = 0
+    for byte in header[6:10]:
+        size = (size << 7) | (byte & 0x7F)  # "synchsafe": 7 bits per byte
+    return HEADER_BYTES + size + (HEADER_BYTES if header[5] & 0x10 else 0)  # + footer
+
+
+def read_cover(tag_bytes: bytes) -> bytes | None:
+    """The front cover's JPEG in a tag's bytes, if it has one."""
+    try:
+        tag = ID3(io.BytesIO(tag_bytes))
+    except (ID3NoHeaderError, ValueError):
+        return None
+    for frame in tag.getall("APIC"):
+        if frame.type == PictureType.COVER_FRONT and frame.mime == "image/jpeg":
+            return frame.data
+    return None
