@@ -205,3 +205,166 @@ def make_noise(directory: Path, seconds: int = 300) -> Path:
     return _generate(Path(directory) / f"noise-{seconds}s.webm", [
         "-f", "lavfi", "-i", f"anoisesrc=r=48000:a=0.3:d={seconds}", "-ac", "2",
         "-c:a", "libopus", "-b:a", "32k"])
+
+
+# -- music-like samples: what the conversion options are measured on -----------------------------
+MUSIC_SECONDS = 12
+MUSIC_RATE = 44100
+VIDEO_SIZE = (1280, 720)
+# (title, start ms, end ms) of the chaptered video's chapters; one title is not ASCII
+CHAPTERS = (("Opening", 0, 4000), ("Café à la carte — 夜", 4000, 8500),
+            ("Finale", 8500, MUSIC_SECONDS * 1000))
+# Two decorrelated pink noises (one per channel) under a few slowly gliding and swelling tones,
+# about -28 LUFS integrated: far from the -16 LUFS that normalizing aims at.
+_MUSIC_GRAPH = ";".join([
+    f"anoisesrc=color=pink:amplitude=0.5:r={MUSIC_RATE}:d={MUSIC_SECONDS}:seed=7[l]",
+    f"anoisesrc=color=pink:amplitude=0.5:r={MUSIC_RATE}:d={MUSIC_SECONDS}:seed=11[r]",
+    "[l][r]join=inputs=2:channel_layout=stereo[noise]",
+    "aevalsrc=0.3*sin(2*PI*(220+3*sin(2*PI*0.5*t))*t)"
+    "+0.2*sin(2*PI*330*t)*(0.6+0.4*sin(2*PI*0.25*t))"
+    "+0.15*sin(2*PI*(554+5*sin(2*PI*0.7*t))*t)"
+    "|0.3*sin(2*PI*(220+3*sin(2*PI*0.5*t))*t)"
+    "+0.2*sin(2*PI*440*t)*(0.6+0.4*sin(2*PI*0.3*t))"
+    "+0.1*sin(2*PI*(659+4*sin(2*PI*0.4*t))*t)"
+    f":s={MUSIC_RATE}:d={MUSIC_SECONDS}:c=stereo[tones]",
+    "[noise][tones]amix=inputs=2:normalize=0,volume=0.115",
+])
+
+
+def make_music(directory: Path) -> Path:
+    """12 s of music-like stereo audio at 44.1 kHz as FLAC, about -28 LUFS."""
+    return _generate(Path(directory) / "music.flac",
+                     ["-filter_complex", _MUSIC_GRAPH, "-c:a", "flac"])
+
+
+def make_music_mp3(directory: Path) -> Path:
+    """The music as a VBR (V2) MP3 file: a source whose audio frames can be copied."""
+    music = make_music(directory)
+    return _generate(Path(directory) / "music.mp3",
+                     ["-i", str(music), "-c:a", "libmp3lame", "-q:a", "2"])
+
+
+def chapters_metadata() -> str:
+    """CHAPTERS as an ffmetadata file."""
+    lines = [";FFMETADATA1", "title=Chaptered clip"]
+    for title, start, end in CHAPTERS:
+        lines += ["", "[CHAPTER]", "TIMEBASE=1/1000", f"START={start}", f"END={end}",
+                  f"title={title}"]
+    return "\n".join(lines) + "\n"
+
+
+def make_chaptered_video(directory: Path) -> Path:
+    """A 1280x720 H.264 MP4 with the music as AAC and the three CHAPTERS."""
+    directory = Path(directory)
+    music = make_music(directory)
+    metadata = directory / "chapters.ffmetadata"
+    metadata.write_text(chapters_metadata(), encoding="utf-8")
+    width, height = VIDEO_SIZE
+    return _generate(directory / "chapters.mp4", [
+        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=5:duration={MUSIC_SECONDS}",
+        "-i", str(music), "-i", str(metadata), "-map", "0:v", "-map", "1:a",
+        "-map_metadata", "2", "-map_chapters", "2", *_H264, "-crf", "36",
+        "-c:a", "aac", "-b:a", "160k", "-shortest"])
+
+
+# -- reading an MP3 back: its frames, its decoded samples, its loudness, its cover ---------------
+_MPEG1_L3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_MPEG1_RATES = (44100, 48000, 32000)
+
+
+def mp3_frames(data: bytes) -> list[tuple[int, int, bool]]:
+    """(offset, kbit/s, is the Xing/Info header) of each MPEG-1 Layer III frame, in order.
+
+    The frames are walked header to header from the end of the ID3v2 tag(s); a gap or another
+    kind of frame ends the walk (an ID3v1 tag, or junk, after the audio).
+    """
+    pos = 0
+    while data[pos:pos + 3] == b"ID3":
+        size = 0
+        for byte in data[pos + 6:pos + 10]:
+            size = size << 7 | byte & 0x7F
+        pos += 10 + size + (10 if data[pos + 5] & 0x10 else 0)
+    frames = []
+    while pos + 4 <= len(data):
+        head = int.from_bytes(data[pos:pos + 4], "big")
+        if head >> 21 != 0x7FF or (head >> 17) & 0xF != 0b1101:  # sync, MPEG-1, Layer III
+            break
+        index, rate, padding = (head >> 12) & 0xF, (head >> 10) & 0x3, (head >> 9) & 1
+        if index in (0, 15) or rate == 3:
+            break
+        kbps = _MPEG1_L3_KBPS[index]
+        length = 144000 * kbps // _MPEG1_RATES[rate] + padding
+        side = 17 if (head >> 6) & 0x3 == 3 else 32  # mono: 17 bytes of side information
+        marker = data[pos + 4 + side:pos + 8 + side]
+        frames.append((pos, kbps, marker in (b"Xing", b"Info")))
+        pos += length
+    return frames
+
+
+def audio_frame_kbps(data: bytes) -> list[int]:
+    """The bit rate of each audio frame of an MP3 (its Xing/Info header frame left out)."""
+    return [kbps for _, kbps, header in mp3_frames(data) if not header]
+
+
+def decode_pcm(path: str | os.PathLike, rate: int = MUSIC_RATE):
+    """The first audio stream decoded by ffmpeg as float samples, shape (samples, 2)."""
+    import numpy
+
+    out = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:a:0",
+         "-ac", "2", "-ar", str(rate), "-f", "f32le", "-"],
+        capture_output=True, check=True, timeout=120)
+    return numpy.frombuffer(out.stdout, dtype="<f4").reshape(-1, 2)
+
+
+def cut_offset(source, output, rate: int = MUSIC_RATE) -> int:
+    """Where in ``source`` (samples) ``output``'s first sample came from, by cross-correlation.
+
+    A one-second piece from inside the output (clear of a cut's first, possibly garbled,
+    frame) is located in the source by FFT cross-correlation of the channels' sum.
+    """
+    import numpy
+
+    lead = rate // 4
+    piece = output[lead:lead + rate].sum(axis=1).astype("f8")
+    whole = source.sum(axis=1).astype("f8")
+    size = 1 << int(len(whole) + len(piece)).bit_length()
+    corr = numpy.fft.irfft(numpy.fft.rfft(whole, size) * numpy.conj(numpy.fft.rfft(piece, size)),
+                           size)[:len(whole) - len(piece) + 1]
+    return int(numpy.argmax(corr)) - lead
+
+
+_EBUR128_I = re.compile(r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+|-inf) LUFS")
+_EBUR128_PEAK = re.compile(r"True peak:\s*\n\s*Peak:\s*(-?[\d.]+|-inf) dBFS")
+
+
+def loudness(path: str | os.PathLike) -> tuple[float, float]:
+    """(integrated loudness in LUFS, true peak in dBTP) by ffmpeg's ebur128 filter."""
+    out = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0",
+         "-filter:a", "ebur128=peak=true", "-f", "null", "-"],
+        capture_output=True, text=True, check=True, timeout=120)
+    summary = out.stderr[out.stderr.rindex("Summary:"):]
+    integrated, peak = _EBUR128_I.search(summary), _EBUR128_PEAK.search(summary)
+    return float(integrated.group(1)), float(peak.group(1))
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a JPEG image from its start-of-frame marker."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG image")
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f"no JPEG marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(data[pos + 5:pos + 7], "big")
+            width = int.from_bytes(data[pos + 7:pos + 9], "big")
+            return width, height
+        pos += 2 + length
+    raise ValueError("the JPEG image has no start-of-frame marker")

@@ -25,8 +25,8 @@ MAX_SECONDS = 100 * 3600  # a trim point beyond any media the service accepts
 MAX_FIELD_BYTES = 1024  # one option's value, as sent
 _TRUE = ("true", "1", "on", "yes")
 _FALSE = ("false", "0", "off", "no")
-_CLOCK = re.compile(r"^(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d{1,3})?)$")
-_SECONDS = re.compile(r"^\d+(?:\.\d{1,3})?$")
+_CLOCK = re.compile(r"^(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d{1,3})?)$", re.ASCII)
+_SECONDS = re.compile(r"^\d+(?:\.\d{1,3})?$", re.ASCII)
 
 
 class InvalidOption(ValueError):

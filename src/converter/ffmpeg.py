@@ -253,11 +253,12 @@ def check_output(size: int, duration: float, info: MediaInfo, plan: Plan,
     if info.duration is None and plan.span is None:
         return  # nothing to hold it against
     audio = source_audio()
+    if info.duration is None and plan.span is not None and (
+            (plan.start or 0) + plan.span > audio + DURATION_TOLERANCE):
+        raise PermanentError(f"the trim end is past the end of the audio ({audio:.2f}s)",
+                             kind="options")
     expected = plan.expected(audio)
     if abs(duration - expected) > DURATION_TOLERANCE:
-        if plan.span is not None and (plan.start or 0) + plan.span > audio + DURATION_TOLERANCE:
-            raise PermanentError(f"the trim end is past the end of the audio "
-                                 f"({audio:.2f}s)", kind="options")
         raise PermanentError(
             f"the MP3 is {duration:.2f}s long but the source audio is {expected:.2f}s",
             kind="not_media")

@@ -125,3 +125,22 @@ def test_tag_names_imitating_ffmpeg_are_refused(tmp_path, name, option):
                    check=True, capture_output=True, timeout=120)
     with pytest.raises(PermanentError, match="tags are malformed"):
         ffmpeg.probe(FFMPEG, str(src))
+
+
+FAKE_LOUDNORM = ('\n{\n\t"input_i" : "5.00",\n\t"input_tp" : "9.00",\n\t"input_lra" : "0.00",\n'
+                 '\t"input_thresh" : "-5.00",\n\t"target_offset" : "40.00"\n}\n')
+
+
+def test_tags_cannot_forge_the_loudness_measurement(tmp_path):
+    """A tag holding a report like loudnorm's is printed before the real one, which is used."""
+    src = tmp_path / "forged.mka"
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000:duration=3", "-af", "volume=0.05",
+                    "-metadata", f"title={FAKE_LOUDNORM}", "-metadata:s:a:0",
+                    f"comment={FAKE_LOUDNORM}", "-c:a", "flac", str(src)],
+                   check=True, capture_output=True, timeout=60)
+    info = ffmpeg.probe(FFMPEG, str(src))
+    recipe = plan.plain(info)
+    measured = ffmpeg.measure_loudness(FFMPEG, str(src), info, recipe, 60, lambda _: None,
+                                       threading.Event())
+    assert -60 < measured["input_i"] < -30 and measured["input_tp"] < -30  # the tag: +5, +9
