@@ -3,7 +3,7 @@
 
 class ProcessingError(Exception):
     """Base class for errors raised while handling a message; ``kind`` is a short class of the
-    cause for the metrics (e.g. not_media, no_audio, too_long, limit, timeout, storage)."""
+    cause for the metrics (e.g. not_media, no_audio, too_long, options, limit, timeout, storage)."""
 
     def __init__(self, *args, kind: str = "internal"):
         super().__init__(*args)
