@@ -1,6 +1,8 @@
 """Run ffmpeg on untrusted uploads: inspect a media file, then make an MP3 of its first audio."""
 
+import dataclasses
 import json
+import logging
 import math
 import os
 import re
@@ -27,6 +29,9 @@ MEDIA_FORMATS = ("mov", "matroska", "mp3", "aac", "flac", "ogg", "wav", "avi", "
 # The mov demuxer's external references stay off (its `enable_drefs` defaults to false).
 INPUT_GUARD = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(MEDIA_FORMATS)]
 
+log = logging.getLogger(__name__)
+# How ffmpeg names the cover's output in its errors (it is the second output when present).
+COVER_OUTPUT = "[out#1/mjpeg"
 DURATION_TOLERANCE = 0.2  # seconds the MP3 may differ from the source
 MIN_AUDIO_SECONDS = 0.05  # less than this is no audio at all (e.g. a truncated file)
 PROBE_SECONDS = 120.0  # wall-clock limit of an inspection
@@ -151,10 +156,17 @@ def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan, timeou
     out_seconds = [0.0]
     total = plan.expected(info.duration) if info.duration else None
     low = 50.0 if loudness is not None else 0.0  # the measuring pass had the first half
-    cmd = command(ffmpeg, src, dst, info, plan, limits, loudness, cover, chapters)
-    result = _run(cmd, src, limits, timeout, _progress(out_seconds, total, on_progress, low),
-                  file_bytes=limits.mp3_bytes + MIB, stop=abandon)
-    _raise_if_cut_short(result, limits, timeout, "the conversion")
+    for recipe in _cover_fallbacks(plan if cover else dataclasses.replace(plan, cover_at=None)):
+        cmd = command(ffmpeg, src, dst, info, recipe, limits, loudness, cover, chapters)
+        result = _run(cmd, src, limits, timeout,
+                      _progress(out_seconds, total, on_progress, low),
+                      file_bytes=limits.mp3_bytes + MIB, stop=abandon)
+        _raise_if_cut_short(result, limits, timeout, "the conversion")
+        if result.returncode == 0 or recipe.cover_at is None or COVER_OUTPUT not in result.tail:
+            break
+        # The picture ended before that moment (a still image, a short intro): no frame to
+        # take there. A cover is never worth failing a conversion for.
+        log.info("no video frame for the cover", extra={"at": recipe.cover_at})
     if result.returncode != 0 and "Error opening input" in result.tail:
         raise _not_media(result)
     if result.returncode != 0:
@@ -166,6 +178,15 @@ def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan, timeou
         raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit",
                              kind="limit")
     return out_seconds[0]
+
+
+def _cover_fallbacks(plan: Plan):
+    """The plan, then with its cover taken from the first frame, then without a cover."""
+    yield plan
+    if plan.cover_at:
+        yield dataclasses.replace(plan, cover_at=0.0)
+    if plan.cover_at is not None:
+        yield dataclasses.replace(plan, cover_at=None)
 
 
 def measure_loudness(ffmpeg: str, src: str, info: MediaInfo, plan: Plan, timeout: float,

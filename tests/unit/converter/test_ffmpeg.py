@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from common.errors import PermanentError, RetryableError
-from converter import ffmpeg, plan
+from common.options import Options
+from converter import cover, ffmpeg, plan
 from tests.conftest import ffprobe_codec, ffprobe_duration
 from tools.media import SECONDS, ffmpeg_exe
 
@@ -168,3 +169,36 @@ def test_an_mp3_shorter_than_the_source_audio_is_rejected(media):
     info = ffmpeg.probe(FFMPEG, str(media("mov")))
     with pytest.raises(PermanentError, match="source audio is 3.0"):
         ffmpeg.check_output(1000, 2.0, info, plan.plain(info), _audio_length(media("mov")))
+
+
+@pytest.fixture(scope="module")
+def short_picture(tmp_path_factory):
+    """12 s of sound under a picture that stops after 2 s (a title card, a still image)."""
+    path = tmp_path_factory.mktemp("short-picture") / "card.mp4"
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=320x240:rate=10:duration=2", "-f", "lavfi", "-i",
+                    "sine=frequency=300:duration=12", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-c:a", "aac", str(path)], check=True, capture_output=True, timeout=60)
+    return path
+
+
+@pytest.mark.parametrize("options", [
+    Options(),  # a third in (4 s) has no frame
+    Options(start=5.0),  # the kept part has no picture at all
+])
+def test_a_picture_shorter_than_the_sound_never_fails_the_conversion(short_picture, tmp_path,
+                                                                      options):
+    """The video's first frame is then the cover."""
+    info = ffmpeg.probe(FFMPEG, str(short_picture))
+    recipe = plan.make(info, options, 2)
+    assert recipe.cover_at is not None
+    picture = tmp_path / "cover.jpg"
+    duration = ffmpeg.convert(FFMPEG, str(short_picture), str(tmp_path / "out.mp3"), info,
+                              recipe, 60, lambda _: None, threading.Event(), cover=str(picture))
+    assert duration == pytest.approx(12.0 - (options.start or 0), abs=0.1)
+    assert cover.dimensions(cover.read(str(picture))) == (320, 240)
+
+
+def test_the_cover_is_tried_where_planned_then_at_the_first_frame_then_given_up():
+    recipe = plan.make(ffmpeg.MediaInfo(60.0, "aac", "stereo", video=True), Options(), 2)
+    assert [r.cover_at for r in ffmpeg._cover_fallbacks(recipe)] == [20.0, 0.0, None]
