@@ -8,7 +8,7 @@ from flask import Blueprint, current_app
 
 bp = Blueprint("ui", __name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
-PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; media-src 'self'; "
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self'; "
                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
 
 

@@ -1,11 +1,13 @@
-// mp3converter web page: account, uploads with progress, the live list of conversions, storage
-// used against the quota, and deleting conversions or the whole account.
+// mp3converter web page: account, uploads with progress and conversion options, the live list
+// of conversions, storage used against the quota, and deleting conversions or the whole account.
 "use strict";
 
 (() => {
   const TOKEN_KEY = "mp3converter.token";
   const EMAIL_KEY = "mp3converter.email";
   const VERIFIED_KEY = "mp3converter.verified"; // confirmed in this tab since the login
+  const OPTIONS_KEY = "mp3converter.options"; // the remembered conversion options (localStorage)
+  const COVER_TRIES = 3; // fetches of a job's cover picture that failed on the way, at most
   // Where GET /verify sends a browser (the hash), and what to tell the person.
   const VERIFY_MESSAGES = {
     "#verified": ["Your email address is confirmed: you will get an email when each conversion finishes.", "ok"],
@@ -19,7 +21,7 @@
   };
 
   const $ = (selector, root = document) => root.querySelector(selector);
-  const rows = new Map(); // job_id -> {el, job, urlExpires}
+  const rows = new Map(); // job_id -> {el, job, urlExpires, cover, coverUrl, coverTries}
   const gone = new Set(); // jobs deleted from this page: a list fetched before must not bring them back
   let pollTimer = null;
   let uploadChain = Promise.resolve();
@@ -78,6 +80,20 @@
     const m = Math.floor((total % 3600) / 60);
     const s = String(total % 60).padStart(2, "0");
     return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  }
+
+  // A point in the media as typed in the options: "0:01", "0:02.5", "1:02:03".
+  function clockTime(seconds) {
+    const millis = Math.round(seconds * 1000);
+    const h = Math.floor(millis / 3_600_000);
+    const m = Math.floor((millis % 3_600_000) / 60_000);
+    const s = String(Math.floor((millis % 60_000) / 1000)).padStart(2, "0");
+    const fraction = millis % 1000 ? `.${String(millis % 1000).padStart(3, "0").replace(/0+$/, "")}` : "";
+    return `${h ? `${h}:${String(m).padStart(2, "0")}` : m}:${s}${fraction}`;
+  }
+
+  function qualityShort(quality) {
+    return /^v\d$/.test(quality) ? quality.toUpperCase() : `${quality} kbit/s`;
   }
 
   function mp3Name(filename) {
@@ -261,9 +277,10 @@
     sessionStorage.removeItem(VERIFIED_KEY);
     clearTimeout(pollTimer);
     pollTimer = null;
-    for (const { el: row } of rows.values()) {
-      const audio = $("audio", row);
+    for (const row of rows.values()) {
+      const audio = $("audio", row.el);
       if (audio) audio.pause();
+      dropCover(row);
     }
     rows.clear();
     gone.clear();
@@ -439,6 +456,67 @@
     }
   }
 
+  // ---- conversion options ----
+
+  const TEXT_OPTIONS = ["quality", "start", "end", "title", "artist", "album"];
+
+  // The upload's option fields: only those given (the service's defaults need no field).
+  function chosenOptions() {
+    const fields = [];
+    for (const name of TEXT_OPTIONS) {
+      const value = $(`#opt-${name}`).value.trim();
+      if (value) fields.push([name, value]);
+    }
+    if ($("#opt-normalize").checked) fields.push(["normalize", "true"]);
+    if (!$("#opt-cover").checked) fields.push(["cover", "none"]);
+    return fields;
+  }
+
+  // What the options ask for, in the panel's summary line (shown even while it is closed).
+  function showOptionsSummary() {
+    const value = (name) => $(`#opt-${name}`).value.trim();
+    const parts = [];
+    if (value("quality")) parts.push(qualityShort(value("quality")));
+    if (value("start") || value("end")) parts.push(`${value("start") || "0:00"}–${value("end") || "end"}`);
+    if ($("#opt-normalize").checked) parts.push("normalized");
+    if (!$("#opt-cover").checked) parts.push("no cover");
+    const tags = ["title", "artist", "album"].map(value).filter(Boolean);
+    if (tags.length) parts.push(tags.join(" — "));
+    $("#options-summary").textContent = parts.length ? `(${parts.join(" · ")})` : "(defaults)";
+  }
+
+  // Title and trim belong to one file: only the other choices are kept for the next visit.
+  function rememberOptions() {
+    const kept = {
+      quality: $("#opt-quality").value,
+      artist: $("#opt-artist").value,
+      album: $("#opt-album").value,
+      normalize: $("#opt-normalize").checked,
+      cover: $("#opt-cover").checked,
+    };
+    try {
+      localStorage.setItem(OPTIONS_KEY, JSON.stringify(kept));
+    } catch (_) { /* storage disabled: the choices last as long as the page */ }
+    showOptionsSummary();
+  }
+
+  function restoreOptions() {
+    let kept = {};
+    try {
+      kept = JSON.parse(localStorage.getItem(OPTIONS_KEY) || "{}") || {};
+    } catch (_) { kept = {}; }
+    const quality = $("#opt-quality");
+    if ([...quality.options].some((option) => option.value === kept.quality)) quality.value = kept.quality;
+    for (const name of ["artist", "album"]) {
+      if (typeof kept[name] === "string") $(`#opt-${name}`).value = kept[name].slice(0, 200);
+    }
+    for (const name of ["normalize", "cover"]) {
+      if (typeof kept[name] === "boolean") $(`#opt-${name}`).checked = kept[name];
+    }
+    for (const name of ["title", "start", "end"]) $(`#opt-${name}`).value = "";
+    showOptionsSummary();
+  }
+
   // ---- uploads ----
 
   function uploadMessage(status, body, retryAfter) {
@@ -451,6 +529,8 @@
         if (!limit && parsed) return `Not uploaded: ${parsed.replace(/\.$/, "")}.`; // the storage quota
         return `Too large: the server accepts files up to ${limit ? humanSize(Number(limit[1])) : "its size limit"}.`;
       }
+      case 422:
+        return `Not uploaded: ${parsed ? parsed.replace(/\.$/, "") : "an option was refused"}. Check the Options.`;
       case 415:
         return "Not a video: this file does not look like audio or video (try .mp4, .mkv, .mov, .webm…).";
       case 401:
@@ -484,7 +564,7 @@
     if (percent !== undefined) view.bar.value = percent;
   }
 
-  function sendFile(file, view) {
+  function sendFile(file, view, options) {
     return new Promise((resolve) => {
       const xhr = new XMLHttpRequest();
       xhr.open("POST", "/upload");
@@ -502,6 +582,7 @@
           setUpload(view, "error",
             uploadMessage(xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After")));
           if (xhr.status === 401) expired();
+          else if (xhr.status === 422) $("#options").open = true;
           else if (xhr.status === 413 || xhr.status === 429) refreshAccount();
         }
         resolve();
@@ -513,7 +594,9 @@
           resolve();
         });
       }
+      // The options go before the file: a wrong value is refused before the file is sent.
       const form = new FormData();
+      for (const [name, value] of options) form.append(name, value);
       form.append("file", file, file.name || "video");
       setUpload(view, "uploading", "Uploading… 0%", 0);
       xhr.send(form);
@@ -523,10 +606,11 @@
   function addFiles(fileList) {
     const files = Array.from(fileList || []);
     if (!files.length || !sessionStorage.getItem(TOKEN_KEY)) return;
+    const options = chosenOptions(); // as they were when the files were chosen
     for (const file of files) {
       const view = uploadItem(file);
       uploadChain = uploadChain.then(() => (sessionStorage.getItem(TOKEN_KEY)
-        ? sendFile(file, view)
+        ? sendFile(file, view, options)
         : setUpload(view, "error", "Not uploaded: you are logged out.")));
     }
   }
@@ -605,11 +689,16 @@
         el("span", { class: "job-status" }),
       ]),
       el("progress", { class: "job-progress", max: 100, value: 0, "aria-label": `Conversion progress of ${name}` }),
-      el("dl", { class: "job-meta" }, [
-        ...field("Size", "job-size"),
-        ...field("Uploaded", "job-created"),
-        ...field("MP3 length", "job-duration"),
-        ...field("MP3 kept until", "job-expires"),
+      el("div", { class: "job-details" }, [
+        el("dl", { class: "job-meta" }, [
+          ...field("Size", "job-size"),
+          ...field("Uploaded", "job-created"),
+          ...field("MP3 length", "job-duration"),
+          ...field("MP3 kept until", "job-expires"),
+          ...field("Tags", "job-tags"),
+          ...field("Options", "job-options"),
+        ]),
+        el("img", { class: "job-cover", alt: "", hidden: true }),
       ]),
       el("p", { class: "job-error", hidden: true }),
       el("p", { class: "job-note", hidden: true }),
@@ -617,9 +706,96 @@
       el("p", { class: "form-problem job-problem", role: "alert", hidden: true }),
       el("div", { class: "job-actions" }),
     ]);
-    const row = { el: node, job, urlExpires: null };
+    const row = { el: node, job, urlExpires: null, cover: null, coverUrl: null, coverTries: 0 };
     showDeleteButton(row, false);
     return row;
+  }
+
+  // ---- what a conversion was asked for and what it made ----
+
+  // "Évening Talk — Ann — Live": the MP3's ID3 tags.
+  function tagsText(job) {
+    const options = job.options || {};
+    return [options.title, options.artist, options.album].filter(Boolean).join(" — ");
+  }
+
+  // "V0 · 0:10–1:30 · normalized · 3 chapters", or "kept source MP3 (copy)".
+  function optionsText(job, status) {
+    const options = job.options;
+    if (!options) return ""; // a conversion from before the options
+    const made = status === "done" || status === "expired";
+    const parts = [];
+    if (options.quality) parts.push(qualityShort(options.quality));
+    else if (made && job.mode === "copy") parts.push("kept source MP3 (copy)");
+    else parts.push(made ? "V2 (default)" : "default quality");
+    if (options.start !== null && options.start !== undefined
+        || options.end !== null && options.end !== undefined) {
+      const end = options.end === null || options.end === undefined ? "end" : clockTime(options.end);
+      parts.push(`${clockTime(options.start || 0)}–${end}`);
+    }
+    if (options.normalize) parts.push("normalized");
+    if (options.cover === "none") parts.push("no cover");
+    if (made && job.chapters) parts.push(plural(job.chapters, "chapter"));
+    return parts.join(" · ");
+  }
+
+  // A term of the card's list, hidden while it has nothing to say; written only when it changes.
+  function showFact(node, cls, text) {
+    const value = $(`.${cls}`, node);
+    if (value.textContent !== text) value.textContent = text;
+    value.hidden = !text;
+    $(`.${cls}-label`, node).hidden = !text;
+  }
+
+  // The cover is fetched once per finished job (with the login token, so not by an <img> src).
+  async function loadCover(row) {
+    const id = row.job.job_id;
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const current = () => rows.get(id) === row && sessionStorage.getItem(TOKEN_KEY) === token;
+    row.cover = "loading";
+    row.coverTries += 1;
+    try {
+      const response = await api("GET", `/jobs/${encodeURIComponent(id)}/cover`);
+      if (!current()) return;
+      if (response.status === 401) {
+        expired();
+        return;
+      }
+      if (!response.ok) { // deleted, expired, or no picture after all: nothing to show
+        row.cover = "none";
+        return;
+      }
+      const blob = await response.blob();
+      if (!current() || row.cover !== "loading") return;
+      const img = $(".job-cover", row.el);
+      const name = (row.job.options && row.job.options.title) || row.job.filename || "this MP3";
+      if (row.coverUrl) URL.revokeObjectURL(row.coverUrl);
+      row.coverUrl = URL.createObjectURL(blob);
+      if (row.job.cover) {
+        img.width = row.job.cover.width;
+        img.height = row.job.cover.height;
+      }
+      img.alt = `Cover of ${name}`;
+      img.src = row.coverUrl;
+      img.hidden = false;
+      row.cover = "shown";
+    } catch (_) {
+      if (row.cover === "loading") row.cover = null; // tried again at the next refresh
+    }
+  }
+
+  function showCover(row) {
+    if (row.job.cover && row.cover === null && row.coverTries < COVER_TRIES) loadCover(row);
+  }
+
+  function dropCover(row) {
+    if (row.cover === null && !row.coverUrl) return;
+    if (row.coverUrl) URL.revokeObjectURL(row.coverUrl);
+    row.coverUrl = null;
+    row.cover = null;
+    const img = $(".job-cover", row.el);
+    img.hidden = true;
+    img.removeAttribute("src");
   }
 
   // ---- deleting a conversion ----
@@ -691,6 +867,7 @@
     if (!row) return;
     const audio = $("audio", row.el);
     if (audio) audio.pause();
+    dropCover(row);
     const next = row.el.nextElementSibling || row.el.previousElementSibling;
     row.el.remove();
     rows.delete(id);
@@ -723,7 +900,13 @@
       ? el("time", { dateTime: job.created_at, text: created.toLocaleString() })
       : "—");
     const made = status === "done" || status === "expired";
-    $(".job-duration", node).textContent = made ? humanDuration(job.duration) : "—";
+    const length = made ? humanDuration(job.duration) : "—";
+    const stamp = made && typeof job.duration === "number" ? `PT${Number(job.duration.toFixed(3))}S` : "";
+    const duration = $(".job-duration", node);
+    const shownTime = $("time", duration);
+    if (duration.textContent !== length || (shownTime ? shownTime.dateTime : "") !== stamp) {
+      duration.replaceChildren(stamp ? el("time", { dateTime: stamp, text: length }) : length);
+    }
     const keptUntil = made && job.expires_at;
     $(".job-expires-label", node).textContent = status === "expired" ? "MP3 deleted on" : "MP3 kept until";
     $(".job-expires", node).replaceChildren(keptUntil ? timeEl(job.expires_at) : "—");
@@ -735,6 +918,10 @@
     note.textContent = status === "expired"
       ? "This MP3 has expired and was deleted. Upload the video again to convert it once more."
       : "";
+    showFact(node, "job-tags", tagsText(job));
+    showFact(node, "job-options", optionsText(job, status));
+    if (status === "done") showCover(row);
+    else dropCover(row);
     const player = $(".job-player", node);
     if (status === "done" && !$("audio", node)) addPlayer(row);
     else if (status !== "done" && player.childElementCount) {
@@ -765,6 +952,7 @@
     });
     for (const [id, row] of rows) {
       if (!seen.has(id)) {
+        dropCover(row);
         row.el.remove();
         rows.delete(id);
       }
@@ -820,6 +1008,8 @@
     });
     $("#account-delete-start").addEventListener("click", startAccountDeletion);
     $("#resend").addEventListener("click", resendVerification);
+    restoreOptions();
+    for (const kind of ["input", "change"]) $("#options").addEventListener(kind, rememberOptions);
     const input = $("#files");
     input.addEventListener("change", () => {
       addFiles(input.files);
