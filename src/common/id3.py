@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from mutagen import MutagenError
 from mutagen.id3 import (
     APIC,
     CHAP,
@@ -73,7 +74,7 @@ def read_cover(tag_bytes: bytes) -> bytes | None:
     """The front cover's JPEG in a tag's bytes, if it has one."""
     try:
         tag = ID3(io.BytesIO(tag_bytes))
-    except (ID3NoHeaderError, ValueError):
+    except (ID3NoHeaderError, MutagenError, ValueError):  # none, or cut short
         return None
     for frame in tag.getall("APIC"):
         if frame.type == PictureType.COVER_FRONT and frame.mime == "image/jpeg":
