@@ -1,9 +1,10 @@
-"""The six measurements of `make bench`; each returns result rows for the report."""
+"""The seven measurements of `make bench`; each returns result rows for the report."""
 
 from __future__ import annotations
 
 import functools
 import os
+import statistics
 import time
 
 import gridfs
@@ -13,19 +14,21 @@ from bench.context import Bench
 from bench.timing import RssSampler, cpu_seconds, interleaved, median, pids_named
 from common import topology
 from common.broker import connect
+from common.options import from_fields
 from common.store import MP3S, VIDEOS
 
 MIB = 1024 * 1024
 BIG_FILE = 500 * MIB
 QUEUED_CLIPS = 30
 PARTS_TARGETS = {10: 1.3, 600: 1.10}  # clip seconds -> job / parts
+COVER_MAX_SECONDS = 0.2  # what the default cover may add to one job on the 600 s clip
 
 
 def row(case: str, what: str, value: float, target: str | None, ok: bool | None,
-        detail: str = "") -> dict:
-    """One line of the results table."""
+        detail: str = "", unit: str | None = None) -> dict:
+    """One line of the results table; ``unit`` when the value is no ratio (e.g. " s")."""
     return {"case": case, "what": what, "value": value, "target": target, "ok": ok,
-            "detail": detail}
+            "detail": detail, "unit": unit}
 
 
 def _ratio_row(case: str, what: str, value: float, limit: float, at_most: bool,
@@ -299,6 +302,118 @@ def _purge(url: str) -> None:
         connection.close()
 
 
+def option_costs(bench: Bench) -> list[dict]:
+    """7. What each conversion option adds to a plain converter job, 60 s and 600 s clips."""
+    # Normalizing is timed on the 60 s clip only: on the 600 s one a job takes about as long
+    # as the rest of this measurement (docs/performance.md gives one run).
+    rows = []
+    for seconds in (60,) if bench.options.quick else (60, 600):
+        path = bench.clip(seconds)
+        fid = bench.jobs.put_video(path)
+        reps = bench.options.long_reps if seconds >= 600 else bench.options.reps
+        print(f"  {seconds}s clip, {reps} reps", flush=True)
+        try:
+            rows += _option_rows(bench, seconds, path, fid, reps)
+        finally:
+            bench.jobs.store.delete_file(VIDEOS, fid)
+    return rows
+
+
+def _option_fields(seconds: int) -> dict[str, dict[str, str]]:
+    """Each measured upload by its option form fields, as the gateway receives them."""
+    return {"plain": {}, "cover=none": {"cover": "none"}, "quality=v0": {"quality": "v0"},
+            "quality=320": {"quality": "320"},
+            "trim 10-90 %": {"start": f"{seconds * 0.1:g}", "end": f"{seconds * 0.9:g}"},
+            "normalize": {"normalize": "true"}}
+
+
+def _option_rows(bench: Bench, seconds: int, path, fid, reps: int) -> list[dict]:
+    long = seconds >= 600
+
+    def job(fields: dict[str, str]):
+        doc = from_fields(fields, path.name).to_doc()  # the gateway's parsing of an upload
+        return lambda: bench.converter_job(fid, path, options=doc, details=True)
+
+    measured = {name: job(fields) for name, fields in _option_fields(seconds).items()
+                if not (long and name == "normalize")}
+    measured["parts"] = functools.partial(direct.parts, bench.jobs.store, bench.ffmpeg, fid,
+                                          bench.work, direct.release_command)
+    measured["cover by hand"] = functools.partial(direct.cover_alone, bench.ffmpeg, path,
+                                                  bench.work)
+    if not long:
+        measured["normalize by hand"] = functools.partial(direct.normalize_passes,
+                                                          bench.ffmpeg, path, bench.work)
+    bench.converter_job(fid, path)  # warm-up: connections, imports, page cache
+    runs = interleaved(reps, measured)
+    return _cover_rows(seconds, runs) + _plain_rows(seconds, runs) + _each_option_rows(
+        seconds, runs)
+
+
+def _cover_rows(seconds: int, runs: dict[str, list[dict]]) -> list[dict]:
+    """The default cover's cost: plain jobs (cover=auto) against the same with cover=none."""
+    plain, bare, alone = runs["plain"], runs["cover=none"], runs["cover by hand"]
+
+    def paired(key: str) -> list[float]:
+        return [a[key] - b[key] for a, b in zip(plain, bare, strict=True)]
+
+    cost, width = statistics.median(paired("seconds")), min(r["cover_width"] for r in plain)
+    detail = ("median of the per-repetition differences ("
+              + " ".join(f"{d:+.2f}" for d in paired("seconds"))
+              + f"; CPU {statistics.median(paired('cpu')):+.2f}s); plain "
+              f"{median(plain):.2f}s, cover=none {median(bare):.2f}s; the cover alone by hand "
+              f"{median(alone):.3f}s ({median(alone, 'cpu'):.3f}s CPU); cover {width} px wide, "
+              f"{median(plain, 'cover_bytes') / 1024:.0f} KiB")
+    if not width or any(r["cover_width"] for r in bare):
+        detail = "the plain jobs made no cover, or cover=none ones did; " + detail
+    what = f"cover=auto (default) cost per job, {seconds}s clip: plain - cover=none"
+    first = (row("7", what, cost, f"< {COVER_MAX_SECONDS:g} s",
+                 cost < COVER_MAX_SECONDS and bool(width), detail, unit=" s")
+             if seconds >= 600 else row("7", what, cost, None, None, detail, unit=" s"))
+    return [first, row("7", f"plain job / job with cover=none, {seconds}s clip",
+                       median(plain) / median(bare), None, None,
+                       f"plain {median(plain):.2f}s, cover=none {median(bare):.2f}s; CPU "
+                       f"{median(plain, 'cpu'):.2f}s / {median(bare, 'cpu'):.2f}s")]
+
+
+def _plain_rows(seconds: int, runs: dict[str, list[dict]]) -> list[dict]:
+    """Today's plain job, with and without its cover, against the previous release's."""
+    parts, rows = runs["parts"], []
+    whole, raw = median(parts), median(parts, "ffmpeg")
+    for name, label in (("plain", "plain job (cover=auto)"), ("cover=none", "job cover=none")):
+        job = median(runs[name])
+        what = f"{label} / its parts with the previous release's ffmpeg, {seconds}s clip"
+        detail = f"job {job:.2f}s; {_parts_detail(parts)}"
+        rows.append(_ratio_row("7", what, job / whole, PARTS_TARGETS[seconds], True, detail)
+                    if seconds in PARTS_TARGETS else row("7", what, job / whole, None, None,
+                                                         detail))
+    plain = median(runs["plain"])
+    return rows + [row("7", f"plain job / the previous release's raw ffmpeg, {seconds}s clip",
+                       plain / raw, None, None, f"job {plain:.2f}s, raw ffmpeg {raw:.2f}s")]
+
+
+def _each_option_rows(seconds: int, runs: dict[str, list[dict]]) -> list[dict]:
+    """Each option alone (the others at their defaults) over the plain job."""
+    plain = median(runs["plain"])
+    base = (f"plain {plain:.2f}s: {median(runs['plain'], 'mp3_seconds'):.1f}s at "
+            f"{median(runs['plain'], 'kbps'):.0f} kbit/s")
+    rows = []
+    for name in ("quality=v0", "quality=320", "trim 10-90 %", "normalize"):
+        if name not in runs:
+            continue
+        samples = runs[name]
+        job = median(samples)
+        detail = (f"{job:.2f}s, MP3 {median(samples, 'mp3_seconds'):.1f}s at "
+                  f"{median(samples, 'kbps'):.0f} kbit/s; {base}")
+        if name == "normalize":
+            hand = runs["normalize by hand"]
+            detail += (f"; its passes run by hand: measuring {median(hand, 'measure'):.2f}s + "
+                       f"levelled encode {median(hand, 'apply'):.2f}s, raw plain ffmpeg "
+                       f"{median(runs['parts'], 'ffmpeg'):.2f}s")
+        rows.append(row("7", f"{name} / plain job, {seconds}s clip", job / plain, None, None,
+                        detail))
+    return rows
+
+
 CASES = {
     "1": converter_overhead,
     "2": moviepy_vs_converter,
@@ -306,4 +421,5 @@ CASES = {
     "4": gateway_transfers,
     "5": end_to_end,
     "6": throughput,
+    "7": option_costs,
 }

@@ -11,6 +11,7 @@ from bench import media
 from bench.client import Gateway
 from bench.driver import Jobs, QueueDriver
 from bench.stack import BenchStack
+from bench.timing import cpu_seconds
 from tools import devstack
 from tools.media import ffmpeg_exe
 from tools.processes import Stack
@@ -77,15 +78,27 @@ class Bench:
             self._converter.stop()
             self._converter = None
 
-    def converter_job(self, fid, path: Path, timeout: float = 1800) -> dict:
+    def converter_job(self, fid, path: Path, timeout: float = 1800, options: dict | None = None,
+                      details: bool = False) -> dict:
         """Seconds from queueing one job (recording it and publishing its `video` message, as
-        the gateway does) to its `mp3` message arriving."""
-        self.converter()
+        the gateway does) to its `mp3` message arriving; ``options`` as the job records them.
+        With ``details``, also the converter's CPU seconds (its ffmpeg runs included) and what
+        the job recorded of its MP3: length, average kbit/s, the cover's width (0: none)."""
+        pid = next(iter(self.converter().processes.values())).pid
+        cpu = cpu_seconds(pid)
         start = time.perf_counter()
-        job_id = self.jobs.new_job(fid, path, self.driver.publisher)
+        job_id = self.jobs.new_job(fid, path, self.driver.publisher, options)
         arrived, message = self.driver.wait([job_id], timeout)[job_id]
         self.jobs.discard_result(message)
-        return {"seconds": arrived - start}
+        result = {"seconds": arrived - start}
+        if details:
+            job = self.jobs.lifecycle.get(job_id) or {}
+            result.update(cpu=cpu_seconds(pid) - cpu,
+                          mp3_seconds=float(job.get("duration") or 0),
+                          kbps=job.get("bitrate") or 0,
+                          cover_width=(job.get("cover") or {}).get("width", 0),
+                          cover_bytes=(job.get("cover") or {}).get("size", 0))
+        return result
 
     # -- the public side: auth and gateway, with consumers on demand ----------------------
     def web(self) -> Stack:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gridfs
 from bson import ObjectId
 
+from common.options import Options
 from common.store import CHUNK_SIZE, MP3S, VIDEOS, Store
 from converter import ffmpeg, plan
+from converter.limits import DEFAULT_LIMITS
 
 CHUNKS_PER_QUERY = 16  # 16 MiB per reply: under every server's message size limit
 
@@ -45,6 +50,64 @@ def ffmpeg_command(binary: str, src: Path, dst: Path, quality: int = 2,
     return ffmpeg.command(binary, str(src), str(dst), info, plan.plain(info, quality))
 
 
+def release_command(binary: str, src: Path, dst: Path, quality: int = 2) -> list[str]:
+    """The previous release's command line (before the conversion options): what a plain job
+    is held to. Against today's plain command it lacks ``-map_chapters -1 -id3v2_version 0``."""
+    info = ffmpeg.probe(binary, str(src))
+    cmd = [binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+           *ffmpeg.INPUT_GUARD, "-i", f"file:{src}", "-map", "0:a:0", "-vn", "-sn", "-dn",
+           "-map_metadata", "-1"]
+    if info.audio_codec == "mp3":
+        cmd += ["-c:a", "copy"]
+    else:
+        cmd += [*(["-ac", "2"] if info.multichannel else []), "-c:a", "libmp3lame",
+                "-q:a", str(quality)]
+    cap = DEFAULT_LIMITS.media_seconds + 1
+    return cmd + ["-t", f"{cap:.3f}", "-fs", str(DEFAULT_LIMITS.mp3_bytes), "-f", "mp3",
+                  "-progress", "pipe:1", f"file:{dst}"]
+
+
+def normalize_passes(binary: str, src: Path, work: Path) -> dict:
+    """loudnorm's two passes as the converter runs them (``converter.ffmpeg``, no cover or
+    chapters), each timed: measuring the loudness, then the levelled encode."""
+    src = src.resolve()
+    info = ffmpeg.probe(binary, str(src))
+    recipe = plan.make(info, Options(normalize=True, cover="none"), 2)
+    dst, stop = work.resolve() / "normalized.mp3", threading.Event()
+    start = time.perf_counter()
+    loudness = ffmpeg.measure_loudness(binary, str(src), info, recipe, 3600, _ignore, stop)
+    measure = time.perf_counter() - start
+    start = time.perf_counter()
+    ffmpeg.convert(binary, str(src), str(dst), info, recipe, 3600, _ignore, stop,
+                   loudness=loudness)
+    apply = time.perf_counter() - start
+    dst.unlink()
+    return {"seconds": measure + apply, "measure": measure, "apply": apply}
+
+
+def cover_alone(binary: str, src: Path, work: Path) -> dict:
+    """The cover part of the converter's command run on its own (the default plan's key frame,
+    scaled, as a JPEG): its wall and CPU seconds."""
+    info = ffmpeg.probe(binary, str(src))
+    recipe = plan.plain(info)
+    dst = work / "cover.jpg"
+    cmd = [binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+           *ffmpeg.INPUT_GUARD, "-ss", f"{recipe.cover_at:.3f}", "-noaccurate_seek",
+           "-threads", "1", "-i", f"file:{src}", "-map", "0:V:0", "-frames:v", "1",
+           "-vf", plan.cover_filter(), "-c:v", "mjpeg", "-q:v", "3", "-map_metadata", "-1",
+           "-f", "mjpeg", f"file:{dst}"]
+    before = os.times()
+    seconds = run_ffmpeg(cmd)
+    after = os.times()
+    dst.unlink()
+    return {"seconds": seconds, "cpu": (after.children_user - before.children_user
+                                        + after.children_system - before.children_system)}
+
+
+def _ignore(_percent: float) -> None:
+    """A progress callback that drops the progress."""
+
+
 def run_ffmpeg(cmd: list[str]) -> float:
     """Run an ffmpeg command line; seconds it took."""
     start = time.perf_counter()
@@ -52,14 +115,16 @@ def run_ffmpeg(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def parts(store: Store, binary: str, fid: ObjectId, work: Path) -> dict:
-    """Download the video, run raw ffmpeg on it, upload the MP3: each part timed."""
+def parts(store: Store, binary: str, fid: ObjectId, work: Path,
+          command: Callable[[str, Path, Path], list[str]] = ffmpeg_command) -> dict:
+    """Download the video, run raw ffmpeg on it (``command``: today's plain command line, or
+    ``release_command``), upload the MP3: each part timed."""
     src, dst = work / "source", work / "audio.mp3"
     start = time.perf_counter()
     gridfs_download(store, VIDEOS, fid, src)
     download = time.perf_counter() - start
     start = time.perf_counter()
-    cmd = ffmpeg_command(binary, src, dst)
+    cmd = command(binary, src, dst)
     probe = time.perf_counter() - start
     encode = run_ffmpeg(cmd)
     start = time.perf_counter()

@@ -41,12 +41,13 @@ class Jobs:
                 metadata={"owner": OWNER, "content_type": "video/mp4"})
 
     def new_job(self, video_fid: ObjectId, path: Path,
-                publisher: Publisher | PublisherPool) -> str:
-        """Record a job for an already stored video and publish its `video` message (the
+                publisher: Publisher | PublisherPool, options: dict | None = None) -> str:
+        """Record a job for an already stored video, with its conversion options
+        (``Options.to_doc()``; None: the defaults), and publish its `video` message (the
         gateway's steps after storing an upload); returns its id."""
         job_id = ObjectId()
         self.lifecycle.create(job_id, OWNER, video_fid, path.name, "video/mp4",
-                              path.stat().st_size, publisher)
+                              path.stat().st_size, publisher, options=options)
         return str(job_id)
 
     def delete(self, job_id: str) -> None:

@@ -24,8 +24,8 @@ def machine() -> dict[str, str]:
 def _value(r: dict) -> str:
     if isinstance(r["value"], float) and math.isnan(r["value"]):
         return "failed"
-    unit = (" ms" if r["case"] == "P" else " MiB" if "RSS" in r["what"]
-            else " cores" if "cores" in r["what"] else "x")
+    unit = r.get("unit") or (" ms" if r["case"] == "P" else " MiB" if "RSS" in r["what"]
+                             else " cores" if "cores" in r["what"] else "x")
     return f"{r['value']:.2f}{unit}"
 
 
