@@ -86,20 +86,16 @@ def normalize_passes(binary: str, src: Path, work: Path) -> dict:
 
 
 def cover_alone(binary: str, src: Path, work: Path) -> dict:
-    """The cover part of the converter's command run on its own (the default plan's key frame,
-    scaled, as a JPEG): its wall and CPU seconds."""
+    """The converter's cover step on its own (``ffmpeg.extract_cover`` at the default plan's
+    key frame): its wall and CPU seconds."""
     info = ffmpeg.probe(binary, str(src))
     recipe = plan.plain(info)
-    dst = work / "cover.jpg"
-    cmd = [binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-           *ffmpeg.INPUT_GUARD, "-ss", f"{recipe.cover_at:.3f}", "-noaccurate_seek",
-           "-threads", "1", "-i", f"file:{src}", "-map", "0:V:0", "-frames:v", "1",
-           "-vf", plan.cover_filter(), "-c:v", "mjpeg", "-q:v", "3", "-map_metadata", "-1",
-           "-f", "mjpeg", f"file:{dst}"]
-    before = os.times()
-    seconds = run_ffmpeg(cmd)
-    after = os.times()
-    dst.unlink()
+    dst = work.resolve() / "cover.jpg"
+    before, start = os.times(), time.perf_counter()
+    ffmpeg.extract_cover(binary, str(src.resolve()), recipe.cover_at, str(dst),
+                         threading.Event())
+    seconds, after = time.perf_counter() - start, os.times()
+    dst.unlink(missing_ok=True)
     return {"seconds": seconds, "cpu": (after.children_user - before.children_user
                                         + after.children_system - before.children_system)}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 
@@ -23,6 +24,12 @@ FIELDS = ("quality", "start", "end", "normalize", *TAGS, "cover")
 TAG_MAX_CHARS = 200
 MAX_SECONDS = 100 * 3600  # a trim point beyond any media the service accepts
 MAX_FIELD_BYTES = 1024  # one option's value, as sent
+MIN_TRIM_SECONDS = 0.1  # the least a trim may keep: a few MP3 frames
+# Characters no text of ours holds: controls, surrogates, line and paragraph separators, and
+# the bidirectional overrides that make text display as something else. Joiners, marks and
+# every kind of space are ordinary parts of writing and stay.
+_NOT_TEXT = ("Cc", "Cs", "Zl", "Zp")
+_OVERRIDES = "\u202d\u202e"
 _TRUE = ("true", "1", "on", "yes")
 _FALSE = ("false", "0", "off", "no")
 _CLOCK = re.compile(r"^(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d{1,3})?)$", re.ASCII)
@@ -98,9 +105,20 @@ def check_field(name: str, value: str) -> object:
         return value.lower()
     if len(value) > TAG_MAX_CHARS:
         raise InvalidOption(f"{name} is longer than {TAG_MAX_CHARS} characters")
-    if any(not ch.isprintable() for ch in value):
+    if not is_text(value):
         raise InvalidOption(f"{name} must be plain text without control characters")
     return value
+
+
+def is_text(value: str) -> bool:
+    """Plain text: nothing of _NOT_TEXT or _OVERRIDES."""
+    return all(unicodedata.category(ch) not in _NOT_TEXT and ch not in _OVERRIDES
+               for ch in value)
+
+
+def clean_text(value: str) -> str:
+    """``value`` without what is_text refuses."""
+    return "".join(ch for ch in value if is_text(ch))
 
 
 def parse_time(name: str, text: str) -> float:
@@ -126,8 +144,10 @@ def from_fields(fields: dict[str, str], filename: str | None) -> Options:
     start, end = values.get("start"), values.get("end")
     if start is not None and end is not None and end <= start:
         raise InvalidOption(f"end ({clock(end)}) must be after start ({clock(start)})")
-    if end is not None and end == 0:
-        raise InvalidOption("end must be after the beginning of the media")
+    if end is not None and end - (start or 0) < MIN_TRIM_SECONDS:
+        raise InvalidOption(f"the trim keeps less than {MIN_TRIM_SECONDS:g} s: end must be at "
+                            f"least {MIN_TRIM_SECONDS:g} s after "
+                            + ("start" if start else "the beginning of the media"))
     if start == 0:
         values.pop("start")  # the beginning: no trim
     values.setdefault("title", default_title(filename))

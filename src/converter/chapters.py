@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from common.id3 import Chapter
+from common.options import clean_text
 
 MAX_CHAPTERS = 256
 TITLE_MAX_CHARS = 200
@@ -23,7 +24,7 @@ def parse(text: str) -> list[Chapter]:
             end = float(int(section["END"]) * base)
         except (KeyError, ValueError, ZeroDivisionError):
             continue
-        title = "".join(ch for ch in section.get("title", "") if ch.isprintable()).strip()
+        title = clean_text(section.get("title", "")).strip()
         chapters.append(Chapter(start, end, title[:TITLE_MAX_CHARS] or None))
     return chapters
 

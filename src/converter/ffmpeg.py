@@ -1,6 +1,5 @@
 """Run ffmpeg on untrusted uploads: inspect a media file, then make an MP3 of its first audio."""
 
-import dataclasses
 import json
 import logging
 import math
@@ -14,8 +13,8 @@ from dataclasses import dataclass
 
 from common.errors import PermanentError, RetryableError
 from common.units import size
+from converter import cover, sandbox
 from converter import plan as plans
-from converter import sandbox
 from converter.limits import DEFAULT_LIMITS, MIB, Limits, span, too_long
 from converter.plan import Plan
 
@@ -30,13 +29,15 @@ MEDIA_FORMATS = ("mov", "matroska", "mp3", "aac", "flac", "ogg", "wav", "avi", "
 INPUT_GUARD = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(MEDIA_FORMATS)]
 
 log = logging.getLogger(__name__)
-# How ffmpeg names the cover's output in its errors (it is the second output when present).
-COVER_OUTPUT = "[out#1/mjpeg"
+COVER_SECONDS = 60.0  # wall-clock limit of taking the cover picture
 DURATION_TOLERANCE = 0.2  # seconds the MP3 may differ from the source
 MIN_AUDIO_SECONDS = 0.05  # less than this is no audio at all (e.g. a truncated file)
 PROBE_SECONDS = 120.0  # wall-clock limit of an inspection
 MEASURE_SECONDS = 600.0  # wall-clock limit of measuring the source audio's length
 _DURATION_LINE = re.compile(r"^  Duration: ", re.M)
+# A demuxer's own warning (a tag's lines are indented, never bracketed): the duration is a guess
+# from the opening bitrate (raw AAC, MP3 without its length header) and may be far off.
+_ESTIMATED = re.compile(r"^\[[^\]\n]+\] Estimating duration from bitrate", re.M)
 _DURATION = re.compile(r"^  Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?), ", re.M)
 _HEADER = re.compile(r"^#(\w+) (\d+): (.*)$", re.M)  # framecrc's per-stream header lines
 # loudnorm's report of its first pass, printed when its filter closes: after everything a
@@ -101,6 +102,8 @@ def _duration(report: str) -> float | None:
     if len(_DURATION_LINE.findall(report)) != 1:
         raise PermanentError("the file's tags are malformed: they imitate ffmpeg's own report",
                              kind="not_media")
+    if _ESTIMATED.search(report):
+        return None  # unknown: the output is held against the audio measured instead
     match = _DURATION.search(report)
     if match is None:
         return None  # "Duration: N/A"
@@ -110,19 +113,15 @@ def _duration(report: str) -> float | None:
 
 def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,
             limits: Limits = DEFAULT_LIMITS, loudness: dict | None = None,
-            cover: str | None = None, chapters: str | None = None) -> list[str]:
-    """The ffmpeg command line of a conversion, one run with up to three outputs.
+            chapters: str | None = None) -> list[str]:
+    """The ffmpeg command line of a conversion.
 
     The MP3: the first audio stream, trimmed, copied or encoded (and levelled), without tags
-    (the converter writes them), length and size capped. ``cover``: the video's key frame at
-    the plan's time, read through a second opening of the file (one seek, one frame), scaled,
-    as a JPEG. ``chapters``: the source's chapters, moved by the trim, as ffmetadata.
+    (the converter writes them), length and size capped. ``chapters``: a second output, with no
+    stream, of the source's chapters moved by the trim, as ffmetadata.
     """
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
            *INPUT_GUARD, *plan.input_args(), "-i", _local(src)]
-    if cover is not None and plan.cover_at is not None:
-        cmd += [*INPUT_GUARD, "-ss", f"{plan.cover_at:.3f}", "-noaccurate_seek",
-                "-threads", "1", "-i", _local(src)]
     cmd += ["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
             "-id3v2_version", "0"]
     if plan.copy:
@@ -137,10 +136,6 @@ def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,
     cap = limits.media_seconds + 1
     cmd += ["-t", f"{cap:.3f}", "-fs", str(limits.mp3_bytes), "-f", "mp3",
             "-progress", "pipe:1", _local(dst)]
-    if cover is not None and plan.cover_at is not None:
-        cmd += ["-map", "1:V:0", "-frames:v", "1", "-vf", plans.cover_filter(),
-                "-c:v", "mjpeg", "-q:v", "3", "-map_metadata", "-1", "-f", "mjpeg",
-                _local(cover)]
     if chapters is not None:
         cmd += ["-map_metadata", "0", "-map_chapters", "0", "-f", "ffmetadata",
                 _local(chapters)]
@@ -150,23 +145,16 @@ def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,
 def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan, timeout: float,
             on_progress: Callable[[float], None], abandon: threading.Event,
             limits: Limits = DEFAULT_LIMITS, loudness: dict | None = None,
-            cover: str | None = None, chapters: str | None = None) -> float:
-    """Make ``dst`` (and ``cover``, ``chapters``) from ``src``; the MP3's duration in seconds."""
+            chapters: str | None = None) -> float:
+    """Make ``dst`` (and ``chapters``) from ``src``; the MP3's duration in seconds."""
     check_media(info, limits)
     out_seconds = [0.0]
     total = plan.expected(info.duration) if info.duration else None
     low = 50.0 if loudness is not None else 0.0  # the measuring pass had the first half
-    for recipe in _cover_fallbacks(plan if cover else dataclasses.replace(plan, cover_at=None)):
-        cmd = command(ffmpeg, src, dst, info, recipe, limits, loudness, cover, chapters)
-        result = _run(cmd, src, limits, timeout,
-                      _progress(out_seconds, total, on_progress, low),
-                      file_bytes=limits.mp3_bytes + MIB, stop=abandon)
-        _raise_if_cut_short(result, limits, timeout, "the conversion")
-        if result.returncode == 0 or recipe.cover_at is None or COVER_OUTPUT not in result.tail:
-            break
-        # The picture ended before that moment (a still image, a short intro): no frame to
-        # take there. A cover is never worth failing a conversion for.
-        log.info("no video frame for the cover", extra={"at": recipe.cover_at})
+    cmd = command(ffmpeg, src, dst, info, plan, limits, loudness, chapters)
+    result = _run(cmd, src, limits, timeout, _progress(out_seconds, total, on_progress, low),
+                  file_bytes=limits.mp3_bytes + MIB, stop=abandon)
+    _raise_if_cut_short(result, limits, timeout, "the conversion")
     if result.returncode != 0 and "Error opening input" in result.tail:
         raise _not_media(result)
     if result.returncode != 0:
@@ -180,13 +168,28 @@ def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan, timeou
     return out_seconds[0]
 
 
-def _cover_fallbacks(plan: Plan):
-    """The plan, then with its cover taken from the first frame, then without a cover."""
-    yield plan
-    if plan.cover_at:
-        yield dataclasses.replace(plan, cover_at=0.0)
-    if plan.cover_at is not None:
-        yield dataclasses.replace(plan, cover_at=None)
+def extract_cover(ffmpeg: str, src: str, at: float, dst: str, abandon: threading.Event,
+                  limits: Limits = DEFAULT_LIMITS) -> bytes | None:
+    """The video's key frame at or before ``at`` seconds (one seek, one frame decoded), scaled
+    to COVER_MAX_PIXELS, as a JPEG; else its first frame (the picture may end before ``at``:
+    a title card, a still image); else None. A cover never fails a conversion."""
+    for moment in (at, 0.0) if at > 0 else (0.0,):
+        cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+               *INPUT_GUARD, "-ss", f"{moment:.3f}", "-noaccurate_seek", "-threads", "1",
+               "-i", _local(src), "-map", "0:V:0", "-frames:v", "1",
+               "-vf", plans.cover_filter(), "-threads", "1", "-c:v", "mjpeg", "-q:v", "3",
+               "-map_metadata", "-1", "-f", "mjpeg", _local(dst)]
+        result = _run(cmd, src, limits, COVER_SECONDS, lambda _line: None,
+                      file_bytes=cover.MAX_COVER_BYTES, stop=abandon)
+        if result.stopped == "stop":
+            raise RetryableError("conversion interrupted")
+        picture = cover.read(dst) if result.returncode == 0 else None
+        if picture is not None:
+            return picture
+    # No frame there (nor first), or a picture too large, too costly or unreadable.
+    log.info("no cover: no frame of the video could be taken",
+             extra={"detail": _last_line(result.tail)})
+    return None
 
 
 def measure_loudness(ffmpeg: str, src: str, info: MediaInfo, plan: Plan, timeout: float,

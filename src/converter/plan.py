@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.errors import PermanentError
-from common.options import Options, clock
+from common.options import MIN_TRIM_SECONDS, Options, clock
 
 # ffmpeg arguments of each quality; VBR through LAME's -V scale, CBR through a fixed bitrate.
 QUALITY_ARGS = {"v0": ["-q:a", "0"], "v2": ["-q:a", "2"], "v5": ["-q:a", "5"],
@@ -54,6 +54,10 @@ def make(info, options: Options, default_quality: int) -> Plan:
         if start is not None and start >= info.duration:
             raise PermanentError(f"the trim start {clock(start)} is past the end of the media "
                                  f"({clock(info.duration)})", kind="options")
+        if start is not None and info.duration - start < MIN_TRIM_SECONDS:
+            raise PermanentError(f"the trim start {clock(start)} leaves less than "
+                                 f"{MIN_TRIM_SECONDS:g} s of the media "
+                                 f"({clock(info.duration)} long)", kind="options")
         if end is not None and end > info.duration + TRIM_TOLERANCE:
             raise PermanentError(f"the trim end {clock(end)} is past the end of the media "
                                  f"({clock(info.duration)})", kind="options")

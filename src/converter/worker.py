@@ -124,12 +124,14 @@ class ConvertHandler(Handler):
                                                    cfg.ffmpeg_timeout, progress,
                                                    delivery.abandon, cfg.limits)
             duration = ffmpeg.convert(cfg.ffmpeg, src, dst, info, recipe, cfg.ffmpeg_timeout,
-                                      progress, delivery.abandon, cfg.limits, loudness,
-                                      picture, marks)
+                                      progress, delivery.abandon, cfg.limits, loudness, marks)
             size = os.path.getsize(dst)
             ffmpeg.check_output(size, duration, info, recipe,
                                 lambda: ffmpeg.audio_duration(cfg.ffmpeg, src, cfg.limits))
-            jpeg = cover.read(picture)
+            jpeg = None
+            if recipe.cover_at is not None:
+                jpeg = ffmpeg.extract_cover(cfg.ffmpeg, src, recipe.cover_at, picture,
+                                            delivery.abandon, cfg.limits)
             parts = chapters.fit(chapters.parse(_text(marks)), duration)
             tag = id3.build(options.title, options.artist, options.album, jpeg, parts)
             self.jobs.progress(job["_id"], token, 99.0)  # still wanted? (raises Cancelled)

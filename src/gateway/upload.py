@@ -199,6 +199,7 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
     writer, head, size, filename, content_type, files = None, b"", 0, "", "", 0
     fields: dict[str, str] = {}
     field, value = None, b""  # the option field being received
+    received = 0
     in_file = ended = False
     # The decoder takes a closing delimiter cut before its last "-" for file data (werkzeug
     # 3.1): the body's last bytes are held back until the end, so that it gets them at once.
@@ -210,6 +211,9 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
                 if ended:
                     raise UploadRejected(400, "malformed multipart body: it ends too early")
                 chunk = stream.read(READ_SIZE)
+                received += len(chunk)
+                if received > limit + FRAMING:  # whatever the parts: a chunked body has no
+                    raise UploadRejected(413, "file too large")  # Content-Length to refuse
                 if chunk:
                     held += chunk
                     if len(held) > hold:
@@ -224,15 +228,15 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int,
             if isinstance(event, Epilogue):
                 break
             if isinstance(event, File):
-                in_file = event.name == "file"
-                if event.name in options.FIELDS:
+                if event.name != "file":
+                    _option_name(event.name, fields)  # 422 for a name that is no field
                     raise UploadRejected(422, f"{event.name} is a text field, not a file")
-                if in_file:  # a file under another name is not read
-                    files += 1
-                    if files > 1:
-                        raise UploadRejected(400, "send exactly one file per upload")
-                    filename = _clean_name(event.filename)
-                    content_type = event.headers.get("Content-Type", "application/octet-stream")
+                in_file, field = True, None
+                files += 1
+                if files > 1:
+                    raise UploadRejected(400, "send exactly one file per upload")
+                filename = _clean_name(event.filename)
+                content_type = event.headers.get("Content-Type", "application/octet-stream")
                 continue
             if isinstance(event, Field):
                 in_file = False
@@ -331,5 +335,5 @@ def _abort(writer) -> None:
 def _clean_name(name: str | None) -> str:
     """The file's base name without directories or control characters."""
     base = os.path.basename((name or "").replace("\\", "/"))
-    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    base = options.clean_text(base).strip()
     return base[:255] or "video"

@@ -46,6 +46,19 @@ def test_empty_values_mean_not_given_as_a_browser_form_sends_them():
                        "clip.mov") == Options(title="clip")
 
 
+@pytest.mark.parametrize("text", ["می\u200cخواهم", "👨\u200d👩\u200d👧 Family\u00a0Band",
+                                  "\u200fשלום 2024", "Ünïcode — 夜"])
+def test_tags_keep_joiners_marks_and_every_kind_of_space(text):
+    assert from_fields({"title": text}, "a.mp4").title == text
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "a\x1b[31m", "a\u2028b", "evil\u202emp4.exe",
+                                  "\ud800"])
+def test_tags_refuse_controls_separators_and_overrides(text):
+    with pytest.raises(InvalidOption, match="plain text without control characters"):
+        from_fields({"artist": text}, "a.mp4")
+
+
 def test_a_start_at_zero_is_no_trim():
     assert from_fields({"start": "0", "end": "5"}, "a.mp4").start is None
 
@@ -57,7 +70,10 @@ def test_a_start_at_zero_is_no_trim():
     ({"cover": "yes"}, "cover must be auto"),
     ({"start": "10", "end": "10"}, "end (0:00:10) must be after start (0:00:10)"),
     ({"start": "1:00", "end": "0:30"}, "end (0:00:30) must be after start (0:01:00)"),
-    ({"end": "0"}, "end must be after the beginning"),
+    ({"end": "0"}, "the trim keeps less than 0.1 s: end must be at least 0.1 s after the "
+                   "beginning of the media"),
+    ({"start": "5", "end": "5.099"}, "the trim keeps less than 0.1 s: end must be at least "
+                                     "0.1 s after start"),
     ({"title": "a\nb"}, "title must be plain text without control characters"),
     ({"artist": "x" * 201}, "artist is longer than 200 characters"),
     ({"qualty": "320"}, "unknown field 'qualty'"),

@@ -10,6 +10,7 @@ import pytest
 from common.errors import PermanentError, RetryableError
 from common.options import Options
 from converter import cover, ffmpeg, plan
+from converter.limits import MIB, Limits
 from tests.conftest import ffprobe_codec, ffprobe_duration
 from tools.media import SECONDS, ffmpeg_exe
 
@@ -186,19 +187,22 @@ def short_picture(tmp_path_factory):
     Options(),  # a third in (4 s) has no frame
     Options(start=5.0),  # the kept part has no picture at all
 ])
-def test_a_picture_shorter_than_the_sound_never_fails_the_conversion(short_picture, tmp_path,
-                                                                      options):
-    """The video's first frame is then the cover."""
+def test_a_picture_shorter_than_the_sound_gives_its_first_frame_as_cover(short_picture,
+                                                                        tmp_path, options):
     info = ffmpeg.probe(FFMPEG, str(short_picture))
     recipe = plan.make(info, options, 2)
-    assert recipe.cover_at is not None
-    picture = tmp_path / "cover.jpg"
-    duration = ffmpeg.convert(FFMPEG, str(short_picture), str(tmp_path / "out.mp3"), info,
-                              recipe, 60, lambda _: None, threading.Event(), cover=str(picture))
-    assert duration == pytest.approx(12.0 - (options.start or 0), abs=0.1)
-    assert cover.dimensions(cover.read(str(picture))) == (320, 240)
+    assert recipe.cover_at > 2.0
+    picture = ffmpeg.extract_cover(FFMPEG, str(short_picture), recipe.cover_at,
+                                   str(tmp_path / "cover.jpg"), threading.Event())
+    assert cover.dimensions(picture) == (320, 240)
 
 
-def test_the_cover_is_tried_where_planned_then_at_the_first_frame_then_given_up():
-    recipe = plan.make(ffmpeg.MediaInfo(60.0, "aac", "stereo", video=True), Options(), 2)
-    assert [r.cover_at for r in ffmpeg._cover_fallbacks(recipe)] == [20.0, 0.0, None]
+def test_a_picture_too_large_to_decode_is_no_cover_and_no_failure(tmp_path):
+    """4000x4000 under a 256 MiB address space: the frame cannot be decoded."""
+    src = tmp_path / "huge.mkv"
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "color=size=4000x4000:rate=1:duration=1", "-c:v", "mjpeg", str(src)],
+                   check=True, capture_output=True, timeout=60)
+    picture = ffmpeg.extract_cover(FFMPEG, str(src), 0.0, str(tmp_path / "cover.jpg"),
+                                   threading.Event(), Limits(memory_bytes=256 * MIB))
+    assert picture is None

@@ -65,9 +65,12 @@ def test_an_upload_that_is_not_multipart_form_data_is_400(client, stand_ins, bea
 
 
 def test_an_upload_without_the_file_field_is_400(client, stand_ins, bearer):
-    data = multipart(("video", "a.mp4", b"RIFF"), ("title", None, b"hi"))
+    data = multipart(("title", None, b"hi"))
     resp = client.post("/upload", data=data, content_type=MULTIPART, headers=bearer)
     assert _error(resp, 400) == "missing multipart field 'file'"
+    data = multipart(("video", "a.mp4", b"RIFF"))
+    resp = client.post("/upload", data=data, content_type=MULTIPART, headers=bearer)
+    assert _error(resp, 422).startswith("unknown field 'video': the upload's fields are file,")
     assert stand_ins.store.uploads == [] and stand_ins.jobs.created == []
 
 

@@ -95,7 +95,7 @@ def test_a_body_without_its_final_boundary_is_refused(video):
 
 def test_option_fields_before_and_after_the_file_are_read(video):
     data = body(part("title", b"my holiday"), part("file", video, "a.mp4"),
-                part("end", b"1:30"), part("extra", b"more", "ignored.txt"))
+                part("end", b"1:30"))
     stored, store = receive(data)
     (writer,) = store.uploads
     assert bytes(writer.data) == video and stored["filename"] == "a.mp4"
@@ -104,6 +104,9 @@ def test_option_fields_before_and_after_the_file_are_read(video):
 
 @pytest.mark.parametrize("fields, message", [
     ([("tags", b"x")], "unknown field 'tags'"),
+    ([("thumbnail", b"\xff\xd8", "t.jpg")], "unknown field 'thumbnail'"),
+    ([("title", b"x", "t.txt")], "title is a text field, not a file"),
+    ([("start", b"5"), ("end", b"5.05")], "the trim keeps less than 0.1 s"),
     ([("quality", b"999")], "quality must be one of"),
     ([("title", b"a"), ("title", b"b")], "send the field title once"),
     ([("title", b"\xff\xfe")], "title must be UTF-8 text"),
@@ -111,7 +114,7 @@ def test_option_fields_before_and_after_the_file_are_read(video):
     ([("start", b"9"), ("end", b"3")], "end (0:00:03) must be after start (0:00:09)"),
 ])
 def test_bad_options_are_refused_and_the_file_removed(video, fields, message):
-    parts = [part(name, value) for name, value in fields]
+    parts = [part(*field) for field in fields]
     with pytest.raises(upload.UploadRejected) as refused:
         receive(body(part("file", video, "a.mp4"), *parts))
     assert refused.value.status == 422 and message in str(refused.value)  # file removed
@@ -154,7 +157,16 @@ def test_an_empty_file_is_refused_before_anything_is_stored():
 
 def test_a_body_without_the_file_field_is_refused():
     with pytest.raises(upload.UploadRejected, match="missing multipart field 'file'"):
-        receive(body(part("video", b"data", "a.mp4")))
+        receive(body(part("title", b"a title")))
+
+
+def test_a_file_under_another_name_is_refused_as_soon_as_its_headers_arrive(video):
+    sent = body(part("video", video * 50, "a.mp4"))
+    pieces = Pieces(sent, [1024] * (len(sent) // 1024 + 1))
+    with pytest.raises(upload.UploadRejected, match="unknown field 'video'") as refused:
+        upload._receive(pieces, BOUNDARY, StoreStandIn(), ObjectId(), "user@example.com",
+                        len(sent) * 2)
+    assert refused.value.status == 422 and pieces.at < 4096  # the body is not read on
 
 
 def test_a_file_that_is_not_media_is_refused_from_its_first_bytes():
@@ -176,3 +188,12 @@ def test_the_watch_hears_the_size_as_it_grows_and_once_at_the_end(video):
     assert heard[-1] == (len(video), True)
     sizes = [size for size, final in heard if not final]
     assert sizes == sorted(sizes) and sizes[-1] == len(video) and len(sizes) > 1
+
+
+def test_a_body_longer_than_the_limit_is_refused_whatever_its_parts(video):
+    """Without a Content-Length (chunked) nothing else bounds what is read: here a preamble
+    before the first part, which the multipart parser skips."""
+    sent = b"junk before the first part\r\n" * 100_000 + body(part("file", video, "a.mp4"))
+    with pytest.raises(upload.UploadRejected, match="file too large") as refused:
+        receive(sent, limit=len(video))
+    assert refused.value.status == 413
