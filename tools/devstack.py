@@ -149,7 +149,7 @@ def web_process(
     port = _port_of(url)
     argv = [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf", f"{name}:create_app()"]
     ready = (
-        http_check(f"http://127.0.0.1:{port}{ready_path}")
+        http_check(f"http://127.0.0.1:{port}{ready_path}", "application/json")
         if ready_path
         else tcp_check("127.0.0.1", port)
     )

@@ -45,13 +45,15 @@ def tcp_check(host: str, port: int) -> Check:
     return lambda: port_open(host, port)
 
 
-def http_check(url: str) -> Check:
-    """Readiness: GET url answers 200."""
+def http_check(url: str, content_type: str | None = None) -> Check:
+    """Readiness: GET url answers 200 (with ``content_type``, when given: a server that took
+    the port first, such as a metrics endpoint answering every path, is not the service)."""
 
     def check() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.status == 200
+                return resp.status == 200 and (
+                    content_type is None or resp.headers.get_content_type() == content_type)
         except (OSError, urllib.error.URLError):
             return False
 

@@ -1,4 +1,4 @@
-"""Run an untrusted tool: empty environment, its own directory, OS limits, a deadline."""
+"""Run an untrusted tool: none of our environment, its own directory, OS limits, a deadline."""
 
 import collections
 import os
