@@ -134,7 +134,8 @@ def test_jobs_list_is_the_callers_newest_first(stack, media):
     assert all(j["filename"] in ("clip.mov", "clip.mkv") for j in jobs)
 
 
-@pytest.mark.parametrize("case", ["no token", "bad token", "no file", "two files", "not multipart"])
+@pytest.mark.parametrize("case", ["no token", "bad token", "no file", "file misnamed",
+                                  "two files", "not multipart"])
 def test_bad_uploads_get_a_clear_json_error(stack, media, case):
     _, jwt = stack.user()
     headers = {"Authorization": f"Bearer {jwt}"}
@@ -146,7 +147,9 @@ def test_bad_uploads_get_a_clear_json_error(stack, media, case):
     elif case == "bad token":
         kwargs["headers"], expected = {"Authorization": "Bearer not.a.jwt"}, 401
     elif case == "no file":
-        kwargs["files"] = {"other": ("clip.mov", video)}
+        kwargs["files"] = {"title": (None, "a title, as a text field, and no file")}
+    elif case == "file misnamed":
+        kwargs["files"], expected = {"other": ("clip.mov", video)}, 422
     elif case == "two files":
         kwargs["files"] = [("file", ("a.mov", video)), ("file", ("b.mov", video))]
     elif case == "not multipart":
@@ -154,6 +157,10 @@ def test_bad_uploads_get_a_clear_json_error(stack, media, case):
     resp = requests.post(f"{stack.gateway_url}/upload", timeout=30, **kwargs)
     assert resp.status_code == expected, resp.text
     assert resp.json()["error"]
+    if case == "file misnamed":
+        assert resp.json()["error"].startswith("unknown field 'other'")
+    if case == "no file":
+        assert resp.json()["error"] == "missing multipart field 'file'"
 
 
 def test_login_and_register_errors_are_json(stack):
