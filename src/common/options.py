@@ -32,8 +32,8 @@ _NOT_TEXT = ("Cc", "Cs", "Zl", "Zp")
 _OVERRIDES = "\u202d\u202e"
 _TRUE = ("true", "1", "on", "yes")
 _FALSE = ("false", "0", "off", "no")
-_CLOCK = re.compile(r"^(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d{1,3})?)$", re.ASCII)
-_SECONDS = re.compile(r"^\d+(?:\.\d{1,3})?$", re.ASCII)
+_CLOCK = re.compile(r"^(?:(\d{1,9}):)?([0-5]?\d):([0-5]?\d(?:\.\d{1,3})?)$", re.ASCII)
+_SECONDS = re.compile(r"^\d{1,12}(?:\.\d{1,3})?$", re.ASCII)
 
 
 class InvalidOption(ValueError):
