@@ -15,7 +15,7 @@ from common.errors import PermanentError, ProcessingError
 from common.gridio import FileMissing
 from common.jobs import Cancelled, Jobs, Status
 from common.log import bound_job
-from common.options import Options
+from common.options import TAGS, Options
 from common.store import MP3S, VIDEOS, Store
 from converter import chapters, cover, ffmpeg, plan
 
@@ -59,7 +59,10 @@ class ConvertHandler(Handler):
             job = self.jobs.claim(msg.job_id, token, delivery.attempt)
             if job is None:  # finished or deleted by someone else in the meantime
                 return
-            log.info("converting", extra={"attempt": delivery.attempt, "file": job["filename"]})
+            asked = {key: value for key, value in (job.get("options") or {}).items()
+                     if value not in (None, False) and key not in TAGS}
+            log.info("converting", extra={"attempt": delivery.attempt, "file": job["filename"],
+                                          "options": asked})
             started = time.monotonic()
             try:
                 with metrics.JOBS_IN_PROGRESS.track_inprogress():
@@ -87,7 +90,8 @@ class ConvertHandler(Handler):
             metrics.CONVERTED_MEDIA_SECONDS.inc(mp3["duration"])
             metrics.CONVERSION_MODE.labels(mp3["details"]["mode"]).inc()
             log.info("converted", extra={"mp3_fid": str(mp3["fid"]), "seconds": round(
-                time.monotonic() - started, 3), "duration": round(mp3["duration"], 3)})
+                time.monotonic() - started, 3), "duration": round(mp3["duration"], 3),
+                **mp3["details"]})
 
     def on_failure(self, delivery: Delivery, reason: str, permanent: bool) -> bool:
         """Mark the job failed and tell notification; False for an unreadable message (no job
