@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,11 +25,42 @@ class ProcessFailed(RuntimeError):
     """A process exited early, never became ready, or could not be started."""
 
 
+LOWEST_PORT = 10000
+_given: set[int] = set()
+_given_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing uses right now, not given before by this process.
+
+    It is taken below the kernel's range of ephemeral ports: a server stopped and started
+    again on it (a broker outage) must find it free, and in that range any outgoing connection
+    may take it meanwhile, even a client retrying the stopped server, which can connect to
+    itself when the kernel picks the very same port for it.
+    """
+    low = _ephemeral_low()
+    with _given_lock:
+        for _ in range(500):
+            port = random.randrange(LOWEST_PORT, low) if low > LOWEST_PORT + 1000 else 0
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                port = sock.getsockname()[1]
+            if port not in _given:
+                _given.add(port)
+                return port
+    raise OSError("no free TCP port on 127.0.0.1")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as src:
+            return int(src.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
