@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -205,6 +206,73 @@ def make_noise(directory: Path, seconds: int = 300) -> Path:
     return _generate(Path(directory) / f"noise-{seconds}s.webm", [
         "-f", "lavfi", "-i", f"anoisesrc=r=48000:a=0.3:d={seconds}", "-ac", "2",
         "-c:a", "libopus", "-b:a", "32k"])
+
+
+# What ffmpeg's own error output looks like, which no job's error may show: memory addresses,
+# component tags ("[out#0/mp3 @ 0x55f1...]"), C source positions, its internal vocabulary.
+FFMPEG_INTERNALS = re.compile(
+    r"0x[0-9a-fA-F]{4,}|\[[^\]\n]* @ |\b\w+\.[ch]:\d+|Nothing was written|Task finished|"
+    r"Terminating thread|Error (?:opening|reinitializing|while)|Could not open encoder|"
+    r"Rematrix|SWR|aresample|pointer|errno|AVERROR|-22\b")
+
+
+def make_many_channels(directory: Path, channels: int = 64, seconds: float = 1.0) -> Path:
+    """A WAV of ``channels`` channels with no speaker layout (a multitrack recording's): each
+    channel its own tone, 8 kHz. ffmpeg mixes such channels down to stereo only for the counts
+    it has a default layout for (1 to 8 and a few more, not 9 nor over 24)."""
+    tones = "|".join(f"0.1*sin({200 + 10 * index}*2*PI*t)" for index in range(channels))
+    return _generate(Path(directory) / f"{channels}-channels.wav", [
+        "-f", "lavfi", "-i", f"aevalsrc={tones}:s=8000:d={seconds}", "-c:a", "pcm_s16le"])
+
+
+# -- files whose header lies about their length ---------------------------------------------------
+LYING_SECONDS = 600
+
+
+def _clock(seconds: float) -> str:
+    """HH:MM:SS.nnnnnnnnn, as Matroska's DURATION tags write a length."""
+    nanoseconds = round(seconds * 1e9)
+    whole, fraction = divmod(nanoseconds, 10 ** 9)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}.{fraction:09d}"
+
+
+def _patched(path: Path, data: bytes) -> Path:
+    """``data`` as ``path``, written whole or not at all."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_bytes(bytes(data))
+    os.replace(tmp, path)
+    return path
+
+
+def make_lying_mkv(directory: Path, factor: float, seconds: int = LYING_SECONDS) -> Path:
+    """``seconds`` of a stereo tone as FLAC in Matroska, whose header says it lasts ``factor``
+    times that: the segment's Duration element (and the track's DURATION tag) patched."""
+    real = _generate(Path(directory) / f"tone-{seconds}s.mkv", [
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+        "-ac", "2", "-c:a", "flac"])
+    data = bytearray(real.read_bytes())
+    # Duration (ID 0x4489), an 8-byte float of milliseconds (the default 1 ms TimestampScale)
+    at = data.find(b"\x44\x89\x88")
+    assert at > 0 and data.find(b"\x44\x89\x88", at + 1) < 0, "no single Duration element"
+    assert struct.unpack(">d", data[at + 3:at + 11])[0] == seconds * 1000.0
+    data[at + 3:at + 11] = struct.pack(">d", seconds * 1000.0 * factor)
+    told, lie = _clock(seconds).encode(), _clock(seconds * factor).encode()
+    data = data.replace(told, lie) if len(told) == len(lie) else data
+    return _patched(Path(directory) / f"tone-{seconds}s-says-{factor:g}x.mkv", data)
+
+
+def make_lying_mp3(directory: Path, factor: float, seconds: int = 60) -> Path:
+    """``seconds`` of a tone as a VBR MP3 whose Xing header counts ``factor`` times its frames
+    (so ffmpeg takes it to last ``factor`` times as long)."""
+    real = _generate(Path(directory) / f"tone-{seconds}s.mp3", [
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+        "-c:a", "libmp3lame", "-q:a", "2"])
+    data = bytearray(real.read_bytes())
+    at = data.find(b"Xing")
+    assert at > 0 and int.from_bytes(data[at + 4:at + 8], "big") & 1, "no Xing frame count"
+    frames = int.from_bytes(data[at + 8:at + 12], "big")
+    data[at + 8:at + 12] = round(frames * factor).to_bytes(4, "big")
+    return _patched(Path(directory) / f"tone-{seconds}s-says-{factor:g}x.mp3", data)
 
 
 # -- music-like samples: what the conversion options are measured on -----------------------------

@@ -15,6 +15,7 @@ from common.errors import PermanentError, RetryableError
 from common.units import size
 from converter import cover, sandbox
 from converter import plan as plans
+from converter import progress as progresses
 from converter.limits import DEFAULT_LIMITS, MIB, Limits, span, too_long
 from converter.plan import Plan
 
@@ -45,6 +46,28 @@ _HEADER = re.compile(r"^#(\w+) (\d+): (.*)$", re.M)  # framecrc's per-stream hea
 _LOUDNORM = re.compile(r'\{\s*"input_i"[^{}]*\}')
 LOUDNORM_KEYS = ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")
 SILENCE_LUFS = -70.0  # at or below: nothing to level (EBU R128's absolute gate)
+# The most audio channels accepted: 22.2, the largest speaker layout ffmpeg mixes down to
+# stereo. More (a multitrack recording's 32 or 64) are refused from the probe.
+MAX_CHANNELS = 24
+# ffmpeg's name of a layout it has no name for: "9 channels", "13 channels (FL+FR+...)".
+_COUNTED = re.compile(r"^(\d+) channels\b")
+_INPUT_FORMAT = re.compile(r"^Input #0, (\w+)[\w,]*, from ", re.M)
+# ffmpeg failures a person can act on, recognised in its last lines: (sign, the cause as a
+# clause). Anything else gets GENERIC_FAILURE; ffmpeg's own words (component tags with memory
+# addresses, option and source names) only go to the log.
+MIX_IT_DOWN = "; mix it down to stereo before uploading"
+_CAUSES: tuple[tuple[re.Pattern, Callable[[re.Match], str]], ...] = (
+    (re.compile(r"Rematrix is needed between (\d+) channels and"),
+     lambda m: f"its {m[1]} channels have no speaker layout (such as 5.1 or 7.1) that says "
+               f"how to mix them down to stereo{MIX_IT_DOWN}"),
+    (re.compile(r"Input channel layout '(?:(\d+) channels)?[^'\n]*' is not supported"),
+     lambda m: (f"its {m[1]} channels are" if m[1] else "its channels are") +
+               f" in a speaker layout that cannot be mixed down to stereo{MIX_IT_DOWN}"),
+    (re.compile(r"Invalid data found when processing input"),
+     lambda m: "the file is damaged, or its data is in no format ffmpeg knows"),
+)
+GENERIC_FAILURE = ("ffmpeg failed on this file, which may be damaged or use something the "
+                   "converter does not support")
 
 
 @dataclass(frozen=True)
@@ -56,11 +79,19 @@ class MediaInfo:
     channels: str | None
     sample_rate: int | None = None
     video: bool = False  # a video stream that is not just an attached picture
+    container: str | None = None  # ffmpeg's demuxer: "matroska", "mov", "wav", ...
 
     @property
     def multichannel(self) -> bool:
         """More than two audio channels (5.1, 7.1, quad, ...)."""
         return self.channels not in (None, "mono", "stereo", "1 channels", "2 channels")
+
+    @property
+    def channel_count(self) -> int | None:
+        """The audio's channels when its layout has no name ("64 channels"), else None (every
+        named layout, mono to 22.2, has at most MAX_CHANNELS)."""
+        match = _COUNTED.match(self.channels or "")
+        return int(match[1]) if match else None
 
 
 def probe(ffmpeg: str, path: str, limits: Limits = DEFAULT_LIMITS) -> MediaInfo:
@@ -85,12 +116,15 @@ def probe(ffmpeg: str, path: str, limits: Limits = DEFAULT_LIMITS) -> MediaInfo:
         streams.setdefault(index, {}).setdefault(key, value.strip())
     by_type = {stream.get("media_type"): stream for stream in reversed(streams.values())}
     audio, video = by_type.get("audio"), "video" in by_type
+    demuxer = _INPUT_FORMAT.search(result.stderr)
+    container = demuxer[1] if demuxer else None
     if audio is None:
-        return MediaInfo(_duration(result.stderr), None, None, video=video)
+        return MediaInfo(_duration(result.stderr), None, None, video=video,
+                         container=container)
     rate = audio.get("sample_rate", "")
     return MediaInfo(_duration(result.stderr), audio.get("codec_id"),
                      audio.get("channel_layout_name"),
-                     int(rate) if rate.isdigit() else None, video)
+                     int(rate) if rate.isdigit() else None, video, container)
 
 
 def _duration(report: str) -> float | None:
@@ -148,24 +182,24 @@ def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan, timeou
             chapters: str | None = None) -> float:
     """Make ``dst`` (and ``chapters``) from ``src``; the MP3's duration in seconds."""
     check_media(info, limits)
-    out_seconds = [0.0]
-    total = plan.expected(info.duration) if info.duration else None
     low = 50.0 if loudness is not None else 0.0  # the measuring pass had the first half
+    meter = _Meter(src, info, plan, on_progress, low)
     cmd = command(ffmpeg, src, dst, info, plan, limits, loudness, chapters)
-    result = _run(cmd, src, limits, timeout, _progress(out_seconds, total, on_progress, low),
-                  file_bytes=limits.mp3_bytes + MIB, stop=abandon)
+    result = _run(cmd, src, limits, timeout, meter, file_bytes=limits.mp3_bytes + MIB,
+                  stop=abandon, on_start=meter.started)
     _raise_if_cut_short(result, limits, timeout, "the conversion")
     if result.returncode != 0 and "Error opening input" in result.tail:
         raise _not_media(result)
     if result.returncode != 0:
-        raise PermanentError(f"ffmpeg could not convert this file ({_last_line(result.tail)})",
+        raise PermanentError(f"the audio could not be converted: {_explain(result)}",
                              kind="not_media")
-    if out_seconds[0] > limits.media_seconds + DURATION_TOLERANCE:
+    if meter.seconds > limits.media_seconds + DURATION_TOLERANCE:
         raise PermanentError(too_long(limits), kind="too_long")
     if os.path.getsize(dst) >= limits.mp3_bytes:
         raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit",
                              kind="limit")
-    return out_seconds[0]
+    meter.finished()
+    return meter.seconds
 
 
 def extract_cover(ffmpeg: str, src: str, at: float, dst: str, abandon: threading.Event,
@@ -202,14 +236,16 @@ def measure_loudness(ffmpeg: str, src: str, info: MediaInfo, plan: Plan, timeout
            *INPUT_GUARD, *plan.input_args(), "-i", _local(src), "-map", "0:a:0", "-vn", "-sn",
            "-dn", "-map_metadata", "-1", "-af", downmix + plans.loudnorm(),
            "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", "-progress", "pipe:1", "-"]
-    total = plan.expected(info.duration) if info.duration else None
-    result = _run(cmd, src, limits, timeout, _progress([0.0], total, on_progress, 0.0, 50.0),
-                  file_bytes=0, stop=abandon)
+    meter = _Meter(src, info, plan, on_progress, 0.0, 50.0)
+    result = _run(cmd, src, limits, timeout, meter, file_bytes=0, stop=abandon,
+                  on_start=meter.started)
     _raise_if_cut_short(result, limits, timeout, "measuring the loudness")
     found = _LOUDNORM.findall(result.tail)
     if result.returncode != 0 or not found:
-        raise PermanentError("ffmpeg could not measure the loudness of this file "
-                             f"({_last_line(result.tail)})", kind="not_media")
+        raise PermanentError("the loudness of the audio could not be measured: "
+                             f"{_explain(result)}",
+                             kind="not_media")
+    meter.finished()
     try:
         report = json.loads(found[-1])
         measured = {key: float(report[key]) for key in LOUDNORM_KEYS}
@@ -223,25 +259,52 @@ def measure_loudness(ffmpeg: str, src: str, info: MediaInfo, plan: Plan, timeout
 
 
 def check_media(info: MediaInfo, limits: Limits) -> None:
-    """Refuse, before any work, what is too long or has no audio."""
+    """Refuse, before any work, what is too long, has no audio or too many channels."""
     if info.duration is not None and info.duration > limits.media_seconds:
         raise PermanentError(too_long(limits), kind="too_long")
     if info.audio_codec is None:
         raise PermanentError("the video has no audio track", kind="no_audio")
+    count = info.channel_count
+    if count is not None and count > MAX_CHANNELS:
+        raise PermanentError(f"the audio has {count} channels; at most {MAX_CHANNELS} are "
+                             "supported: mix it down to stereo before uploading",
+                             kind="not_media")
 
 
-def _progress(out_seconds: list[float], total: float | None,
-              on_progress: Callable[[float], None], low: float, high: float = 99.0):
-    """A reader of ffmpeg's -progress lines: the time reached, as a share of low..high."""
+class _Meter:
+    """Reads ffmpeg's -progress lines: the media time reached (``seconds``), and the share of
+    the pass done, as low..high percent, for ``on_progress``. The share comes from that time
+    against the probed length and from how far ffmpeg has read into the input (progress.py)."""
 
-    def read(line: str) -> None:
+    def __init__(self, src: str, info: MediaInfo, plan: Plan,
+                 on_progress: Callable[[float], None], low: float, high: float = 99.0):
+        self.src, self.on_progress, self.low, self.high = src, on_progress, low, high
+        self.seconds = 0.0
+        self.pid: int | None = None
+        whole = plan.start is None and plan.span is None
+        self.estimate = progresses.Estimate(
+            plan.expected(info.duration) if info.duration else None, os.path.getsize(src),
+            linear=whole and info.container in progresses.LINEAR_FORMATS)
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+
+    def __call__(self, line: str) -> None:
         key, _, value = line.strip().partition("=")
-        if key == "out_time_us" and value.lstrip("-").isdigit():
-            out_seconds[0] = max(out_seconds[0], int(value) / 1e6)
-            if total:
-                on_progress(min(high, low + (high - low) * out_seconds[0] / total))
+        if key != "out_time_us" or not value.lstrip("-").isdigit():
+            return
+        self.seconds = max(self.seconds, int(value) / 1e6)
+        position = sandbox.read_position(self.pid, self.src) if self.pid else None
+        done = self.estimate.update(self.seconds, position)
+        if done is not None:
+            self._report(done)
 
-    return read
+    def finished(self) -> None:
+        """The pass is over: all of its share is done."""
+        self._report(1.0)
+
+    def _report(self, done: float) -> None:
+        self.on_progress(self.low + (self.high - self.low) * done)
 
 
 def audio_duration(ffmpeg: str, src: str, limits: Limits = DEFAULT_LIMITS) -> float:
@@ -296,11 +359,12 @@ def rlimits(limits: Limits, file_bytes: int) -> dict[int, int]:
 
 def _run(cmd: list[str], path: str, limits: Limits, timeout: float,
          on_line: Callable[[str], None], file_bytes: int,
-         stop: threading.Event | None = None) -> sandbox.Finished:
+         stop: threading.Event | None = None,
+         on_start: Callable[[int], None] = lambda _pid: None) -> sandbox.Finished:
     """Run ffmpeg in the job's directory (where ``path`` is) with the limits."""
     return sandbox.run(cmd, cwd=os.path.dirname(os.path.abspath(path)),
                        limits=rlimits(limits, file_bytes), timeout=timeout, on_line=on_line,
-                       stop=stop)
+                       stop=stop, on_start=on_start)
 
 
 def _raise_if_cut_short(result: sandbox.Finished, limits: Limits, timeout: float,
@@ -330,9 +394,26 @@ def _raise_if_cut_short(result: sandbox.Finished, limits: Limits, timeout: float
 def _not_media(result: sandbox.Finished) -> PermanentError:
     """ffmpeg could not open the input, or would not: its format is not on the list."""
     detail = ("its format is not one of the accepted audio and video containers"
-              if "not on whitelist" in result.tail else _last_line(result.tail))
+              if "not on whitelist" in result.tail else _explain(result))
     return PermanentError(f"not a media file: ffmpeg cannot read this file ({detail})",
                           kind="not_media")
+
+
+def explain(tail: str) -> str:
+    """What to tell a person about an ffmpeg failure whose last lines are ``tail``: the cause
+    when it is one we know, else a generic sentence; never ffmpeg's own words."""
+    for sign, sentence in _CAUSES:
+        match = sign.search(tail)
+        if match:
+            return sentence(match)
+    return GENERIC_FAILURE
+
+
+def _explain(result: sandbox.Finished) -> str:
+    """explain(), with ffmpeg's own last lines in the log for whoever investigates."""
+    log.warning("ffmpeg failed", extra={"returncode": result.returncode,
+                                        "detail": result.tail[-2000:]})
+    return explain(result.tail)
 
 
 def _local(path: str) -> str:

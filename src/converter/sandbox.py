@@ -45,15 +45,18 @@ def rlimit_setter(limits: Mapping[int, int]) -> Callable[[], None]:
 
 def run(cmd: list[str], *, cwd: str, limits: Mapping[int, int], timeout: float,
         on_line: Callable[[str], None] = lambda _line: None,
-        stop: threading.Event | None = None) -> Finished:
+        stop: threading.Event | None = None,
+        on_start: Callable[[int], None] = lambda _pid: None) -> Finished:
     """Run ``cmd`` with nothing from our environment; ``on_line`` gets each stdout line.
 
-    The child is killed when ``timeout`` seconds pass or ``stop`` is set. ``on_line`` runs in
-    the calling thread; if it raises, the child is killed and the error propagates.
+    The child is killed when ``timeout`` seconds pass or ``stop`` is set. ``on_start`` gets
+    the child's pid before its first line. ``on_line`` runs in the calling thread; if it
+    raises, the child is killed and the error propagates.
     """
     proc = subprocess.Popen(cmd, cwd=cwd, env=dict(CHILD_ENV), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             errors="replace", close_fds=True, preexec_fn=rlimit_setter(limits))
+    on_start(proc.pid)
     lines: queue.Queue = queue.Queue()
     head: list[str] = []
     tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
@@ -90,6 +93,27 @@ def run(cmd: list[str], *, cwd: str, limits: Mapping[int, int], timeout: float,
             on_line(lines.get_nowait())
     return Finished(proc.returncode, "".join(head), "".join(tail),
                     usage.ru_utime + usage.ru_stime, stopped)
+
+
+def read_position(pid: int, path: str) -> int | None:
+    """How far process ``pid`` has read into ``path``: the offset of its descriptor of that
+    file (Linux's /proc); None when it has no such file open, has ended, or /proc cannot say."""
+    target = os.path.realpath(path)
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in descriptors:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != target:
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as info:
+                for line in info:
+                    if line.startswith("pos:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -174,14 +174,15 @@ class ConvertHandler(Handler):
             raise
 
     def _progress_writer(self, job: dict, token: str):
-        """Record progress about once a second; raises Cancelled (stopping ffmpeg) when the
-        job was deleted meanwhile."""
-        last = [0.0]
+        """Record progress about once a second, never less than before; raises Cancelled
+        (stopping ffmpeg) when the job was deleted meanwhile."""
+        last, best = [0.0], [0.0]
 
         def write(percent: float) -> None:
+            best[0] = max(best[0], percent)
             if time.monotonic() - last[0] >= PROGRESS_INTERVAL:
                 last[0] = time.monotonic()
-                self.jobs.progress(job["_id"], token, percent)
+                self.jobs.progress(job["_id"], token, best[0])
 
         return write
 

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import tempfile
+import time
 
 import gridfs
 import pytest
@@ -12,9 +13,11 @@ from common import messages
 from common.errors import PermanentError
 from common.jobs import Jobs, Status
 from common.store import MP3S, VIDEOS
+from converter import worker
 from converter.limits import Limits
 from converter.worker import ConvertHandler
 from tests.conftest import ffprobe_codec
+from tools.media import FFMPEG_INTERNALS, make_lying_mkv, make_many_channels
 
 pytestmark = pytest.mark.integration
 
@@ -176,3 +179,58 @@ def test_missing_upload_is_permanent(media, store, converter_config, publisher, 
     with pytest.raises(PermanentError, match="missing from storage"):
         ConvertHandler(converter_config, store).handle(deliver(messages.encode(msg)))
     assert list(tmpdir_env.iterdir()) == []
+
+
+def test_audio_with_more_channels_than_supported_fails_saying_so(
+        store, converter_config, publisher, deliver, channel, tmpdir_env, tmp_path):
+    """A real 64-channel WAV. The job's error used to be ffmpeg's last line: "ffmpeg could not
+    convert this file ([out#0/mp3 @ 0x55f7…] Nothing was written into output file, …)"."""
+    msg = _queued_job(store, publisher, channel, make_many_channels(tmp_path / "media", 64),
+                      "multitrack.wav")
+    handler = ConvertHandler(converter_config, store)
+    delivery = deliver(messages.encode(msg))
+    said = ("the audio has 64 channels; at most 24 are supported: mix it down to stereo "
+            "before uploading")
+    with pytest.raises(PermanentError) as failed:
+        handler.handle(delivery)
+    assert str(failed.value) == said and failed.value.kind == "not_media"
+    assert handler.on_failure(delivery, str(failed.value), permanent=True) is True
+    job = _job(store, msg.job_id)
+    assert job["status"] == Status.FAILED and job["error"] == said
+    assert not FFMPEG_INTERNALS.search(job["error"])
+    (result,) = _drain(channel, "mp3")
+    assert result["error"] == said and result["mp3_fid"] is None
+    assert _mp3_files(store, msg.job_id) == [] and list(tmpdir_env.iterdir()) == []
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_progress_keeps_moving_when_the_header_lies_about_the_length(
+        store, converter_config, publisher, deliver, channel, tmpdir_env, media_dir,
+        monkeypatch, factor):
+    """600 s of audio in an MKV whose Duration says half or twice that. By time alone the
+    recorded progress reached 99 half way and stuck there (0.5), or crawled to 50 and then
+    jumped to 100 (2.0). Now it follows the bytes read: monotonic, spread over the whole
+    conversion, 99 only at its end, then 100."""
+    src = make_lying_mkv(media_dir, factor)
+    msg = _queued_job(store, publisher, channel, src, "lying.mkv")
+    monkeypatch.setattr(worker, "PROGRESS_INTERVAL", 0.0)  # record every report of ffmpeg's
+    recorded: list[tuple[float, float]] = []
+    real_progress = Jobs.progress
+
+    def progress(jobs, job_id, token, percent):
+        recorded.append((time.monotonic(), round(percent, 1)))
+        return real_progress(jobs, job_id, token, percent)
+
+    monkeypatch.setattr(Jobs, "progress", progress)
+    ConvertHandler(converter_config, store).handle(deliver(messages.encode(msg)))
+    job = _job(store, msg.job_id)
+    assert job["status"] == Status.DONE and job["progress"] == 100
+    assert job["duration"] == pytest.approx(600.0, abs=0.2)
+    values = [value for _, value in recorded]
+    print(f"header says {factor:g}x the length; progress recorded: {values}")
+    assert values == sorted(values) and max(values) == 99.0, values
+    start, end = recorded[0][0], recorded[-1][0]
+    near_end = next(at for at, value in recorded if value >= 98.5)
+    assert near_end - start >= 0.75 * (end - start), values  # not at 99 for much of the job
+    assert max(value for value in values if value < 98.5) >= 75, values  # nor crawling to 50
+    assert len({value for value in values if value < 98.5}) >= 4, values

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -12,7 +13,14 @@ from common.options import Options
 from converter import cover, ffmpeg, plan
 from converter.limits import MIB, Limits
 from tests.conftest import ffprobe_codec, ffprobe_duration
-from tools.media import SECONDS, ffmpeg_exe
+from tools.media import (
+    FFMPEG_INTERNALS,
+    SECONDS,
+    ffmpeg_exe,
+    make_lying_mkv,
+    make_lying_mp3,
+    make_many_channels,
+)
 
 FFMPEG = ffmpeg_exe()
 
@@ -206,3 +214,119 @@ def test_a_picture_too_large_to_decode_is_no_cover_and_no_failure(tmp_path):
     picture = ffmpeg.extract_cover(FFMPEG, str(src), 0.0, str(tmp_path / "cover.jpg"),
                                    threading.Event(), Limits(memory_bytes=256 * MIB))
     assert picture is None
+
+
+# -- failures a person can act on ---------------------------------------------------------------
+_NOTHING_WRITTEN = ("[out#0/mp3 @ 0x55f7aba97ac0] Nothing was written into output file, "
+                    "because at least one of its streams received no packets.\n")
+_REMATRIX_TAIL = (
+    "[auto_aresample_0 @ 0x7f18f4007700] [SWR @ 0x7f18f4007880] Rematrix is needed between "
+    "9 channels and stereo but there is not enough information to do it\n"
+    "[auto_aresample_0 @ 0x7f18f4007700] Failed to configure output pad on auto_aresample_0\n"
+    "[af#0:0 @ 0x55f1ab9ec240] Error reinitializing filters!\n"
+    "[af#0:0 @ 0x55f1ab9ec240] Task finished with error code: -22 (Invalid argument)\n"
+    "[aost#0:0/libmp3lame @ 0x55f1ab9eb080] [enc:libmp3lame @ 0x55f1ab9eb900] Could not open "
+    "encoder before EOF\n" + _NOTHING_WRITTEN)
+_LAYOUT_TAIL = (
+    "[auto_aresample_0 @ 0x7f59040075c0] [SWR @ 0x7f5904007740] Input channel layout '13 "
+    "channels (FL+FR+FC+LFE+BL+BR+FLC+FRC+BC+SL+SR+TC+TFL)' is not supported\n"
+    "[af#0:0 @ 0x55f0eab20480] Error reinitializing filters!\n" + _NOTHING_WRITTEN)
+_INVALID_TAIL = ("[in#0 @ 0x5581c0a2b900] Error opening input: Invalid data found when "
+                 "processing input\nError opening input file file:/tmp/converter-x1/source.\n"
+                 "Error opening input files: Invalid data found when processing input\n")
+_UNKNOWN_TAIL = ("Assertion best_input >= 0 failed at fftools/ffmpeg_mux.c:412\n"
+                 "[mp3 @ 0x55f7aba97ac0] pointer 0x55f7aba97ac0 freed twice\n" + _NOTHING_WRITTEN)
+
+
+@pytest.mark.parametrize("tail, said", [
+    (_REMATRIX_TAIL, "its 9 channels have no speaker layout (such as 5.1 or 7.1) that says how "
+                     "to mix them down to stereo; mix it down to stereo before uploading"),
+    (_LAYOUT_TAIL, "its 13 channels are in a speaker layout that cannot be mixed down to "
+                   "stereo; mix it down to stereo before uploading"),
+    (_INVALID_TAIL, "the file is damaged, or its data is in no format ffmpeg knows"),
+    (_UNKNOWN_TAIL, ffmpeg.GENERIC_FAILURE),
+    (_NOTHING_WRITTEN, ffmpeg.GENERIC_FAILURE),
+    ("", ffmpeg.GENERIC_FAILURE),
+])
+def test_ffmpeg_failures_are_told_in_a_sentence_never_in_ffmpegs_words(tail, said):
+    assert FFMPEG_INTERNALS.search(tail) or not tail  # the sample is ffmpeg's own output
+    assert ffmpeg.explain(tail) == said
+    assert not FFMPEG_INTERNALS.search(said) and "/tmp/" not in said
+
+
+def test_more_channels_than_supported_are_refused_from_the_probe(tmp_path):
+    """A real 64-channel WAV: ffmpeg cannot mix it down to stereo (it used to fail with
+    "[out#0/mp3 @ 0x55f7…] Nothing was written into output file…")."""
+    src = make_many_channels(tmp_path, 64)
+    info = ffmpeg.probe(FFMPEG, str(src))
+    assert info.channels == "64 channels" and info.channel_count == 64
+    said = "the audio has 64 channels; at most 24 are supported: mix it down to stereo before "
+    with pytest.raises(PermanentError, match=f"^{said}uploading$") as refused:
+        ffmpeg.check_media(info, Limits())
+    assert refused.value.kind == "not_media"
+    with pytest.raises(PermanentError, match=f"^{said}"):
+        _convert(src, tmp_path / "out.mp3")
+    assert not (tmp_path / "out.mp3").exists()  # refused before ffmpeg ran
+
+
+def test_channels_ffmpeg_cannot_mix_down_fail_with_the_reason_and_not_its_words(tmp_path,
+                                                                               caplog):
+    """9 channels with no speaker layout pass the probe; ffmpeg's failure is explained."""
+    src = make_many_channels(tmp_path, 9, seconds=0.5)
+    caplog.set_level("WARNING", logger="converter.ffmpeg")
+    with pytest.raises(PermanentError) as failed:
+        _convert(src, tmp_path / "out.mp3")
+    assert str(failed.value) == ("the audio could not be converted: its 9 channels have no "
+                                 "speaker layout (such as 5.1 or 7.1) that says how to mix "
+                                 "them down to stereo; mix it down to stereo before uploading")
+    (logged,) = [r for r in caplog.records if r.getMessage() == "ffmpeg failed"]
+    assert "Rematrix is needed" in logged.detail  # ffmpeg's own words: for the log only
+
+
+@pytest.mark.parametrize("kind", ["text", "cut"])
+def test_a_file_ffmpeg_cannot_open_shows_no_internals(media, tmp_path, kind):
+    src = media("text")
+    if kind == "cut":
+        src = tmp_path / "cut.mp4"
+        src.write_bytes(media("mov").read_bytes()[:2000])
+    with pytest.raises(PermanentError) as failed:
+        ffmpeg.probe(FFMPEG, str(src))
+    assert str(failed.value) == ("not a media file: ffmpeg cannot read this file (the file is "
+                                 "damaged, or its data is in no format ffmpeg knows)")
+
+
+# -- progress when the header lies about the length ---------------------------------------------
+def test_progress_follows_the_bytes_when_the_header_claims_half_the_length(media_dir):
+    """An MKV whose Duration says 300 s of its 600: by time alone progress reached 99 % half
+    way and stuck there; it now keeps moving and claims the end only at the end."""
+    src = make_lying_mkv(media_dir, 0.5)
+    info = ffmpeg.probe(FFMPEG, str(src))
+    assert info.duration == pytest.approx(300.0) and info.container == "matroska"
+    seen: list[tuple[float, float]] = []
+    started = time.monotonic()
+    duration = ffmpeg.convert(FFMPEG, str(src), str(media_dir / "lying-half.mp3"), info,
+                              plan.plain(info), 120.0,
+                              lambda p: seen.append((time.monotonic() - started, p)),
+                              threading.Event())
+    ended = time.monotonic() - started
+    assert duration == pytest.approx(600.0, abs=0.2)
+    values = [value for _, value in seen]
+    assert values == sorted(values) and values[-1] == 99.0, seen
+    first, near_end = seen[0][0], next(at for at, value in seen if value >= 98.5)
+    assert near_end - first >= 0.75 * (ended - first), seen  # not 99 % for half the run
+    assert len([value for value in values if value < 98.5]) >= 3, seen
+
+
+def test_an_mp3_whose_header_claims_half_its_length_is_copied_whole(media_dir):
+    src = make_lying_mp3(media_dir, 0.5)
+    info = ffmpeg.probe(FFMPEG, str(src))
+    assert info.duration == pytest.approx(30.0, abs=0.1) and info.container == "mp3"
+    recipe = plan.plain(info)
+    assert recipe.copy
+    dst = media_dir / "lying-half-copy.mp3"
+    seen: list[float] = []
+    duration = ffmpeg.convert(FFMPEG, str(src), str(dst), info, recipe, 60.0, seen.append,
+                              threading.Event())
+    assert duration == pytest.approx(60.0, abs=0.2)
+    assert seen == sorted(seen) and seen[-1] == 99.0 and all(0 <= p <= 99 for p in seen)
+    ffmpeg.check_output(dst.stat().st_size, duration, info, recipe, _audio_length(src))

@@ -1,9 +1,11 @@
 """Every ffmpeg run is spawned with nothing of the converter's environment (only glibc's arena
 count), in the job's directory, under OS limits."""
 
+import logging
 import os
 import resource
 import signal
+import subprocess
 import textwrap
 import threading
 
@@ -131,19 +133,46 @@ def _expected(job, file_bytes: int) -> list[str]:
             f"Max address space {300 * MIB} {300 * MIB} bytes;"]
 
 
-def test_every_ffmpeg_run_is_sandboxed(reporter):
+def _logged_failure(caplog) -> str:
+    """ffmpeg's own last lines, which go to the log (the job's error never shows them)."""
+    (record,) = [r for r in caplog.records if r.getMessage() == "ffmpeg failed"]
+    caplog.clear()
+    return record.detail
+
+
+def test_every_ffmpeg_run_is_sandboxed(reporter, caplog):
     exe, job = reporter
     limits = Limits(cpu_seconds=11, memory_bytes=300 * MIB, mp3_bytes=2 * MIB)
     src = str(job / "source")
+    caplog.set_level(logging.WARNING, logger="converter.ffmpeg")
     with pytest.raises(PermanentError) as probed:
         ffmpeg.probe(exe, src, limits)
+    assert "MALLOC_ARENA_MAX" not in str(probed.value)
+    reported = _logged_failure(caplog)
     for part in _expected(job, 0):  # inspecting writes no file
-        assert part in str(probed.value)
+        assert part in reported
     with pytest.raises(PermanentError) as converted:
         info = ffmpeg.MediaInfo(3.0, "aac", "stereo")
         ffmpeg.convert(exe, src, str(job / "audio.mp3"), info, plan.plain(info), 60,
                        lambda _: None, threading.Event(), limits)
+    assert "MALLOC_ARENA_MAX" not in str(converted.value)
+    reported = _logged_failure(caplog)
     for part in _expected(job, 3 * MIB):  # the MP3 limit and a margin for -fs to act first
-        assert part in str(converted.value)
+        assert part in reported
     # The stand-in reports 1 s plus one second per byte of its environment.
     assert ffmpeg.audio_duration(exe, src, limits) == 1.0 + len("MALLOC_ARENA_MAX=2")
+
+
+def test_read_position_is_how_far_the_child_has_read_into_a_file(tmp_path):
+    source = tmp_path / "source"
+    source.write_bytes(b"\x00" * 4096)
+    with open(source, "rb") as stdin:
+        stdin.seek(1234)
+        child = subprocess.Popen(["/bin/sleep", "30"], stdin=stdin)
+    try:
+        assert sandbox.read_position(child.pid, str(source)) == 1234
+        assert sandbox.read_position(child.pid, str(tmp_path / "other")) is None
+    finally:
+        child.kill()
+        child.wait()
+    assert sandbox.read_position(child.pid, str(source)) is None  # gone
