@@ -276,6 +276,6 @@ def serve(service: str, load_config, make_handler) -> int:
     config = load_or_exit(load_config, service)
     jsonlog.configure(service, config.log_level)
     metrics.configure(service)
-    metrics.serve(config.metrics.port)
+    metrics.serve(config.metrics.port, config.metrics.host)
     handler = make_handler(config, Store(config.mongo))
     return Consumer(handler, config.messaging, config.consumer).run()

@@ -114,7 +114,7 @@ def when_ready(server):
         probe = metrics.JobsProbe()
         _probe.append(probe)
         collectors.append(metrics.QueuedJobsCollector(lambda: probe))
-    metrics.serve_multiprocess(metrics_settings.port, collectors)
+    metrics.serve_multiprocess(metrics_settings.port, collectors, host=metrics_settings.host)
 
 
 _probe = []  # the gateway master's JobsProbe, stopped on exit

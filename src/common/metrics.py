@@ -247,24 +247,25 @@ def _record(environ, status: str, started: float, sent: int) -> None:
 
 
 # -- serving --------------------------------------------------------------------------------------
-def serve(port: int, host: str = "0.0.0.0") -> bool:
-    """Serve this process's metrics on ``port`` from a thread (consumers); 0 serves nothing."""
+def serve(port: int, host: str) -> bool:
+    """Serve this process's metrics on ``host``:``port`` from a thread (consumers); port 0
+    serves nothing."""
     if not port:
         return False
     start_http_server(port, host)
-    log.info("serving metrics", extra={"port": port})
+    log.info("serving metrics", extra={"host": host, "port": port})
     return True
 
 
-def serve_multiprocess(port: int, collectors=(), host: str = "0.0.0.0") -> CollectorRegistry:
+def serve_multiprocess(port: int, collectors=(), *, host: str) -> CollectorRegistry:
     """In the gunicorn master: serve every worker's values (from PROMETHEUS_MULTIPROC_DIR)
-    and ``collectors`` (asked at each scrape) on ``port``."""
+    and ``collectors`` (asked at each scrape) on ``host``:``port``."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     for collector in collectors:
         registry.register(collector)
     start_http_server(port, host, registry=registry)
-    log.info("serving metrics of every worker", extra={"port": port})
+    log.info("serving metrics of every worker", extra={"host": host, "port": port})
     return registry
 
 

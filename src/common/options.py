@@ -26,10 +26,12 @@ MAX_SECONDS = 100 * 3600  # a trim point beyond any media the service accepts
 MAX_FIELD_BYTES = 1024  # one option's value, as sent
 MIN_TRIM_SECONDS = 0.1  # the least a trim may keep: a few MP3 frames
 # Characters no text of ours holds: controls, surrogates, line and paragraph separators, and
-# the bidirectional overrides that make text display as something else. Joiners, marks and
-# every kind of space are ordinary parts of writing and stay.
+# the bidirectional formatting characters that make text display as something else (the
+# embeddings LRE, RLE, PDF, the overrides LRO, RLO and the isolates LRI, RLI, FSI, PDI).
+# Joiners, direction marks (LRM, RLM, ALM) and every kind of space are ordinary parts of
+# writing and stay.
 _NOT_TEXT = ("Cc", "Cs", "Zl", "Zp")
-_OVERRIDES = "\u202d\u202e"
+_BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _TRUE = ("true", "1", "on", "yes")
 _FALSE = ("false", "0", "off", "no")
 _CLOCK = re.compile(r"^(?:(\d{1,9}):)?([0-5]?\d):([0-5]?\d(?:\.\d{1,3})?)$", re.ASCII)
@@ -111,8 +113,8 @@ def check_field(name: str, value: str) -> object:
 
 
 def is_text(value: str) -> bool:
-    """Plain text: nothing of _NOT_TEXT or _OVERRIDES."""
-    return all(unicodedata.category(ch) not in _NOT_TEXT and ch not in _OVERRIDES
+    """Plain text: nothing of _NOT_TEXT or _BIDI_CONTROLS."""
+    return all(unicodedata.category(ch) not in _NOT_TEXT and ch not in _BIDI_CONTROLS
                for ch in value)
 
 

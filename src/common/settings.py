@@ -187,11 +187,12 @@ class MetricsSettings:
     """Where a service serves its Prometheus metrics (never its public port)."""
 
     port: int = 9100  # 0: no metrics endpoint
+    host: str = "0.0.0.0"  # HOST: the address the service listens on, its metrics included
 
     @classmethod
     def from_env(cls) -> "MetricsSettings":
-        """Read METRICS_PORT."""
+        """Read METRICS_PORT and HOST (the address auth's and the gateway's API binds too)."""
         port = env_int("METRICS_PORT", 9100, minimum=0)
         if port > 65535:
             raise ConfigError(f"environment variable METRICS_PORT must be <= 65535, got {port}")
-        return cls(port=port)
+        return cls(port=port, host=env_str("HOST", "0.0.0.0"))

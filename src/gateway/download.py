@@ -5,6 +5,7 @@ import urllib.parse
 from pathlib import PurePath
 
 from flask import Blueprint, current_app, g, request
+from werkzeug.http import parse_range_header
 from werkzeug.wsgi import wrap_file
 
 from common import metrics
@@ -44,7 +45,8 @@ def _send(owner: str | None, token: str | None):
     store = backends.store()
     doc = store.find_file(MP3S, fid)
     job = backends.jobs().by_mp3(fid)
-    file_owner = (doc or {}).get("metadata", {}).get("owner") or (job or {}).get("owner")
+    # The job decides (its owner is handed over with it); a file without a job, its metadata.
+    file_owner = (job or {}).get("owner") or (doc or {}).get("metadata", {}).get("owner")
     if token is not None:
         secret = backends.config().download_url_secret
         allowed = file_owner is not None and check_download(secret, token, fid, file_owner)
@@ -69,7 +71,31 @@ def _send(owner: str | None, token: str | None):
     response.headers["Content-Disposition"] = _disposition(doc.get("filename") or "audio.mp3")
     response.cache_control.private = True
     metrics.count_body_bytes(metrics.DOWNLOAD_BYTES)
-    return response.make_conditional(request, accept_ranges=True, complete_length=reader.length)
+    return response.make_conditional(_with_usable_range(request.environ, reader.length),
+                                     accept_ranges=True, complete_length=reader.length)
+
+
+def _with_usable_range(wsgi_env: dict, length: int) -> dict:
+    """The request as werkzeug should see it for ranges, per RFC 9110 section 14.
+
+    werkzeug answers 416 to whatever Range it cannot serve. But a range unit other than
+    ``bytes`` must be ignored, and several ranges are ignored here too (no
+    multipart/byteranges): both get the whole file, 200. A suffix range longer than the file
+    (``bytes=-999999999``) means all of it: 206 ``bytes 0-(n-1)/n``. One range that starts
+    at or past the end still gets 416.
+    """
+    value = wsgi_env.get("HTTP_RANGE")
+    if value is None:
+        return wsgi_env
+    unit, _, ranges = value.partition("=")
+    if unit.strip(" \t").lower() != "bytes" or "," in ranges:
+        return {key: item for key, item in wsgi_env.items() if key != "HTTP_RANGE"}
+    parsed = parse_range_header(value)
+    if parsed is not None and len(parsed.ranges) == 1:
+        start, end = parsed.ranges[0]
+        if end is None and start < 0 and -start > length:
+            return {**wsgi_env, "HTTP_RANGE": "bytes=0-"}
+    return wsgi_env
 
 
 def _not_found(token: str | None):

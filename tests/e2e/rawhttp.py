@@ -65,3 +65,36 @@ def raw_upload(stack, jwt: str, body: bytes, chunked: bool, stop_after: int,
         return Answer(response, sent)
     finally:
         sock.close()
+
+
+def raw_request(base_url: str, head: str, body: bytes = b"", timeout: float = 30) -> Answer:
+    """Send ``head`` (request line and headers, without the blank line; Host is added) and
+    ``body`` exactly as given over a plain socket, then read the answer; ``Answer.closed``
+    says whether the server closed the connection after it."""
+    url = urlparse(base_url)
+    sock = socket.create_connection((url.hostname, url.port), timeout=timeout)
+    try:
+        request_line, _, headers = head.partition("\r\n")
+        lines = [request_line, f"Host: {url.netloc}"] + ([headers] if headers else [])
+        try:
+            sock.sendall("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed before the whole body went out
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        answer = Answer(response, len(body))
+        answer.closed = _closed(sock)
+        return answer
+    finally:
+        sock.close()
+
+
+def _closed(sock: socket.socket, wait: float = 5.0) -> bool:
+    """Whether the peer closed the connection (end of stream within ``wait`` seconds)."""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True

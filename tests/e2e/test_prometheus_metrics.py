@@ -1,6 +1,7 @@
 """What an operator sees in a real Prometheus scraping every service of a running stack."""
 
 import json
+import socket
 import urllib.parse
 import urllib.request
 
@@ -130,3 +131,16 @@ def test_prometheus_sees_conversions_uploads_requests_emails_and_logins(
     leaks = [s["metric"] for s in series
              if any(secret in value for value in s["metric"].values() for secret in secrets)]
     assert not leaks, leaks
+
+
+def test_metrics_listen_only_on_the_address_the_service_was_given(stack):
+    """The stack runs every service with HOST=127.0.0.1: its metrics answer there and refuse
+    127.0.0.2 (another address of this machine, which a socket on 0.0.0.0 would accept)."""
+    assert stack.env["HOST"] == "127.0.0.1"
+    assert set(stack.metrics_urls) == set(SERVICES)
+    for service, url in stack.metrics_urls.items():
+        port = int(urllib.parse.urlsplit(url).port)
+        assert requests.get(url, timeout=10).status_code == 200, service
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.2", port), timeout=5).close()
+            pytest.fail(f"{service}: metrics on port {port} reachable on 127.0.0.2")

@@ -244,6 +244,19 @@ def test_every_service_names_its_metrics_port(rendered, overlay):
         assert ports["metrics"] != HTTP_SERVICES.get(service)
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_serves_its_metrics_on_every_interface_of_its_pod(rendered, overlay):
+    """The metrics server binds HOST (as the HTTP server does): a pod is scraped on its own
+    address, so HOST must be every interface there, not the loopback the code could be told."""
+    objects = rendered[overlay]
+    for service in SERVICES:
+        [deployment] = find(objects, "Deployment", service)
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        [config] = find(objects, "ConfigMap", f"{service}-config")
+        assert "HOST" not in {e["name"] for e in container.get("env", [])}, service
+        assert config["data"].get("HOST") == "0.0.0.0", service
+
+
 def test_consumers_probe_their_heartbeat(rendered):
     objects = rendered["minikube"]
     for service in ("converter", "notification"):

@@ -96,6 +96,41 @@ def test_range_request_returns_the_slice(gateway_app, store):
     assert resp.headers["Content-Range"] == f"bytes 100-199/{len(AUDIO)}"
 
 
+def test_a_suffix_range_longer_than_the_file_is_the_whole_file(gateway_app, store):
+    """RFC 9110 14.1.2: a suffix-length over the representation's length means all of it."""
+    fid = _put_mp3(store, "suffix.mp3")
+    for suffix in (len(AUDIO), len(AUDIO) + 1, 999999999):
+        resp = _get(gateway_app, fid, Range=f"bytes=-{suffix}")
+        assert resp.status_code == 206, (suffix, resp.status_code)
+        assert resp.headers["Content-Range"] == f"bytes 0-{len(AUDIO) - 1}/{len(AUDIO)}"
+        assert resp.headers["Content-Length"] == str(len(AUDIO))
+        assert resp.data == AUDIO
+    resp = _get(gateway_app, fid, Range="bytes=-10")
+    assert resp.status_code == 206 and resp.data == AUDIO[-10:]
+
+
+@pytest.mark.parametrize("header", ["items=0-5", "pages=1-2", "bytes=0-1,5-9",
+                                    "bytes=5-9,0-1", "bytes=0-0,-1", "bytes=0-1,99999999-"])
+def test_other_units_and_several_ranges_are_ignored_for_the_whole_file(gateway_app, store,
+                                                                       header):
+    """RFC 9110 14.2: an unknown range unit MUST be ignored; a server MAY ignore Range, and
+    this one does for several ranges (no multipart/byteranges): 200, never 416."""
+    fid = _put_mp3(store, "whole.mp3")
+    resp = _get(gateway_app, fid, Range=header)
+    assert resp.status_code == 200, resp.status_code
+    assert resp.data == AUDIO and "Content-Range" not in resp.headers
+    assert resp.headers["Content-Length"] == str(len(AUDIO))
+    assert resp.headers["Accept-Ranges"] == "bytes"
+
+
+@pytest.mark.parametrize("header", [f"bytes={len(AUDIO)}-", f"bytes={len(AUDIO) + 5}-99999999"])
+def test_a_range_starting_past_the_end_is_416(gateway_app, store, header):
+    fid = _put_mp3(store, "short.mp3")
+    resp = _get(gateway_app, fid, Range=header)
+    assert resp.status_code == 416 and resp.is_json
+    assert resp.headers["Content-Range"] == f"bytes */{len(AUDIO)}"
+
+
 LINK_NOT_FOUND = {"error": "no such file, or this download link is invalid or has expired"}
 
 

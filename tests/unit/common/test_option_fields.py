@@ -59,6 +59,20 @@ def test_tags_refuse_controls_separators_and_overrides(text):
         from_fields({"artist": text}, "a.mp4")
 
 
+# Every bidirectional formatting character that makes text display out of order: the
+# embeddings (LRE, RLE, PDF), the overrides (LRO, RLO) and the isolates (LRI, RLI, FSI, PDI).
+BIDI_CONTROLS = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+                 "\u2066", "\u2067", "\u2068", "\u2069"]
+
+
+@pytest.mark.parametrize("tag", ["title", "artist", "album"])
+@pytest.mark.parametrize("char", BIDI_CONTROLS, ids=lambda ch: f"U+{ord(ch):04X}")
+def test_tags_refuse_every_bidi_embedding_override_and_isolate(tag, char):
+    with pytest.raises(InvalidOption) as refused:
+        from_fields({tag: f"invoice{char}4pm.exe"}, "a.mp4")
+    assert str(refused.value) == f"{tag} must be plain text without control characters"
+
+
 def test_a_start_at_zero_is_no_trim():
     assert from_fields({"start": "0", "end": "5"}, "a.mp4").start is None
 

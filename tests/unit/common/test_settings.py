@@ -170,3 +170,17 @@ def test_the_committed_example_keys_are_refused(monkeypatch):
         except ConfigError:
             continue
         pytest.fail(f"the example value of {where} would be accepted as a signing key")
+
+
+def test_metrics_are_served_on_the_services_own_host(monkeypatch):
+    """The metrics server listens where the service was told to (HOST), not everywhere."""
+    from common.settings import MetricsSettings
+
+    monkeypatch.delenv("HOST", raising=False)
+    monkeypatch.delenv("METRICS_PORT", raising=False)
+    assert MetricsSettings.from_env() == MetricsSettings(port=9100, host="0.0.0.0")
+    assert (_documented_default("METRICS_PORT"), _documented_default("HOST")) == (
+        "9100", "0.0.0.0")
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    monkeypatch.setenv("METRICS_PORT", "9200")
+    assert MetricsSettings.from_env() == MetricsSettings(port=9200, host="127.0.0.1")

@@ -131,6 +131,27 @@ def test_a_video_is_accepted_with_its_job_id_under_its_base_name(client, stand_i
     assert upload.closed and bytes(upload.data) == video
 
 
+@pytest.mark.parametrize("char", ["\u202a", "\u202b", "\u202c", "\u2066", "\u2067",
+                                  "\u2068", "\u2069", "\u202e"],
+                         ids=lambda ch: f"U+{ord(ch):04X}")
+def test_a_tag_with_a_bidi_control_is_422_and_a_file_name_loses_them(client, stand_ins,
+                                                                        bearer, media, char):
+    """Text that displays as something else (``Invoice\u2067exe.mp3\u2069`` shows as
+    "Invoice3pm.exe" reversed) is refused in a tag, and dropped from a file name."""
+    video = media("mp4_aac51").read_bytes()[: MAX_UPLOAD_BYTES // 2]
+    tagged = multipart(("artist", None, f"Invoice{char}3pm.exe".encode()),
+                       ("file", "a.mp4", video))
+    resp = client.post("/upload", data=tagged, content_type=MULTIPART, headers=bearer)
+    assert _error(resp, 422) == "artist must be plain text without control characters"
+    assert stand_ins.store.uploads == [] and stand_ins.jobs.created == []
+    named = multipart(("file", f"Invoice{char}3pm.exe.mp4", video))
+    resp = client.post("/upload", data=named, content_type=MULTIPART, headers=bearer)
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    (job,) = stand_ins.jobs.created
+    assert job["filename"] == "Invoice3pm.exe.mp4"
+    assert job["options"]["title"] == "Invoice3pm.exe"
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/no-such-page"), ("POST", "/uploads"), ("GET", "/jobs/1/nothing"),
     ("GET", "/static/missing.js"),

@@ -140,6 +140,9 @@ def test_a_second_file_is_refused(video):
     (r"C:\\Users\\me\\Videos\\clip.mp4", "clip.mp4"),  # backslashes escaped in the header
     ("/abs/dir/fête à l'été — 映画.mp4", "fête à l'été — 映画.mp4"),
     ("tab\there\x7f.mp4", "tabhere.mp4"),
+    ("report\u2067\u2066lmth.exe\u2069\u2069.mp4", "reportlmth.exe.mp4"),  # bidi isolates
+    ("\u202bclip\u202c\u202a.mp4", "clip.mp4"),  # embeddings
+    ("evil\u202e4pm.exe", "evil4pm.exe"),  # an override
     ("", "video"),
     ("dir/", "video"),
     ("x" * 300 + ".mp4", "x" * 255),
