@@ -155,7 +155,7 @@ def gateway_transfers(bench: Bench) -> list[dict]:
     with open(big, "rb") as src:
         bucket = gridfs.GridFSBucket(store.db, bucket_name=MP3S)
         fid = bucket.upload_from_stream("big.mp3", src, chunk_size_bytes=MIB, metadata={
-            "owner": gateway.email, "content_type": "audio/mpeg"})
+            "owner": gateway.account_id, "content_type": "audio/mpeg"})
     out = bench.work / "download.bin"
 
     def gateway_get() -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import secrets
@@ -29,6 +30,10 @@ class Gateway:
         resp = requests.post(f"{self.url}/login", auth=(self.email, password), timeout=30)
         resp.raise_for_status()
         self.jwt = resp.text.strip()
+        payload = self.jwt.split(".")[1]
+        # The account id the token names: what jobs and files carry as their owner.
+        claims = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        self.account_id = json.loads(claims)["sub"]
 
     def _connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self.host, self.port, timeout=600)

@@ -7,7 +7,9 @@ Helpers for tests live in tools/: `tools.media.ffprobe_duration`, `tools.media.f
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -176,6 +178,12 @@ class RunningStack:
         resp = requests.post(f"{self.gateway_url}/login", auth=(email, password), timeout=10)
         assert resp.status_code == 200, f"login {email}: {resp.status_code} {resp.text}"
         return resp.text.strip()
+
+    @staticmethod
+    def account_id(jwt: str) -> str:
+        """The account id a login token names (its ``sub``): what jobs' owner carries."""
+        payload = jwt.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
 
     def user(
         self, password: str = "correct horse battery", verified: bool = True

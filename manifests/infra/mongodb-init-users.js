@@ -12,6 +12,9 @@ const DB = process.env.MONGODB_DB;
 // the GridFS buckets inside DB (common/store.py: VIDEOS, MP3S), each two collections
 const VIDEOS = [DB, ["videos.files", "videos.chunks"]];
 const MP3S = [DB, ["mp3s.files", "mp3s.chunks"]];
+// the buckets' file documents apart from their chunks, for who changes a file's metadata
+const FILE_DOCS = [DB, ["videos.files", "mp3s.files"]];
+const CHUNKS = [DB, ["videos.chunks", "mp3s.chunks"]];
 const JOBS = [DB, ["jobs"]];
 // the gateway's rate-limit counters (gateway/ratelimit_storage.py; it makes their TTL index)
 const RATE_LIMITS = [DB, ["rate_limits"]];
@@ -52,12 +55,13 @@ const SERVICES = {
     [JOBS, FIND_UPDATE],
   ],
   // the operator commands (src/ops; the sweep CronJob): re-publish and re-queue jobs, expire
-  // MP3s, delete orphaned files and the jobs and files of deleted accounts, redrive dead
-  // letters, list usage
+  // MP3s, delete orphaned files and the jobs and files of deleted accounts, hand jobs and
+  // files owned by an address (an earlier release) to its account, redrive dead letters, list
+  // usage
   ops: [
     [JOBS, FIND_UPDATE_REMOVE],
-    [VIDEOS, FIND_REMOVE],
-    [MP3S, FIND_REMOVE],
+    [FILE_DOCS, FIND_UPDATE_REMOVE],
+    [CHUNKS, FIND_REMOVE],
     [UPLOADS, FIND_REMOVE],
   ],
 };

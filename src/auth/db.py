@@ -1,30 +1,42 @@
-"""MySQL access for auth: one connection per request, schema and user commands."""
+"""MySQL access for auth: one connection per request, schema and user commands.
 
+An account is its ``account_id``: a random id given at registration and never reused, which
+login tokens, verification links, jobs' owner, quotas and rate limits carry. Its address is kept
+in the canonical form of ``common.addresses`` and compared byte for byte (``utf8mb4_bin``).
+"""
+
+import re
 import sys
+import uuid
 
 import click
 import MySQLdb
+import MySQLdb.cursors
 from flask import current_app, g
 from flask.cli import with_appcontext
 from MySQLdb.constants import CLIENT
 
 from auth import passwords
+from common.addresses import try_canonical
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    email VARCHAR(254) NOT NULL,
+    account_id CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    email VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
     password_hash VARCHAR(255) NOT NULL,
     is_admin BOOLEAN NOT NULL DEFAULT FALSE,
     created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
     verified BOOLEAN NOT NULL DEFAULT FALSE,
     verify_sent_at TIMESTAMP NULL DEFAULT NULL,
-    UNIQUE KEY users_email (email)
+    UNIQUE KEY users_email (email),
+    UNIQUE KEY users_account_id (account_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci
 """
 # Accounts deleted in the last DELETED_KEPT_DAYS: the sweep removes their jobs and files.
 DELETED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS deleted_users (
+    account_id CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL,
     email VARCHAR(254) NOT NULL,
     deleted_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
     KEY deleted_users_at (deleted_at)
@@ -33,10 +45,20 @@ CREATE TABLE IF NOT EXISTS deleted_users (
 DELETED_KEPT_DAYS = 30
 # Columns added after the first release: init-db adds those an existing table lacks.
 ADDED_COLUMNS = {
-    "verified": "BOOLEAN NOT NULL DEFAULT FALSE",
-    "verify_sent_at": "TIMESTAMP NULL DEFAULT NULL",
+    "users": {
+        "verified": "BOOLEAN NOT NULL DEFAULT FALSE",
+        "verify_sent_at": "TIMESTAMP NULL DEFAULT NULL",
+        "account_id": "CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL",
+    },
+    "deleted_users": {
+        "account_id": "CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL",
+    },
 }
+BINARY_EMAIL = "VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
 DUPLICATE_COLUMN = 1060  # MySQL/MariaDB error: another init-db added it meanwhile
+DUPLICATE_KEY_NAME = 1061
+USER_COLUMNS = ("account_id, email, password_hash, is_admin, verified, "
+                "UNIX_TIMESTAMP(created_at) AS created_at")
 
 # Raised when MySQL cannot be reached or drops the connection: answered with 503.
 UNAVAILABLE = (MySQLdb.OperationalError, MySQLdb.InterfaceError)
@@ -44,6 +66,14 @@ UNAVAILABLE = (MySQLdb.OperationalError, MySQLdb.InterfaceError)
 
 class EmailTaken(Exception):
     """A user with that email already exists."""
+
+
+ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_account_id() -> str:
+    """A fresh account id: 128 random bits, never given twice."""
+    return uuid.uuid4().hex
 
 
 def connect(config):
@@ -72,49 +102,61 @@ def close_db(_exc=None) -> None:
             pass
 
 
-def find_user(email: str):
-    """(email, password_hash, is_admin, verified) for ``email``, or None."""
-    with get_db().cursor() as cur:
-        cur.execute("SELECT email, password_hash, is_admin, verified FROM users WHERE email = %s",
-                    (email,))
-        return cur.fetchone()
+def _one(query: str, args: tuple) -> dict | None:
+    with get_db().cursor(MySQLdb.cursors.DictCursor) as cur:
+        cur.execute(query, args)
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return {**row, "is_admin": bool(row["is_admin"]), "verified": bool(row["verified"]),
+            "created_at": int(row["created_at"])}
 
 
-def insert_user(email: str, password: str, admin: bool = False, verified: bool = False) -> None:
-    """Create a user; an unverified one is recorded as just sent its verification email.
+def find_user(email: str) -> dict | None:
+    """The account whose canonical address is ``email`` (``account_id, email, password_hash,
+    is_admin, verified, created_at``), or None."""
+    return _one(f"SELECT {USER_COLUMNS} FROM users WHERE email = %s", (email,))
 
-    Raises EmailTaken when the email exists.
+
+def find_account(account_id) -> dict | None:
+    """The account with this id (the fields of ``find_user``), or None (also for anything
+    that is not an account id)."""
+    if not (isinstance(account_id, str) and ACCOUNT_ID.fullmatch(account_id)):
+        return None
+    return _one(f"SELECT {USER_COLUMNS} FROM users WHERE account_id = %s", (account_id,))
+
+
+def insert_user(email: str, password: str, admin: bool = False, verified: bool = False) -> str:
+    """Create an account for the canonical address ``email``; returns its new id. An
+    unverified one is recorded as just sent its verification email.
+
+    Raises EmailTaken when the address has an account.
     """
+    account_id = new_account_id()
     try:
         with get_db().cursor() as cur:
             cur.execute(
-                "INSERT INTO users (email, password_hash, is_admin, verified, verify_sent_at) "
-                "VALUES (%s, %s, %s, %s, IF(%s, NULL, CURRENT_TIMESTAMP))",
-                (email, passwords.hash_password(password), admin, verified, verified))
+                "INSERT INTO users (account_id, email, password_hash, is_admin, verified, "
+                "verify_sent_at) VALUES (%s, %s, %s, %s, %s, IF(%s, NULL, CURRENT_TIMESTAMP))",
+                (account_id, email, passwords.hash_password(password), admin, verified,
+                 verified))
     except MySQLdb.IntegrityError:
         raise EmailTaken(email) from None
+    return account_id
 
 
-def account(email: str):
-    """(created_at as epoch seconds, is_admin, verified) of ``email``, or None."""
-    with get_db().cursor() as cur:
-        cur.execute("SELECT UNIX_TIMESTAMP(created_at), is_admin, verified FROM users "
-                    "WHERE email = %s", (email,))
-        row = cur.fetchone()
-    return None if row is None else (int(row[0]), bool(row[1]), bool(row[2]))
-
-
-def delete_user(email: str) -> bool:
+def delete_user(account_id: str) -> bool:
     """Remove the account and remember it was deleted (its files go with the next sweep, if
-    not before); False when there is no such user."""
+    not before); False when there is no such account."""
     conn = get_db()
     with conn.cursor() as cur:
         cur.execute("START TRANSACTION")
         try:
-            cur.execute("DELETE FROM users WHERE email = %s", (email,))
+            cur.execute("INSERT INTO deleted_users (account_id, email) "
+                        "SELECT account_id, email FROM users WHERE account_id = %s",
+                        (account_id,))
+            cur.execute("DELETE FROM users WHERE account_id = %s", (account_id,))
             deleted = cur.rowcount == 1
-            if deleted:
-                cur.execute("INSERT INTO deleted_users (email) VALUES (%s)", (email,))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -123,68 +165,66 @@ def delete_user(email: str) -> bool:
 
 
 def deleted_users() -> list[dict]:
-    """Accounts deleted in the last DELETED_KEPT_DAYS: email, deleted_at and, when the address
-    has registered again since, registered_again_at (epoch seconds). Older entries are pruned."""
+    """Accounts deleted in the last DELETED_KEPT_DAYS: account_id, email, deleted_at (epoch
+    seconds). Entries from before accounts had ids carry ``account_id`` None and, when the
+    address has registered again since, registered_again_at. Older entries are pruned."""
     with get_db().cursor() as cur:
         cur.execute("DELETE FROM deleted_users WHERE deleted_at < "
                     "CURRENT_TIMESTAMP - INTERVAL %s DAY", (DELETED_KEPT_DAYS,))
-        cur.execute("SELECT d.email, UNIX_TIMESTAMP(MAX(d.deleted_at)), "
+        cur.execute("SELECT d.account_id, d.email, UNIX_TIMESTAMP(MAX(d.deleted_at)), "
                     "UNIX_TIMESTAMP(MAX(u.created_at)) FROM deleted_users d "
-                    "LEFT JOIN users u ON u.email = d.email GROUP BY d.email")
+                    "LEFT JOIN users u ON d.account_id IS NULL AND u.email = d.email "
+                    "GROUP BY d.account_id, d.email")
         rows = cur.fetchall()
-    return [{"email": row[0], "deleted_at": int(row[1]),
-             "registered_again_at": int(row[2]) if row[2] is not None else None}
+    return [{"account_id": row[0], "email": row[1], "deleted_at": int(row[2]),
+             "registered_again_at": int(row[3]) if row[3] is not None else None}
             for row in rows]
 
 
-def delete_unverified(email: str) -> None:
+def delete_unverified(account_id: str) -> None:
     """Remove an account whose verification email could not be sent, so it can register again."""
     with get_db().cursor() as cur:
-        cur.execute("DELETE FROM users WHERE email = %s AND NOT verified", (email,))
+        cur.execute("DELETE FROM users WHERE account_id = %s AND NOT verified", (account_id,))
 
 
-def mark_verified(email: str) -> bool:
-    """Record that the owner of ``email`` confirmed it; False when there is no such user."""
+def mark_verified(account_id: str, email: str) -> bool:
+    """Record that the owner of ``email`` confirmed it for this account; False when the account
+    is gone or no longer has that address (the link is void)."""
     with get_db().cursor() as cur:
-        cur.execute("UPDATE users SET verified = TRUE WHERE email = %s", (email,))
+        cur.execute("UPDATE users SET verified = TRUE WHERE account_id = %s AND email = %s",
+                    (account_id, email))
         return cur.rowcount == 1
 
 
-def is_verified(email: str) -> bool | None:
-    """Whether ``email`` is confirmed; None when there is no such user."""
-    with get_db().cursor() as cur:
-        cur.execute("SELECT verified FROM users WHERE email = %s", (email,))
-        row = cur.fetchone()
-    return None if row is None else bool(row[0])
-
-
-def claim_resend(email: str, cooldown_seconds: int) -> int | None:
-    """Record a new verification email for ``email`` unless one went out within the cooldown.
+def claim_resend(account_id: str, cooldown_seconds: int) -> int | None:
+    """Record a new verification email for the account unless one went out within the
+    cooldown.
 
     Returns None when the caller may send it now, else the seconds left to wait (0 when the
-    address is already verified or unknown: check ``is_verified``).
+    account is already verified or unknown: check ``find_account``).
     """
     with get_db().cursor() as cur:
         cur.execute(
-            "UPDATE users SET verify_sent_at = CURRENT_TIMESTAMP WHERE email = %s AND NOT verified"
-            " AND (verify_sent_at IS NULL"
+            "UPDATE users SET verify_sent_at = CURRENT_TIMESTAMP WHERE account_id = %s"
+            " AND NOT verified AND (verify_sent_at IS NULL"
             "      OR verify_sent_at <= CURRENT_TIMESTAMP - INTERVAL %s SECOND)",
-            (email, cooldown_seconds))
+            (account_id, cooldown_seconds))
         if cur.rowcount == 1:
             return None
         cur.execute(
             "SELECT GREATEST(1, TIMESTAMPDIFF(SECOND, CURRENT_TIMESTAMP,"
             "                                 verify_sent_at + INTERVAL %s SECOND))"
-            " FROM users WHERE email = %s AND NOT verified AND verify_sent_at IS NOT NULL",
-            (cooldown_seconds, email))
+            " FROM users WHERE account_id = %s AND NOT verified AND verify_sent_at IS NOT NULL",
+            (cooldown_seconds, account_id))
         row = cur.fetchone()
     return int(row[0]) if row else 0
 
 
-def release_resend(email: str) -> None:
-    """Forget the last verification email of ``email``: it could not be sent."""
+def release_resend(account_id: str) -> None:
+    """Forget the account's last verification email: it could not be sent."""
     with get_db().cursor() as cur:
-        cur.execute("UPDATE users SET verify_sent_at = NULL WHERE email = %s", (email,))
+        cur.execute("UPDATE users SET verify_sent_at = NULL WHERE account_id = %s",
+                    (account_id,))
 
 
 def ping() -> None:
@@ -193,35 +233,115 @@ def ping() -> None:
         cur.execute("SELECT 1")
 
 
+def _columns(cur, table: str) -> dict[str, tuple[str, str | None]]:
+    """{column: (IS_NULLABLE, COLLATION_NAME)} of ``table``."""
+    cur.execute("SELECT COLUMN_NAME, IS_NULLABLE, COLLATION_NAME FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
+    return {row[0].lower(): (row[1], row[2]) for row in cur.fetchall()}
+
+
+def _alter(cur, statement: str, tolerated: int) -> None:
+    """Run an ALTER TABLE that another init-db may have run meanwhile (error ``tolerated``)."""
+    try:
+        cur.execute(statement)
+    except MySQLdb.OperationalError as exc:
+        if exc.args[0] != tolerated:
+            raise
+
+
 def migrate(cur) -> list[str]:
-    """Add the columns an older users table lacks; returns their names."""
-    cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS"
-                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users'")
-    present = {row[0].lower() for row in cur.fetchall()}
-    added = []
-    for column, definition in ADDED_COLUMNS.items():
-        if column in present:
+    """Bring the tables of an earlier release up to date; returns what was done, and every
+    address collision (reported, never merged)."""
+    notes = []
+    for table, columns in ADDED_COLUMNS.items():
+        present = _columns(cur, table)
+        for column, definition in columns.items():
+            if column not in present:
+                _alter(cur, f"ALTER TABLE {table} ADD COLUMN {column} {definition}",
+                       DUPLICATE_COLUMN)
+                notes.append(f"added column {table}.{column}")
+    cur.execute("SELECT id FROM users WHERE account_id IS NULL")
+    missing = [row[0] for row in cur.fetchall()]
+    for row_id in missing:
+        cur.execute("UPDATE users SET account_id = %s WHERE id = %s AND account_id IS NULL",
+                    (new_account_id(), row_id))
+    if missing:
+        notes.append(f"gave {len(missing)} existing account(s) an id")
+    columns = _columns(cur, "users")
+    if columns["account_id"][0] == "YES":
+        cur.execute("ALTER TABLE users MODIFY account_id "
+                    "CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL")
+        _alter(cur, "ALTER TABLE users ADD UNIQUE KEY users_account_id (account_id)",
+               DUPLICATE_KEY_NAME)
+    if columns["email"][1] != "utf8mb4_bin":
+        # Unique under the old, looser collation means unique byte for byte too.
+        cur.execute(f"ALTER TABLE users MODIFY email {BINARY_EMAIL}")
+        notes.append("addresses are now compared byte for byte (utf8mb4_bin)")
+        notes.extend(canonicalize_addresses(cur))
+    return notes
+
+
+def canonicalize_addresses(cur) -> list[str]:
+    """Rewrite every stored address in its canonical form (``common.addresses``). Accounts
+    whose addresses share one canonical form are left exactly as they are and reported, as are
+    addresses that are no longer acceptable: an operator decides (``delete-user ACCOUNT_ID``).
+    Returns one line per change summary, collision and refusal."""
+    cur.execute("SELECT account_id, email FROM users ORDER BY id")
+    groups: dict[str, list[tuple[str, str]]] = {}
+    notes = []
+    for account_id, email in cur.fetchall():
+        form = try_canonical(email)
+        if form is None:
+            notes.append(f"WARNING: account {account_id} has the address {email!r}, which is "
+                         "not acceptable any more (invisible characters or mixed alphabets); "
+                         "left as it is: it cannot log in until an operator deletes it")
             continue
-        try:
-            cur.execute(f"ALTER TABLE users ADD COLUMN {column} {definition}")
-        except MySQLdb.OperationalError as exc:
-            if exc.args[0] != DUPLICATE_COLUMN:
-                raise
-        added.append(column)
-    return added
+        groups.setdefault(form, []).append((account_id, email))
+    changed = 0
+    for form, members in groups.items():
+        if len(members) > 1:
+            listed = ", ".join(f"{account_id} ({email!r})" for account_id, email in members)
+            notes.append(f"WARNING: address collision: accounts {listed} are all {form!r} in "
+                         "the canonical form; none was changed or merged. Only the one spelled "
+                         "exactly that way can log in; keep one with "
+                         "'flask --app auth delete-user ACCOUNT_ID' for the others")
+            continue
+        account_id, email = members[0]
+        if email != form:
+            cur.execute("UPDATE users SET email = %s WHERE account_id = %s", (form, account_id))
+            changed += 1
+    notes.append(f"{changed} address(es) rewritten in the canonical form")
+    return notes
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db_command():
-    """Create the tables if they do not exist, and add any missing column."""
+    """Create the tables if they do not exist, and migrate those of an earlier release."""
     with get_db().cursor() as cur:
         cur.execute(SCHEMA)
         cur.execute(DELETED_SCHEMA)
-        added = migrate(cur)
-    if added:
-        click.echo(f"added column(s) to users: {', '.join(added)}")
+        notes = migrate(cur)
+    for note in notes:
+        click.echo(note, err=note.startswith("WARNING"))
     click.echo("users table ready")
+
+
+def _canonical_or_exit(email: str) -> str:
+    from common.addresses import InvalidAddress, canonical
+
+    try:
+        return canonical(email)
+    except InvalidAddress as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _account_or_exit(who: str) -> dict:
+    """The account named by an address or an account id, or a ClickException."""
+    account = find_user(_canonical_or_exit(who)) if "@" in who else find_account(who)
+    if account is None:
+        raise click.ClickException(f"no user {who}")
+    return account
 
 
 @click.command("create-user")
@@ -239,35 +359,35 @@ def create_user_command(email: str, admin: bool, password_stdin: bool):
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         email = check_credentials(email, password)
-        insert_user(email, password, admin, verified=True)
+        account_id = insert_user(email, password, admin, verified=True)
     except ValidationFailed as exc:
         raise click.ClickException(str(exc)) from None
     except EmailTaken:
         raise click.ClickException(f"user {email} already exists") from None
-    click.echo(f"created user {email}" + (" (admin)" if admin else ""))
+    click.echo(f"created user {email} (account {account_id})" + (" (admin)" if admin else ""))
 
 
 @click.command("verify-user")
 @with_appcontext
-@click.argument("email")
-def verify_user_command(email: str):
-    """Mark EMAIL as confirmed by its owner, as following the emailed link does."""
-    email = email.strip().lower()
-    if not mark_verified(email):
-        raise click.ClickException(f"no user {email}")
-    click.echo(f"verified user {email}")
+@click.argument("who")
+def verify_user_command(who: str):
+    """Mark the account (an address or an account id) as confirmed by its owner, as following
+    the emailed link does."""
+    account = _account_or_exit(who)
+    mark_verified(account["account_id"], account["email"])
+    click.echo(f"verified user {account['email']}")
 
 
 @click.command("delete-user")
 @with_appcontext
-@click.argument("email")
-def delete_user_command(email: str):
-    """Delete the account EMAIL; its tokens stop working, its jobs and files go at the sweep."""
-    email = email.strip().lower()
-    if not delete_user(email):
-        raise click.ClickException(f"no user {email}")
-    click.echo(f"deleted user {email}; its jobs and files are removed by the next sweep "
-               "(python -m ops sweep)")
+@click.argument("who")
+def delete_user_command(who: str):
+    """Delete the account (an address or an account id); its tokens stop working, its jobs and
+    files go at the sweep."""
+    account = _account_or_exit(who)
+    delete_user(account["account_id"])
+    click.echo(f"deleted user {account['email']} (account {account['account_id']}); its jobs "
+               "and files are removed by the next sweep (python -m ops sweep)")
 
 
 def init_app(app) -> None:

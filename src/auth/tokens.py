@@ -18,11 +18,13 @@ class ExpiredToken(InvalidToken):
     """The token was genuine but its lifetime is over."""
 
 
-def issue(secret: str, email: str, admin: bool, ttl_seconds: int, verified: bool) -> str:
-    """A signed login token for ``email``."""
+def issue(secret: str, account: dict, ttl_seconds: int) -> str:
+    """A signed login token for ``account`` (``auth.db``): its subject is the account's id,
+    never its address; ``email`` is for display."""
     now = int(time.time())
-    claims = {"sub": email, "iat": now, "exp": now + ttl_seconds, "admin": bool(admin),
-              "verified": bool(verified)}
+    claims = {"sub": account["account_id"], "email": account["email"], "iat": now,
+              "exp": now + ttl_seconds, "admin": bool(account["is_admin"]),
+              "verified": bool(account["verified"])}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -31,20 +33,26 @@ def decode(secret: str, token: str) -> dict:
     return _decode(secret, token, audience=None)
 
 
-def issue_verify(secret: str, email: str, ttl_seconds: int) -> str:
-    """A signed token that confirms ``email`` when its owner follows the emailed link."""
+def issue_verify(secret: str, account_id: str, email: str, ttl_seconds: int) -> str:
+    """A signed token that confirms ``email`` for the account ``account_id`` when its owner
+    follows the emailed link: void once the account is gone or has another address."""
     now = int(time.time())
-    claims = {"sub": email, "iat": now, "exp": now + ttl_seconds, "aud": VERIFY_AUDIENCE}
+    claims = {"sub": account_id, "email": email, "iat": now, "exp": now + ttl_seconds,
+              "aud": VERIFY_AUDIENCE}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def decode_verify(secret: str, token: str) -> str:
-    """The email a valid verification token confirms; raises InvalidToken otherwise."""
-    return _decode(secret, token, audience=VERIFY_AUDIENCE)["sub"]
+def decode_verify(secret: str, token: str) -> tuple[str, str]:
+    """(account id, address) a valid verification token confirms; raises InvalidToken
+    otherwise."""
+    claims = _decode(secret, token, audience=VERIFY_AUDIENCE, extra=("email",))
+    if not isinstance(claims["sub"], str) or not isinstance(claims["email"], str):
+        raise InvalidToken("invalid token: malformed claims")
+    return claims["sub"], claims["email"]
 
 
-def _decode(secret: str, token: str, audience: str | None) -> dict:
-    required = ["sub", "iat", "exp"] + (["aud"] if audience else [])
+def _decode(secret: str, token: str, audience: str | None, extra: tuple = ()) -> dict:
+    required = ["sub", "iat", "exp", *extra] + (["aud"] if audience else [])
     try:
         return jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience,
                           options={"require": required})

@@ -1,6 +1,6 @@
 """Checks on the email and password a new user chooses."""
 
-from email_validator import EmailNotValidError, validate_email
+from common.addresses import InvalidAddress, canonical
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -11,13 +11,14 @@ class ValidationFailed(ValueError):
 
 
 def check_credentials(email, password) -> str:
-    """Return the normalised email, or raise ValidationFailed with a reason."""
+    """Return the canonical email (``common.addresses``), or raise ValidationFailed with a
+    reason."""
     if not isinstance(email, str) or not isinstance(password, str):
         raise ValidationFailed("email and password must be strings")
     try:
-        email = validate_email(email, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise ValidationFailed(f"invalid email: {exc}") from None
+        email = canonical(email)
+    except InvalidAddress as exc:
+        raise ValidationFailed(str(exc)) from None
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:

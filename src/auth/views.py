@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, request
 from auth import db, passwords, tokens, verification
 from auth.validation import ValidationFailed, check_credentials
 from common import metrics
+from common.addresses import try_canonical
 from common.errors import PermanentError
 from common.web import error
 
@@ -39,20 +40,21 @@ def login():
     if creds is None or creds.type != "basic" or not creds.username or creds.password is None:
         metrics.LOGINS.labels("bad_credentials").inc()
         return _unauthorized("missing HTTP Basic credentials")
-    row = db.find_user(creds.username.strip().lower())
+    email = try_canonical(creds.username)
+    user = db.find_user(email) if email else None
     try:
-        matches = passwords.verify_password(row[1] if row else None, creds.password)
+        matches = passwords.verify_password(user["password_hash"] if user else None,
+                                            creds.password)
     except passwords.PasswordsBusy:
         metrics.LOGINS.labels("busy").inc()
         raise
     if not matches:
         metrics.LOGINS.labels("bad_credentials").inc()
         return _unauthorized("invalid email or password")
-    metrics.LOGINS.labels("ok" if row[3] else "unverified").inc()
+    metrics.LOGINS.labels("ok" if user["verified"] else "unverified").inc()
     config = current_app.config["AUTH"]
-    token = tokens.issue(config.jwt_secret, row[0], bool(row[2]), config.jwt_ttl_seconds,
-                         verified=bool(row[3]))
-    log.info("login", extra={"user": row[0]})
+    token = tokens.issue(config.jwt_secret, user, config.jwt_ttl_seconds)
+    log.info("login", extra={"account": user["account_id"]})
     return token, 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 
@@ -64,16 +66,16 @@ def register():
         return error(400, 'expected a JSON object {"email": ..., "password": ...}')
     try:
         email = check_credentials(body.get("email"), body.get("password"))
-        db.insert_user(email, body["password"])
+        account_id = db.insert_user(email, body["password"])
     except ValidationFailed as exc:
         return error(422, str(exc))
     except db.EmailTaken:
         return error(409, "an account with this email already exists")
-    failure = _send_verification(email)
+    failure = _send_verification(account_id, email)
     if failure is not None:
-        db.delete_unverified(email)  # nothing was kept: the person can simply try again
+        db.delete_unverified(account_id)  # nothing was kept: the person can simply try again
         return failure
-    log.info("registered", extra={"user": email})
+    log.info("registered", extra={"account": account_id})
     return {"email": email}, 201
 
 
@@ -85,7 +87,7 @@ def verify():
     if not isinstance(token, str) or not token:
         return error(400, 'expected a JSON object {"token": ...} from the verification link')
     try:
-        email = tokens.decode_verify(current_app.config["AUTH"].jwt_secret, token)
+        account_id, email = tokens.decode_verify(current_app.config["AUTH"].jwt_secret, token)
     except tokens.ExpiredToken:
         log.info("verification link expired")
         return error(410, "this verification link has expired: log in and ask for a new one")
@@ -93,9 +95,10 @@ def verify():
         log.info("verification link refused", extra={"reason": str(exc)})
         return error(400, "this verification link is not valid: use the link from the latest "
                           "email exactly as it is")
-    if not db.mark_verified(email):
-        return error(400, "this verification link is for an account that no longer exists")
-    log.info("email verified", extra={"user": email})
+    if not db.mark_verified(account_id, email):
+        return error(400, "this verification link is for an account that no longer exists or "
+                          "no longer has this address")
+    log.info("email verified", extra={"account": account_id})
     return {"email": email, "verified": True}
 
 
@@ -104,66 +107,76 @@ def resend_verification():
     """Email a fresh verification link to the Bearer token's user, at most once per cooldown."""
     try:
         token = tokens.bearer(request.headers.get("Authorization"))
-        email = tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
+        account_id = tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
     except tokens.InvalidToken as exc:
         return _unauthorized(str(exc))
     cooldown = current_app.config["AUTH"].verify_resend_seconds
-    wait = db.claim_resend(email, cooldown)
+    wait = db.claim_resend(account_id, cooldown)
+    account = db.find_account(account_id)
+    if account is None:
+        return error(404, "this account no longer exists")
     if wait is not None:
-        verified = db.is_verified(email)
-        if verified is None:
-            return error(404, "this account no longer exists")
-        if verified:
+        if account["verified"]:
             return error(409, "this email address is already confirmed")
         unit = "second" if wait == 1 else "seconds"
         response = error(429, f"a verification email was sent less than {cooldown} seconds ago, "
                               f"check your inbox and spam folder; try again in {wait} {unit}")
         response.headers["Retry-After"] = str(wait)
         return response
-    failure = _send_verification(email)
+    failure = _send_verification(account_id, account["email"])
     if failure is not None:
-        db.release_resend(email)
+        db.release_resend(account_id)
         return failure
-    log.info("verification email sent again", extra={"user": email})
-    return {"email": email, "verified": False}
+    log.info("verification email sent again", extra={"account": account_id})
+    return {"email": account["email"], "verified": False}
 
 
-@bp.get("/users/<email>")
-def user_status(email: str):
-    """Whether an address is confirmed (for notification; never published by the gateway)."""
-    email = email.strip().lower()
-    verified = db.is_verified(email)
-    if verified is None:
+@bp.get("/users/<who>")
+def user_status(who: str):
+    """An account's address and whether it is confirmed, by account id (for notification;
+    never published by the gateway). An address is accepted too, for messages and jobs of an
+    earlier release whose owner was an address."""
+    email = try_canonical(who)
+    account = db.find_user(email) if email else db.find_account(who)
+    if account is None:
         return error(404, "no such user")
-    return {"email": email, "verified": verified}
+    return {"account_id": account["account_id"], "email": account["email"],
+            "verified": account["verified"], "created_at": account["created_at"]}
 
 
-def _send_verification(email: str):
+def _send_verification(account_id: str, email: str):
     """Email the verification link now; None when sent, else the error response to give."""
     try:
-        verification.send(current_app.config["AUTH"], email)
+        verification.send(current_app.config["AUTH"], account_id, email)
     except PermanentError as exc:
-        log.info("verification email refused", extra={"user": email, "error": str(exc)})
+        log.info("verification email refused", extra={"account": account_id, "to": email,
+                                                      "error": str(exc)})
         return error(422, "the mail server refused this address: check it and try again")
     except (OSError, smtplib.SMTPException) as exc:
-        log.warning("verification email not sent", extra={"user": email, "error": str(exc)})
+        log.warning("verification email not sent", extra={"account": account_id, "to": email,
+                                                          "error": str(exc)})
         return error(503, "could not send the verification email right now, try again shortly")
     return None
 
 
 @bp.post("/validate")
 def validate():
-    """The claims of the Bearer token, with the account's current admin and verified flags;
-    401 when the token is invalid or its account was deleted since it was issued."""
+    """The claims of the Bearer token, with the account's current address, admin and verified
+    flags; 401 when the token is invalid or its account was deleted since it was issued (a new
+    account of the same address has another id: the token never passes for it)."""
     try:
         token = tokens.bearer(request.headers.get("Authorization"))
         claims = tokens.decode(current_app.config["AUTH"].jwt_secret, token)
     except tokens.InvalidToken as exc:
         return _unauthorized(str(exc))
-    account = db.account(claims["sub"])
-    if account is None or claims["iat"] < account[0]:
+    account = db.find_account(claims["sub"])
+    if account is None and "@" in str(claims["sub"]):
+        return _unauthorized("this token is from an earlier version of the service: log in "
+                             "again")
+    if account is None:
         return _unauthorized("this account no longer exists: register again to use the service")
-    claims["admin"], claims["verified"] = account[1], account[2]
+    claims.update(email=account["email"], admin=account["is_admin"],
+                  verified=account["verified"])
     return claims, 200
 
 
@@ -173,24 +186,25 @@ def delete_account():
     JSON ``{"password"}``. Its tokens stop working; the gateway removes its files."""
     creds = request.authorization
     if creds is not None and creds.type == "basic":
-        email, password = (creds.username or "").strip().lower(), creds.password
+        email, password = try_canonical(creds.username or ""), creds.password
+        account = db.find_user(email) if email else None
     else:
         try:
             token = tokens.bearer(request.headers.get("Authorization"))
-            email = tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
+            account_id = tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
         except tokens.InvalidToken as exc:
             return _unauthorized(str(exc))
         body = request.get_json(silent=True)
         password = body.get("password") if isinstance(body, dict) else None
+        account = db.find_account(account_id)
     if not isinstance(password, str) or not password:
         return error(400, "confirm with your password: HTTP Basic email:password, or a JSON "
                           'body {"password": ...} with your Bearer token')
-    row = db.find_user(email)
-    if not passwords.verify_password(row[1] if row else None, password):
+    if not passwords.verify_password(account["password_hash"] if account else None, password):
         return _unauthorized("wrong password: the account was not deleted")
-    db.delete_user(email)
-    log.info("account deleted", extra={"user": email})
-    return {"email": email, "deleted": True}
+    db.delete_user(account["account_id"])
+    log.info("account deleted", extra={"account": account["account_id"]})
+    return {"account_id": account["account_id"], "email": account["email"], "deleted": True}
 
 
 @bp.get("/deleted-users")

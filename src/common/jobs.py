@@ -16,9 +16,13 @@ next one. So one owner's backlog never stands in front of everyone else's upload
 
 import enum
 import logging
+import random
+import time
+import uuid
 from dataclasses import dataclass, field
 
 import pymongo
+from pymongo.errors import DuplicateKeyError
 
 from common import messages, topology
 from common.settings import LifecycleSettings
@@ -38,12 +42,29 @@ class Status(enum.StrEnum):
 
 
 ACTIVE = (Status.QUEUED, Status.CONVERTING)
-UPLOADS = "uploads"  # collection of the uploads being received, counted against the quotas
+# The uploads being received, counted against the quotas: one document per owner,
+# {"_id": owner, "version", "uploads": {job id: {"size", "updated_at"}}, "updated_at"}.
+UPLOADS = "uploads"
 UPLOAD_STALE_SECONDS = 600.0  # an upload not heard of for this long is no longer counted
+CLAIM_ATTEMPTS = 100  # times an upload may find its owner's uploads changed under it (Contended)
 
 
 class Cancelled(Exception):
     """The job was deleted while it was being converted."""
+
+
+class OverLimit(Exception):
+    """An upload does not fit in its owner's limits (``reserve``, ``resize``): ``limit`` is
+    ``active_jobs`` or ``bytes``; ``usage`` is what the owner has without this upload."""
+
+    def __init__(self, limit: str, usage: "Usage"):
+        super().__init__(f"over the owner's limit of {limit}")
+        self.limit, self.usage = limit, usage
+
+
+class Contended(Exception):
+    """So many of one owner's uploads were counted at once that this one could not be (try
+    again)."""
 
 
 @dataclass
@@ -86,19 +107,23 @@ class Jobs:
         # stored outside `_id` only that way. MongoDB treats both the same.
         return None if oid is None else self._jobs.find_one({"mp3_fid": {"$in": [oid]}})
 
-    def usage(self, owner: str, uploads_up_to=None) -> Usage:
+    def usage(self, owner: str) -> Usage:
         """What ``owner`` stores now, and how many of their jobs are waiting or converting;
-        their uploads being received count as jobs waiting, with what they sent so far (only
-        those begun no later than the upload ``uploads_up_to``, when given)."""
+        their uploads being received count as jobs waiting, with what they were counted for
+        (``reserve``, ``resize``)."""
+        return self._usage(owner, self._uploads.find_one({"_id": owner}))
+
+    def _usage(self, owner: str, uploads_doc: dict | None, leave_out: str | None = None) -> Usage:
+        """``usage`` with the owner's uploads in progress as read in ``uploads_doc`` (read
+        before the jobs), but for the upload ``leave_out``."""
         usage = Usage()
         # Uploads first, then jobs: one that becomes a job meanwhile is seen at least once,
         # and counted once.
-        uploads = {upload["_id"]: int(upload.get("size") or 0) for upload in self._uploads.find(
-            {"owner": owner, "updated_at": {"$gt": now() - UPLOAD_STALE_SECONDS}})
-            if uploads_up_to is None or upload["_id"] <= object_id(uploads_up_to)}
+        uploads = {key: size for key, size in _in_progress(uploads_doc).items()
+                   if key != leave_out}
         for job in self._jobs.find({"owner": owner},
                                    {"status": 1, "size": 1, "mp3_size": 1}):
-            uploads.pop(job["_id"], None)
+            uploads.pop(str(job["_id"]), None)
             usage.counts[job["status"]] = usage.counts.get(job["status"], 0) + 1
             if job["status"] in ACTIVE:
                 usage.active_jobs += 1
@@ -124,22 +149,75 @@ class Jobs:
         return sorted(self._jobs.distinct("owner"))
 
     # -- upload and dispatch ------------------------------------------------------------------
-    def reserve(self, job_id, owner: str, size: int) -> None:
-        """Count an upload being received against its owner's quotas (``usage``) until its
-        job is recorded (``create``) or it is refused (``release``). Recorded before the
-        owner's usage is checked: of two uploads checked at once, one at least sees the other.
-        (Ids order uploads: checked against those begun earlier, the first one wins.)"""
-        self._uploads.insert_one({"_id": object_id(job_id), "owner": owner, "size": int(size),
-                                  "updated_at": now()})
+    def reserve(self, job_id, owner: str, size: int, max_active: int | None = None,
+                max_bytes: int | None = None) -> Usage:
+        """Count an upload about to be received, as a job waiting of ``size`` bytes, against
+        its owner's quotas (``usage``) until its job is recorded (``create``) or it is refused
+        (``release``) — if it fits: with it, at most ``max_active`` jobs waiting or converting
+        and ``max_bytes`` stored, everything of the owner's counted, their other uploads in
+        progress too. Checked and recorded at once (see ``_claim``): uploads sent together
+        take what is free one after the other, so as many fit as there is room for, and no
+        more. Returns the owner's usage without this upload; raises OverLimit when it does not
+        fit (nothing is recorded), Contended when it could not be counted."""
+        return self._claim(owner, str(object_id(job_id)), size, max_active, max_bytes)
 
-    def resize(self, job_id, size: int) -> None:
-        """Record how much of the upload has come so far (and that it is still coming)."""
-        self._uploads.update_one({"_id": object_id(job_id)},
-                                 {"$set": {"size": int(size), "updated_at": now()}})
+    def resize(self, job_id, owner: str, size: int, max_bytes: int | None = None) -> None:
+        """Record how much of the upload has come so far (and that it is still coming). More
+        than it was counted for is checked like ``reserve``: OverLimit when the owner's
+        storage would pass ``max_bytes`` (it is then still counted as before)."""
+        key, moment = str(object_id(job_id)), now()
+        shrunk = self._uploads.update_one(
+            {"_id": owner, f"uploads.{key}.size": {"$gte": int(size)}},
+            {"$set": {f"uploads.{key}.size": int(size), f"uploads.{key}.updated_at": moment,
+                      "updated_at": moment}})
+        if not shrunk.matched_count:  # growing (or no longer counted at all)
+            self._claim(owner, key, size, None, max_bytes)
 
-    def release(self, job_id) -> None:
+    def release(self, job_id, owner: str) -> None:
         """Stop counting the upload: it was refused or broke off (``create`` calls it too)."""
-        self._uploads.delete_one({"_id": object_id(job_id)})
+        self._uploads.update_one({"_id": owner},
+                                 {"$unset": {f"uploads.{object_id(job_id)}": ""}})
+
+    def _claim(self, owner: str, key: str, size: int, max_active: int | None,
+               max_bytes: int | None) -> Usage:
+        """Count upload ``key`` for ``size`` bytes if the owner's limits allow it. Their
+        uploads in progress are one document, written back only if no one changed it since it
+        was read (compare-and-set on its ``version``) and read again otherwise: of uploads
+        checked at once, each is checked against all those counted before it, and only them
+        (a refusal writes nothing). Counts shrink, uploads become jobs and jobs end without a
+        new version: that only ever leaves less in use than was checked."""
+        for attempt in range(CLAIM_ATTEMPTS):
+            doc = self._uploads.find_one({"_id": owner})
+            usage = self._usage(owner, doc, leave_out=key)
+            if max_active is not None and usage.active_jobs >= max_active:
+                raise OverLimit("active_jobs", usage)
+            if max_bytes is not None and usage.bytes + int(size) > max_bytes:
+                raise OverLimit("bytes", usage)
+            if self._write_claim(owner, doc, key, int(size)):
+                return usage
+            time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+        raise Contended(f"{CLAIM_ATTEMPTS} attempts to count an upload lost to others")
+
+    def _write_claim(self, owner: str, doc: dict | None, key: str, size: int) -> bool:
+        """Write upload ``key``'s count into the owner's document as read (``doc``; None: it
+        did not exist), dropping the uploads no longer heard of; False if it changed since."""
+        # A version is never reused: a document deleted and made anew cannot pass for the one
+        # read.
+        moment, version = now(), uuid.uuid4().hex
+        entry = {"size": size, "updated_at": moment}
+        if doc is None:
+            try:
+                self._uploads.insert_one({"_id": owner, "version": version,
+                                          "uploads": {key: entry}, "updated_at": moment})
+            except DuplicateKeyError:
+                return False
+            return True
+        update = {"$set": {"version": version, f"uploads.{key}": entry, "updated_at": moment}}
+        gone = set(doc.get("uploads") or {}) - set(_in_progress(doc)) - {key}
+        if gone:
+            update["$unset"] = {f"uploads.{stale}": "" for stale in gone}
+        return self._uploads.update_one({"_id": owner, "version": doc.get("version")},
+                                        update).matched_count == 1
 
     def create(self, job_id, owner: str, video_fid, filename: str, content_type: str,
                size: int, publisher, options: dict | None = None) -> dict:
@@ -155,7 +233,7 @@ class Jobs:
                "attempts": 0, "dispatched_at": None, "published_at": None,
                "created_at": moment, "updated_at": moment}
         self._jobs.insert_one(doc)
-        self.release(job_id)  # counted as a job from now on
+        self.release(job_id, owner)  # counted as a job from now on
         self.dispatch(owner, publisher)
         return doc
 
@@ -309,6 +387,16 @@ class Jobs:
             removed += self.delete(job["_id"], owner)
         return removed
 
+    def hand_over(self, owner: str, new_owner: str) -> int:
+        """Give every job and file of ``owner`` to ``new_owner`` (jobs of an earlier release,
+        owned by an address, go to that address's account id); returns how many jobs."""
+        moved = self._jobs.update_many({"owner": owner}, {"$set": {"owner": new_owner}})
+        for bucket in (VIDEOS, MP3S):
+            self._store.files(bucket).update_many({"metadata.owner": owner},
+                                                  {"$set": {"metadata.owner": new_owner}})
+        log.info("jobs handed over", extra={"jobs": moved.modified_count})
+        return moved.modified_count
+
     def expire(self) -> dict:
         """Delete MP3s past ``expires_at`` (the job becomes `expired`), and the videos kept for
         failed jobs once they are as old as the MP3 retention."""
@@ -390,9 +478,23 @@ class Jobs:
                         and self._store.files(bucket).find_one({"_id": files_id}) is None):
                     self._store.delete_file(bucket, files_id)
                     counts["orphan_chunks"] += 1
-        stale = self._uploads.delete_many({"updated_at": {"$lt": now() - UPLOAD_STALE_SECONDS}})
-        counts["stale_uploads"] = stale.deleted_count
+        counts["stale_uploads"] = self._remove_stale_uploads()
         return counts
+
+    def _remove_stale_uploads(self) -> int:
+        """Forget uploads not heard of for UPLOAD_STALE_SECONDS (a gateway stopped while
+        receiving them): the documents of owners with nothing written since then go, unless
+        they changed meanwhile. Returns how many uploads were still in them."""
+        cutoff = now() - UPLOAD_STALE_SECONDS
+        removed = 0
+        for doc in list(self._uploads.find({"updated_at": {"$lt": cutoff}})):
+            query = {"_id": doc["_id"], "updated_at": {"$lt": cutoff}}
+            if "version" in doc:
+                query["version"] = doc["version"]
+            if self._uploads.delete_one(query).deleted_count:
+                # an earlier release's record of one upload has no "uploads"
+                removed += len(doc.get("uploads") or {}) if "version" in doc else 1
+        return removed
 
     def redrive(self, job_id, queue: str, publisher) -> bool:
         """Try a dead-lettered job again: a failed conversion goes back on `video` with fresh
@@ -427,3 +529,11 @@ class Jobs:
         query = {"_id": object_id(job_id), **(where or {})}
         result = self._jobs.update_one(query, {"$set": {**fields, "updated_at": now()}})
         return result.matched_count == 1
+
+
+def _in_progress(uploads_doc: dict | None) -> dict[str, int]:
+    """The uploads of an owner's document (``UPLOADS``) heard of lately: job id -> size."""
+    fresh = now() - UPLOAD_STALE_SECONDS
+    return {key: int(upload.get("size") or 0)
+            for key, upload in ((uploads_doc or {}).get("uploads") or {}).items()
+            if (upload.get("updated_at") or 0) > fresh}

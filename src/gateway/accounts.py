@@ -51,10 +51,12 @@ def register():
 def account():
     """The caller's address, whether it is confirmed, what they store and their limits."""
     cfg = backends.config()
+    limits = cfg.limits_for(g.claims)  # the ones POST /upload applies
     usage = backends.jobs().usage(g.user)
-    return {"email": g.user, "verified": bool(g.claims.get("verified")),
+    return {"email": g.claims.get("email"), "verified": bool(g.claims.get("verified")),
             "usage": {"bytes": usage.bytes, "active_jobs": usage.active_jobs},
-            "quota": {"bytes": cfg.storage_quota_bytes, "active_jobs": cfg.max_active_jobs},
+            "quota": {"bytes": limits.storage_quota_bytes,
+                      "active_jobs": limits.max_active_jobs},
             "jobs": usage.counts,
             "mp3_retention_hours": cfg.lifecycle.mp3_retention_seconds / 3600}
 
@@ -73,14 +75,14 @@ def delete_account():
                                   data=request.get_data(cache=False), headers=headers)
     if upstream.status_code != 200:
         return _relay(upstream)
-    email = upstream.json()["email"]
+    account_id = upstream.json()["account_id"]
     try:
-        removed = backends.jobs().delete_owner(email)
+        removed = backends.jobs().delete_owner(account_id)
     except Exception:  # noqa: BLE001 - the account is gone; the sweep removes what is left
         log.warning("account deleted; its files are left to the sweep", exc_info=True,
-                    extra={"user": email})
+                    extra={"account": account_id})
     else:
-        log.info("account deleted", extra={"user": email, "jobs_removed": removed})
+        log.info("account deleted", extra={"account": account_id, "jobs_removed": removed})
     return "", 204
 
 

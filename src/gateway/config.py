@@ -1,5 +1,6 @@
 """The gateway's settings, read once from the environment."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from limits import parse_many
@@ -55,6 +56,16 @@ class RateLimits:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one user may have waiting or converting and stored (``GatewayConfig.limits_for``)."""
+
+    storage_quota_bytes: int
+    max_active_jobs: int
+    # an unconfirmed address's: the limits confirming it gives (None: confirmed, or no higher)
+    once_verified: "Limits | None" = None
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything the gateway reads from the environment."""
 
@@ -73,6 +84,21 @@ class GatewayConfig:
     storage_quota_bytes: int = 5 * 1024**3  # videos waiting or converting plus MP3s kept
     max_active_jobs: int = 10  # queued or converting, per user
     metrics: MetricsSettings = MetricsSettings()
+    # the same for a user who has not confirmed their address yet (never above the others)
+    unverified_storage_quota_bytes: int = 200 * 1024**2
+    unverified_max_active_jobs: int = 2
+
+    def limits_for(self, claims: Mapping) -> Limits:
+        """The limits of the user whose token has these ``claims`` (auth's /validate): the
+        smaller ones until their address is confirmed (``verified``)."""
+        verified = Limits(self.storage_quota_bytes, self.max_active_jobs)
+        if claims.get("verified"):
+            return verified
+        limits = Limits(min(self.unverified_storage_quota_bytes, self.storage_quota_bytes),
+                        min(self.unverified_max_active_jobs, self.max_active_jobs))
+        if limits == verified:
+            return limits
+        return Limits(limits.storage_quota_bytes, limits.max_active_jobs, once_verified=verified)
 
     @classmethod
     def from_env(cls) -> "GatewayConfig":
@@ -93,4 +119,7 @@ class GatewayConfig:
             storage_quota_bytes=env_int("USER_STORAGE_QUOTA_BYTES", 5 * 1024**3, minimum=1),
             max_active_jobs=env_int("USER_MAX_ACTIVE_JOBS", 10, minimum=1),
             metrics=MetricsSettings.from_env(),
+            unverified_storage_quota_bytes=env_int("UNVERIFIED_STORAGE_QUOTA_BYTES",
+                                                   200 * 1024**2, minimum=1),
+            unverified_max_active_jobs=env_int("UNVERIFIED_MAX_ACTIVE_JOBS", 2, minimum=1),
         )

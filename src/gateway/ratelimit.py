@@ -14,18 +14,17 @@ TRUSTED_PROXY_COUNT proxies in front of the gateway (werkzeug's ProxyFix): with 
 cannot choose the address it is counted under.
 """
 
-import base64
-import binascii
 import hashlib
-import json
 import logging
 import math
 import time
 
+import jwt
 from flask import Flask, g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from common.addresses import try_canonical
 from common.web import error
 from gateway import backends, ratelimit_storage
 
@@ -38,34 +37,38 @@ def client_address() -> str:
 
 
 def login_account() -> str:
-    """The key of the account a password is tried for (its normalised email, hashed): the
-    HTTP Basic user name, or the subject of a Bearer token (DELETE /account); "" skips it."""
+    """The key of the account a password is tried for: the canonical form of its address
+    (``common.addresses``, hashed), which names exactly one account, as auth finds it. The
+    address is the HTTP Basic user name, or the ``email`` of a Bearer token (DELETE /account),
+    so that both ways of trying a password count together; "" skips it.
+
+    (Not the account id: it is not known before auth has checked the password.) A name that is
+    not an acceptable address is counted as written: auth finds no account for it."""
     creds = request.authorization
     name = ""
     if creds is not None and creds.type == "basic":
         name = creds.username or ""
     elif creds is not None and creds.type == "bearer":
-        name = _token_subject(creds.token or "")
-    name = name.strip().lower()
+        name = _token_claim(creds.token or "", "email")
+    name = try_canonical(name) or name.strip()
     if not name:
         return ""
     return "account:" + hashlib.sha256(name.encode()).hexdigest()
 
 
-def _token_subject(token: str) -> str:
-    """The ``sub`` of a JWT, read without checking its signature: auth refuses a forged token
-    before it tries any password, so a forged subject only spends its sender's attempts."""
+def _token_claim(token: str, claim: str) -> str:
+    """A claim of a JWT, read without checking its signature: auth refuses a forged token
+    before it tries any password, so a forged claim only spends its sender's attempts."""
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, binascii.Error):
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (jwt.InvalidTokenError, RecursionError):
         return ""
-    subject = claims.get("sub") if isinstance(claims, dict) else None
-    return subject if isinstance(subject, str) else ""
+    value = claims.get(claim)
+    return value if isinstance(value, str) else ""
 
 
 def upload_user() -> str:
-    """The key of the authenticated user (login_required ran first)."""
+    """The key of the authenticated account, by its id (login_required ran first)."""
     return f"user:{g.user}"
 
 

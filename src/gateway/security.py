@@ -13,7 +13,9 @@ from gateway import backends
 
 
 def login_required(view):
-    """Let the request through only with a token auth accepts; sets ``g.user``."""
+    """Let the request through only with a token auth accepts; sets ``g.user`` to the caller's
+    account id (what jobs' owner, quotas and rate limits carry) and ``g.claims`` (with the
+    current ``email``, ``admin`` and ``verified``)."""
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):

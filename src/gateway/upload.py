@@ -9,6 +9,7 @@ from flask import Blueprint, g, request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from common import metrics, options
+from common.jobs import Contended, OverLimit
 from common.log import bound_job
 from common.store import VIDEOS
 from common.units import size as human_size
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
 FRAMING = 64 * 1024  # multipart headers and boundaries a Content-Length may hold beyond the file
 ACTIVE_RETRY_SECONDS = 60  # suggested wait when too many conversions are waiting
-# While a body streams in, its owner's storage is checked again every so many bytes or seconds
-# (their other uploads in progress grow too), and once more when it is complete.
+# While a body streams in, what it is counted for is brought up to date every so many bytes or
+# seconds (growing past it is checked against the storage quota), and once more at its end.
 QUOTA_CHECK_BYTES = 4 * 1024 * 1024
 QUOTA_CHECK_SECONDS = 5.0
 
@@ -43,23 +44,15 @@ class OverQuota(UploadRejected):
         self.used = used  # by everything but this upload
 
 
-class TooManyActive(UploadRejected):
-    """With the owner's other uploads in progress, too many conversions would be waiting."""
-
-    def __init__(self):
-        super().__init__(429, "too many conversions waiting")
-
-
 class QuotaWatch:
-    """Keeps the count of an upload in progress up to date (``Jobs.resize``) and stops it
-    once the owner's stored files and uploads in progress, all of them, pass a quota: by
-    storage while it streams (OverQuota), by conversions waiting too once it is complete
-    (TooManyActive). Uploads in parallel that passed the first check together are caught here.
+    """Keeps the count of an upload in progress up to date (``Jobs.resize``): what it was
+    counted for when it began (``Jobs.reserve``: its place among the conversions waiting and
+    the size its Content-Length announced) is its own; growing past it is checked against the
+    storage quota, with the owner's stored files and other uploads in progress (OverQuota).
     """
 
-    def __init__(self, jobs, job_id, owner: str, cfg, expected: int):
-        self.jobs, self.job_id, self.owner = jobs, job_id, owner
-        self.quota, self.max_active = cfg.storage_quota_bytes, cfg.max_active_jobs
+    def __init__(self, jobs, job_id, owner: str, quota: int, expected: int):
+        self.jobs, self.job_id, self.owner, self.quota = jobs, job_id, owner, quota
         self.expected = expected  # the file's size as the Content-Length announced it
         self.recorded = expected
         self.checked_at = time.monotonic()
@@ -68,14 +61,13 @@ class QuotaWatch:
         if not final and (size - self.recorded < QUOTA_CHECK_BYTES
                           and time.monotonic() - self.checked_at < QUOTA_CHECK_SECONDS):
             return
-        self.recorded = size if final else max(size, self.expected)
-        self.jobs.resize(self.job_id, self.recorded)
+        recorded = size if final else max(size, self.expected)
+        try:
+            self.jobs.resize(self.job_id, self.owner, recorded, max_bytes=self.quota)
+        except OverLimit as exc:
+            raise OverQuota(exc.usage.bytes) from None
+        self.recorded = recorded
         self.checked_at = time.monotonic()
-        usage = self.jobs.usage(self.owner)
-        if usage.bytes > self.quota:
-            raise OverQuota(usage.bytes - self.recorded)
-        if final and usage.active_jobs > self.max_active:
-            raise TooManyActive()
 
 
 @bp.post("/upload")
@@ -90,23 +82,29 @@ def upload():
         return error(400, "send the video as multipart/form-data with a field named 'file'")
     if request.content_length and request.content_length > cfg.max_upload_bytes + FRAMING:
         return _too_large(cfg.max_upload_bytes)
+    limits = cfg.limits_for(g.claims)
     jobs = backends.jobs()
-    usage = jobs.usage(g.user)
-    if usage.active_jobs >= cfg.max_active_jobs:
-        return _too_many_active(cfg.max_active_jobs)
-    room = max(0, cfg.storage_quota_bytes - usage.bytes)
-    if request.content_length and request.content_length > room + FRAMING:
-        return _over_quota(cfg.storage_quota_bytes, usage.bytes)
     job_id = ObjectId()
     expected = max(0, (request.content_length or 0) - FRAMING)
-    # Counted from here on, so that uploads sent in parallel cannot add up past the quotas.
-    jobs.reserve(job_id, g.user, expected)
+    # Counted from here on if it fits, checked and counted at once: uploads sent in parallel
+    # take the free places (and bytes) one after the other, and none past the quotas.
+    try:
+        usage = jobs.reserve(job_id, g.user, expected, max_active=limits.max_active_jobs,
+                             max_bytes=limits.storage_quota_bytes)
+    except OverLimit as exc:
+        if exc.limit == "active_jobs":
+            return _too_many_active(limits)
+        return _over_quota(limits, exc.usage.bytes)
+    except Contended:
+        return _busy()
     try:
         with metrics.UPLOADS_IN_PROGRESS.track_inprogress():
-            return _accept(cfg, jobs, job_id, boundary, expected)
+            return _accept(cfg, limits, jobs, job_id, boundary, expected, usage.bytes)
+    except Contended:
+        return _busy()
     finally:
         try:
-            jobs.release(job_id)  # already done when its job was recorded
+            jobs.release(job_id, g.user)  # already done when its job was recorded
         except Exception:  # noqa: BLE001 - no longer counted after UPLOAD_STALE_SECONDS
             log.warning("could not stop counting an upload", exc_info=True)
 
@@ -118,31 +116,23 @@ def _count(response):
     return response
 
 
-def _accept(cfg, jobs, job_id, boundary: str, expected: int):
-    """Check the quotas again with the uploads in progress begun before this one (and this
-    one) counted, then receive the body."""
-    usage = jobs.usage(g.user, uploads_up_to=job_id)
-    if usage.active_jobs > cfg.max_active_jobs:  # this upload counts as one
-        return _too_many_active(cfg.max_active_jobs)
-    used = usage.bytes - expected
-    room = max(0, cfg.storage_quota_bytes - used)
-    if expected > room:
-        return _over_quota(cfg.storage_quota_bytes, used)
+def _accept(cfg, limits, jobs, job_id, boundary: str, expected: int, used: int):
+    """Receive the body of an upload counted for ``expected`` bytes, the owner's other
+    files and uploads using ``used``."""
+    room = max(0, limits.storage_quota_bytes - used)
     store = backends.store()
-    watch = QuotaWatch(jobs, job_id, g.user, cfg, expected)
+    watch = QuotaWatch(jobs, job_id, g.user, limits.storage_quota_bytes, expected)
     with bound_job(str(job_id)):
         try:
             stored = _receive(request.stream, boundary.encode(), store, job_id, g.user,
                               min(cfg.max_upload_bytes, room), watch)
         except OverQuota as exc:
-            return _over_quota(cfg.storage_quota_bytes, exc.used)
-        except TooManyActive:
-            return _too_many_active(cfg.max_active_jobs)
+            return _over_quota(limits, exc.used)
         except UploadRejected as exc:
             if exc.status != 413:
                 return error(exc.status, str(exc))
             if room < cfg.max_upload_bytes:
-                return _over_quota(cfg.storage_quota_bytes, used)
+                return _over_quota(limits, used)
             return _too_large(cfg.max_upload_bytes)
         try:
             jobs.create(job_id, g.user, stored["fid"], stored["filename"],
@@ -163,22 +153,40 @@ def _too_large(limit: int):
     return response
 
 
-def _over_quota(quota: int, used: int):
+def _over_quota(limits, used: int):
     """413: the upload does not fit in what is left of the user's storage quota."""
-    response = error(413, f"this upload does not fit in your storage quota: you use "
-                          f"{human_size(used)} of {human_size(quota)}; delete some conversions "
-                          "or wait for their MP3s to expire")
+    quota = limits.storage_quota_bytes
+    message = (f"this upload does not fit in your storage quota: you use {human_size(used)} "
+               f"of {human_size(quota)}; delete some conversions or wait for their MP3s to "
+               "expire")
+    raised = limits.once_verified
+    if raised and raised.storage_quota_bytes > quota:
+        message += (f", or confirm your email address: the quota is then "
+                    f"{human_size(raised.storage_quota_bytes)}")
+    response = error(413, message)
     response.headers["Connection"] = "close"
     return metrics.refused_for(response, metrics.QUOTA)
 
 
-def _too_many_active(limit: int):
+def _too_many_active(limits):
     """429: the user already has as many conversions waiting as they may."""
+    limit = limits.max_active_jobs
     conversions = "conversion" if limit == 1 else "conversions"
-    response = error(429, f"you have {limit} {conversions} waiting or converting; try again "
-                          "when one finishes")
+    message = f"you have {limit} {conversions} waiting or converting; try again when one finishes"
+    raised = limits.once_verified
+    if raised and raised.max_active_jobs > limit:
+        message += (f", or confirm your email address: you may then have "
+                    f"{raised.max_active_jobs} at once")
+    response = error(429, message)
     response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
     return metrics.refused_for(response, metrics.QUOTA)
+
+
+def _busy():
+    """503: too many of the user's uploads began at the same moment to count this one."""
+    response = error(503, "too many of your uploads began at once; try again")
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def _discard(jobs, store, job_id, fid) -> None:

@@ -1,4 +1,5 @@
-"""Ask auth, at send time, whether an address has been confirmed by its owner."""
+"""Ask auth, at send time, where a job's owner gets email: the account's address, if its owner
+confirmed it."""
 
 import json
 import urllib.error
@@ -8,19 +9,21 @@ import urllib.request
 from common.errors import RetryableError
 
 
-def is_verified(config, email: str) -> bool:
-    """True when auth knows ``email`` and its owner confirmed it; RetryableError if auth is down.
+def confirmed_address(config, owner: str) -> str | None:
+    """The address of the account ``owner`` (an account id; an address for a message of an
+    earlier release) when its owner confirmed it, else None; RetryableError if auth is down.
 
-    An unknown address counts as unconfirmed: nobody asked for email there.
+    An unknown account counts as unconfirmed: nobody asked for email there.
     """
-    url = f"{config.auth_url}/users/{urllib.parse.quote(email, safe='@')}"
+    url = f"{config.auth_url}/users/{urllib.parse.quote(owner, safe='@')}"
     try:
         with urllib.request.urlopen(url, timeout=config.auth_timeout) as response:
             body = json.load(response)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
-            return False
+            return None
         raise RetryableError(f"auth answered {exc.code} about the recipient") from None
     except (OSError, ValueError) as exc:
         raise RetryableError(f"auth unavailable: {exc}") from None
-    return body.get("verified") is True
+    email = body.get("email") if isinstance(body, dict) else None
+    return email if body.get("verified") is True and isinstance(email, str) else None

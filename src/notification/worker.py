@@ -42,12 +42,13 @@ class NotifyHandler(Handler):
             if job.get("notified_at"):
                 log.info("email already sent; skipping")
                 return
-            if not recipients.is_verified(self.config, msg.owner):
+            to = recipients.confirmed_address(self.config, msg.owner)
+            if to is None:
                 self.jobs.mark_notified(msg.job_id, SKIPPED_UNVERIFIED)
-                log.info("email not sent: address not verified", extra={"to": msg.owner})
+                log.info("email not sent: address not verified", extra={"account": msg.owner})
                 metrics.EMAILS.labels(kind(msg), "skipped").inc()
                 return
-            email = mail.compose(self.config, msg.owner, msg.job_id,
+            email = mail.compose(self.config, to, msg.job_id,
                                  job.get("filename") or "your video", msg.mp3_fid, msg.error,
                                  job.get("expires_at"))
             started = time.monotonic()
@@ -57,7 +58,8 @@ class NotifyHandler(Handler):
                 metrics.SMTP_DURATION.observe(time.monotonic() - started)
             metrics.EMAILS.labels(kind(msg), "sent").inc()
             self.jobs.mark_notified(msg.job_id, "sent")
-            log.info("email sent", extra={"to": msg.owner, "failed": msg.error is not None})
+            log.info("email sent", extra={"account": msg.owner, "to": to,
+                                          "failed": msg.error is not None})
 
     def on_outcome(self, delivery: Delivery, outcome: str) -> None:
         """Count an email retried later or given up on (an unreadable message is not one)."""

@@ -272,8 +272,9 @@ def test_delete_the_account_from_its_panel(stack, media, page):
 
     with pymongo.MongoClient(stack.env["MONGODB_URI"]) as client:
         db = client[stack.env["MONGODB_DB"]]
-        assert db["jobs"].find_one({"owner": email}) is not None
-        assert db[f"{MP3S}.files"].find_one({"metadata.owner": email}) is not None
+        assert db["jobs"].find_one({"owner": stack.account_id(token)}) is not None
+        assert db[f"{MP3S}.files"].find_one({"metadata.owner": stack.account_id(token)}) \
+            is not None
     confirm.fill(PASSWORD)
     panel.get_by_role("button", name="Delete my account and all my files").click()
     expect(page.get_by_role("heading", name="Log in or create an account")).to_be_visible()
@@ -291,8 +292,9 @@ def test_delete_the_account_from_its_panel(stack, media, page):
     expect(page.locator("#notice")).to_have_text("Wrong email or password.")
     with pymongo.MongoClient(stack.env["MONGODB_URI"]) as client:
         db = client[stack.env["MONGODB_DB"]]
-        assert db["jobs"].find_one({"owner": email}) is None
+        assert db["jobs"].find_one({"owner": stack.account_id(token)}) is None
         for bucket in (VIDEOS, MP3S):
-            assert db[f"{bucket}.files"].find_one({"metadata.owner": email}) is None
+            assert db[f"{bucket}.files"].find_one({"metadata.owner": stack.account_id(token)}) \
+                is None
     assert errors == []
     shot("login-refused")

@@ -53,7 +53,7 @@ def test_delete_removes_the_job_its_video_and_its_mp3_for_the_owner_only(stack_f
     assert other_job["status"] == "done"
     download = call(stack, "GET", f"/download?fid={other_job['mp3_fid']}", jwt)
     assert download.status_code == 200 and len(download.content) == other_job["mp3_size"]
-    assert len(files(stack, VIDEOS, **{"metadata.owner": email})) == 1
+    assert len(files(stack, VIDEOS, **{"metadata.owner": stack.account_id(jwt)})) == 1
 
 
 def ffmpeg_children(pid: int) -> list[int]:

@@ -37,7 +37,7 @@ def test_a_converted_job_leaves_no_video_in_gridfs(stack, media):
     assert job["status"] == "done", job
     assert files(stack, VIDEOS, _id=video_fid) == []
     assert chunks(stack, VIDEOS, video_fid) == 0
-    assert files(stack, VIDEOS, **{"metadata.owner": email}) == []
+    assert files(stack, VIDEOS, **{"metadata.owner": stack.account_id(jwt)}) == []
     [mp3] = files(stack, MP3S, **{"metadata.job_id": accepted["job_id"]})
     assert mp3["_id"] == ObjectId(job["mp3_fid"]) and chunks(stack, MP3S, mp3["_id"]) >= 1
     assert call(stack, "GET", f"/download?fid={job['mp3_fid']}", jwt).status_code == 200
@@ -136,7 +136,7 @@ def test_the_sweep_removes_orphan_files_and_chunks_and_keeps_live_ones(stack_fac
         # A gateway stopped between storing a video and recording its job.
         lost_video = gridfs.GridFSBucket(db, bucket_name=VIDEOS).upload_from_stream(
             "clip.mov", media("mov").read_bytes(),
-            metadata={"owner": email, "job_id": str(ObjectId())})
+            metadata={"owner": stack.account_id(jwt), "job_id": str(ObjectId())})
         # An MP3 nobody recorded, with no metadata at all.
         lost_mp3 = gridfs.GridFSBucket(db, bucket_name=MP3S).upload_from_stream(
             "lost.mp3", b"\xff\xfb" * 5000)

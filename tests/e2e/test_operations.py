@@ -41,6 +41,7 @@ def stack_store(stack) -> Store:
 def test_sweep_queues_an_upload_whose_message_never_went_out(stack_factory, mailsink, media):
     stack = stack_factory(UNPUBLISHED_JOB_SECONDS="1")
     email, jwt = stack.user()
+    owner = stack.account_id(jwt)
     store = stack_store(stack)
     job_id = ObjectId()
     # Stored and recorded, but the broker could not be reached (or the gateway died) before
@@ -48,9 +49,9 @@ def test_sweep_queues_an_upload_whose_message_never_went_out(stack_factory, mail
     with open(media("mov"), "rb") as src:
         bucket = gridfs.GridFSBucket(store.db, bucket_name=VIDEOS)
         fid = bucket.upload_from_stream("clip.mov", src,
-                                        metadata={"owner": email, "job_id": str(job_id)})
+                                        metadata={"owner": owner, "job_id": str(job_id)})
     with pytest.raises(RetryableError, match="broker unreachable"):
-        Jobs(store).create(job_id, email, fid, "clip.mov", "video/quicktime", 1,
+        Jobs(store).create(job_id, owner, fid, "clip.mov", "video/quicktime", 1,
                            Publisher(UNREACHABLE_BROKER, 3))
     time.sleep(1.5)
     first = sweep(stack)  # the failed publish gave its place back: the job is sent again

@@ -102,6 +102,6 @@ def test_a_bad_option_is_refused_with_422_naming_it_and_no_job(stack, media, cas
     client = pymongo.MongoClient(stack.env["MONGODB_URI"])
     try:
         videos = client[stack.env["MONGODB_DB"]][f"{VIDEOS}.files"]
-        assert list(videos.find({"metadata.owner": email})) == []
+        assert list(videos.find({"metadata.owner": stack.account_id(jwt)})) == []
     finally:
         client.close()

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from common.units import size
 from tests.e2e.api import classic_upload, wait_for_job
 from tests.e2e.rawhttp import PIECE, multipart, raw_upload
 from tests.e2e.storage import (
@@ -114,6 +115,44 @@ def test_a_chunked_upload_crossing_the_storage_quota_is_cut_off_and_removed(stac
     assert call(stack, "GET", "/account", jwt).json()["usage"] == {"bytes": 0, "active_jobs": 0}
 
 
+def test_an_unverified_user_has_smaller_limits_until_they_confirm_their_address(
+        stack_factory, media, media_dir):
+    video = make_noise(media_dir, 300)  # about 1 MB
+    small = media("mov")  # about 80 KB
+    quota = video.stat().st_size // 2
+    stack = stack_factory(services=WEB, UNVERIFIED_STORAGE_QUOTA_BYTES=str(quota))
+    email, jwt = stack.user(verified=False)
+    account = call(stack, "GET", "/account", jwt).json()
+    assert account["verified"] is False
+    assert account["quota"] == {"bytes": quota, "active_jobs": 2}  # the default of 2
+
+    status, body = classic_upload(stack, jwt, video)
+    assert status == 413, body
+    assert body["error"] == (
+        f"this upload does not fit in your storage quota: you use 0 bytes of {size(quota)}; "
+        "delete some conversions or wait for their MP3s to expire, or confirm your email "
+        "address: the quota is then 5 GiB")
+    for _ in range(2):
+        status, body = classic_upload(stack, jwt, small)
+        assert status == 202, body
+    status, body = classic_upload(stack, jwt, small)
+    assert status == 429, body
+    assert body["error"] == ("you have 2 conversions waiting or converting; try again when one "
+                             "finishes, or confirm your email address: you may then have 10 at "
+                             "once")
+    assert inventory(stack)["jobs"] == 2
+
+    stack.verify(email)  # the same token: auth's /validate says what the account is now
+    account = call(stack, "GET", "/account", jwt).json()
+    assert account["verified"] is True
+    assert account["quota"] == {"bytes": 5 * 1024**3, "active_jobs": 10}
+    for path in (small, video):
+        status, body = classic_upload(stack, jwt, path)
+        assert status == 202, body
+    assert call(stack, "GET", "/account", jwt).json()["usage"] == {
+        "bytes": 3 * small.stat().st_size + video.stat().st_size, "active_jobs": 4}
+
+
 def test_account_shows_email_verified_flag_usage_quotas_and_job_counts(stack, media):
     email, jwt = stack.user()
     _, accepted = classic_upload(stack, jwt, media("mov"))
@@ -155,11 +194,12 @@ def test_admin_usage_lists_users_by_storage_for_admins_only(stack, media):
     assert created.returncode == 0, created.stderr
     rows = call(stack, "GET", "/admin/usage", stack.login(admin, PASSWORD)).json()["users"]
     by_owner = {row["owner"]: row for row in rows}
-    assert by_owner[small_email]["bytes"] == small and by_owner[big_email]["bytes"] == big
-    assert by_owner[big_email]["jobs"]["done"] == 2 and by_owner[big_email]["active_jobs"] == 0
+    small_id, big_id = stack.account_id(small_jwt), stack.account_id(big_jwt)
+    assert by_owner[small_id]["bytes"] == small and by_owner[big_id]["bytes"] == big
+    assert by_owner[big_id]["jobs"]["done"] == 2 and by_owner[big_id]["active_jobs"] == 0
     assert [row["bytes"] for row in rows] == sorted((row["bytes"] for row in rows),
                                                     reverse=True)
     # The operator command lists the same.
     listed = {doc["owner"]: doc for doc in map(json.loads, ops(stack, "usage", "--json")
                                                .splitlines())}
-    assert listed[big_email]["bytes"] == big and listed[small_email]["bytes"] == small
+    assert listed[big_id]["bytes"] == big and listed[small_id]["bytes"] == small

@@ -52,7 +52,7 @@ def test_an_upload_over_the_limit_gets_413_and_leaves_nothing(stack_factory, tmp
         assert resp.status_code == 413
     except requests.ConnectionError:
         pass  # the gateway may close the connection while the body is still being sent
-    assert stored_videos(stack, email) == []
+    assert stored_videos(stack, stack.account_id(jwt)) == []
 
     small = tmp_path / "small.mp4"
     small.write_bytes(video_bytes(LIMIT - 1000))

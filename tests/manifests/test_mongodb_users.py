@@ -67,11 +67,14 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
         },
         "notification": {(db, "jobs"): UPDATE},  # reads the job, records the email
         # the sweep and the DLQ tools: re-queue, fail, expire, delete deleted accounts' jobs;
-        # expired MP3s, dropped videos and orphaned files go
+        # expired MP3s, dropped videos and orphaned files go; jobs and files owned by an
+        # address (an earlier release) are handed to its account: their metadata changes
         "ops": {
             (db, "jobs"): {"find", "update", "remove"},
             **bucket("videos", REMOVE),
             **bucket("mp3s", REMOVE),
+            (db, "videos.files"): {"find", "update", "remove"},
+            (db, "mp3s.files"): {"find", "update", "remove"},
             (db, "uploads"): REMOVE,  # usage counts uploads in progress; stale ones go
         },
     }

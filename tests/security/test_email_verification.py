@@ -78,7 +78,7 @@ def test_an_unverified_address_gets_no_job_email_and_a_verified_one_does(stack, 
     assert done[owner]["mp3_fid"] in mail.get_body(("plain",)).get_content()
     for job in (done[victim], failed):
         line = wait_log(stack.processes["notification"], job["job_id"], "address not verified")
-        assert line["to"] == victim
+        assert line["account"] == stack.account_id(victim_jwt)
         record = job_record(stack, job["job_id"])
         assert record["notification"] == "skipped: address not verified"
         assert record.get("notified_at") is None
@@ -112,12 +112,13 @@ def test_the_emailed_link_confirms_the_address_and_twice_is_harmless(stack, mail
         assert token not in stack.processes[name].log_text(), f"the token is in {name}'s log"
 
 
-def _forgeries(stack, email: str) -> dict[str, str]:
+def _forgeries(stack, email: str, account_id: str) -> dict[str, str]:
     """Verification tokens an attacker can make without the mailbox."""
-    genuine = tokens.issue_verify("an attacker's guess at the key, 32+ bytes", email, 3600)
+    genuine = tokens.issue_verify("an attacker's guess at the key, 32+ bytes", account_id,
+                                  email, 3600)
     header, payload, signature = genuine.split(".")
     victim_payload = base64.urlsafe_b64encode(
-        json.dumps({**claims(genuine), "sub": "victim@example.com"}).encode()).rstrip(b"=")
+        json.dumps({**claims(genuine), "email": "victim@example.com"}).encode()).rstrip(b"=")
     none = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
     return {
         "signed with another key": genuine,
@@ -129,8 +130,8 @@ def _forgeries(stack, email: str) -> dict[str, str]:
 
 
 def test_forged_tampered_and_login_tokens_do_not_verify(stack, mailsink):
-    email, _ = stack.user(verified=False)
-    for name, forged in _forgeries(stack, email).items():
+    email, jwt = stack.user(verified=False)
+    for name, forged in _forgeries(stack, email, stack.account_id(jwt)).items():
         resp = requests.get(f"{stack.gateway_url}/verify", params={"token": forged}, timeout=30)
         assert resp.status_code == 400, (name, resp.text)
         assert "verification link is not valid" in resp.json()["error"], name
@@ -246,7 +247,8 @@ def test_the_page_asks_for_confirmation_and_reports_each_outcome(stack, mailsink
             expect(banner).to_be_hidden()
             page.screenshot(path=str(SHOTS / "verify-02-confirmed.png"), full_page=True)
 
-            expired = tokens.issue_verify(stack.env["JWT_SECRET"], email, -60)
+            account_id = stack.account_id(stack.login(email, PASSWORD))
+            expired = tokens.issue_verify(stack.env["JWT_SECRET"], account_id, email, -60)
             for token, text in ((expired, "This confirmation link has expired"),
                                 ("forged.link.token", "This confirmation link is not valid")):
                 page.goto(f"{stack.gateway_url}/verify?token={token}")

@@ -94,7 +94,8 @@ def test_a_download_link_reveals_nothing_about_which_files_exist(stack, media):
     _, foreign = signed(jobs[1], other_jwt)  # the attacker's own valid link, another file
     expires, signature = good.split(".")
     flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
-    expired, _ = sign_download(stack.env["DOWNLOAD_URL_SECRET"], fid, owner, -60)
+    expired, _ = sign_download(stack.env["DOWNLOAD_URL_SECRET"], fid,
+                               stack.account_id(owner_jwt), -60)
 
     def get(file_id: str, token: str) -> requests.Response:
         return requests.get(f"{stack.gateway_url}/download",

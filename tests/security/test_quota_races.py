@@ -18,23 +18,34 @@ WEB = ("auth", "gateway")  # no converter: what is accepted stays stored and wai
 PARALLEL = 4
 
 
-def upload_together(stack, jwt: str, body: bytes, chunked: bool) -> list:
-    """PARALLEL uploads of ``body``, each held after its first piece until all have begun."""
-    started = threading.Barrier(PARALLEL, timeout=30)
+def upload_together(stack, jwt: str, body: bytes, chunked: bool,
+                    parallel: int = PARALLEL) -> list:
+    """``parallel`` uploads of ``body``, each held after its first piece until all have begun
+    (or been answered before their first piece)."""
+    started = threading.Barrier(parallel, timeout=30)
 
-    def hold(sent: int) -> None:
-        if sent == PIECE:
-            try:
-                started.wait()
-            except threading.BrokenBarrierError:
-                pass  # another was answered before it sent its first piece
+    def hold() -> None:
+        try:
+            started.wait()
+        except threading.BrokenBarrierError:
+            pass
 
     def one(_):
-        return raw_upload(stack, jwt, body, chunked=chunked, stop_after=len(body),
-                          while_sending=hold)
+        held = []
 
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        return list(pool.map(one, range(PARALLEL)))
+        def after_piece(sent: int) -> None:
+            if sent == PIECE:
+                held.append(True)
+                hold()
+
+        answer = raw_upload(stack, jwt, body, chunked=chunked, stop_after=len(body),
+                            while_sending=after_piece)
+        if not held:  # answered before its first piece: the others need not wait for it
+            hold()
+        return answer
+
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(one, range(parallel)))
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -72,3 +83,46 @@ def test_parallel_uploads_cannot_pass_the_limit_of_conversions_waiting(stack_fac
     assert active == 1 + statuses.count(202) == inventory(stack)["jobs"]
     if statuses.count(202) == 0:
         assert classic_upload(stack, jwt, media("mov"))[0] == 202
+
+
+def test_parallel_uploads_get_every_free_place_and_no_more(stack_factory, media):
+    """15 uploads sent at once by a user with 9 of 10 places free: exactly 9 are accepted.
+    (Uploads counted against each other in any order refused some of them all the same:
+    7 of 15 got through.)"""
+    stack = stack_factory(services=WEB, USER_MAX_ACTIVE_JOBS="10")
+    _, jwt = stack.user()
+    assert classic_upload(stack, jwt, media("mov"))[0] == 202
+    body = multipart(media("mov"))
+    for _ in range(2):  # the second once the first round's are deleted: the places free again
+        answers = upload_together(stack, jwt, body, chunked=False, parallel=15)
+        statuses = sorted(answer.status for answer in answers)
+        print(f"\n15 parallel uploads with 9 of 10 places free: {statuses}")
+        assert statuses == [202] * 9 + [429] * 6, statuses
+        for answer in answers:
+            if answer.status == 429:
+                assert answer.json()["error"].startswith("you have 10 conversions waiting")
+        active = call(stack, "GET", "/account", jwt).json()["usage"]["active_jobs"]
+        assert active == 10 == inventory(stack)["jobs"]
+        for answer in answers:
+            if answer.status == 202:
+                job_id = answer.json()["job_id"]
+                assert call(stack, "DELETE", f"/jobs/{job_id}", jwt).status_code == 204
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_parallel_uploads_fill_the_storage_quota_and_no_more(stack_factory, media_dir,
+                                                              chunked):
+    """8 uploads sent at once, with room for 3 of them: exactly 3 are accepted."""
+    video = make_noise(media_dir, 300)
+    quota = int(video.stat().st_size * 3.5)
+    stack = stack_factory(services=WEB, USER_STORAGE_QUOTA_BYTES=str(quota))
+    _, jwt = stack.user()
+    answers = upload_together(stack, jwt, multipart(video), chunked, parallel=8)
+    statuses = sorted(answer.status for answer in answers)
+    print(f"\n8 parallel uploads ({'chunked' if chunked else 'with length'}) with room for 3: "
+          f"{statuses}")
+    assert statuses == [202] * 3 + [413] * 5, statuses
+    stored = inventory(stack)
+    assert stored["jobs"] == stored[f"{VIDEOS}.files"] == 3, stored
+    usage = call(stack, "GET", "/account", jwt).json()["usage"]
+    assert usage == {"bytes": 3 * video.stat().st_size, "active_jobs": 3}

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import time
 
 import jwt
@@ -102,12 +103,22 @@ def test_login_returns_a_raw_jwt_as_text(client, email, config):
     token = resp.get_data(as_text=True)
     assert token.count(".") == 2 and not token.startswith('"')
     claims = jwt.decode(token, config.jwt_secret, algorithms=["HS256"])
-    assert claims["sub"] == email
+    assert re.fullmatch(r"[0-9a-f]{32}", claims["sub"]) and claims["email"] == email
 
 
 def test_login_email_is_case_insensitive(client, email):
     _register(client, email)
     assert _login(client, email.upper()).status_code == 200
+
+
+def test_register_and_login_read_an_address_by_one_rule(client, email):
+    # What login forgives (spaces around, case, full width), registration forgives too.
+    resp = _register(client, f" {email.upper()} ")
+    assert resp.status_code == 201 and resp.get_json() == {"email": email}
+    wide = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in email)
+    assert _register(client, wide).status_code == 409
+    for spelling in (email, f"{email} ", f"\t{email.upper()}", wide):
+        assert _login(client, spelling).status_code == 200, spelling
 
 
 def test_wrong_password_and_unknown_email_get_the_same_401(client, email):
@@ -144,7 +155,7 @@ def test_validate_returns_the_claims(client, email, config):
     resp = _validate(client, f"Bearer {token}")
     assert resp.status_code == 200
     claims = resp.get_json()
-    assert claims["sub"] == email
+    assert re.fullmatch(r"[0-9a-f]{32}", claims["sub"]) and claims["email"] == email
     assert claims["admin"] is False
     assert claims["verified"] is False
     assert before <= claims["iat"] <= time.time()

@@ -45,18 +45,33 @@ def _status(client, email):
     return client.get(f"/users/{email}")
 
 
+def _state(client, email) -> dict:
+    """What auth tells notification about the address: its account's id, address, state."""
+    resp = _status(client, email)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert set(body) == {"account_id", "email", "verified", "created_at"}
+    return body
+
+
+def _account_id(client, email) -> str:
+    return _state(client, email)["account_id"]
+
+
 def test_the_emailed_link_confirms_the_address_once_and_again_harmlessly(client, email, mailsink,
                                                                          config):
     assert client.post("/register", json={"email": email, "password": PASSWORD}).status_code == 201
-    assert _status(client, email).get_json() == {"email": email, "verified": False}
+    state = _state(client, email)
+    assert state["email"] == email and state["verified"] is False
+    assert _state(client, state["account_id"]) == state  # by id, as notification asks
     token = _link_token(mailsink, email)
     claims = jwt.decode(token, config.jwt_secret, algorithms=["HS256"], audience="verify")
-    assert claims["sub"] == email
+    assert claims["sub"] == state["account_id"] and claims["email"] == email
     assert claims["exp"] - claims["iat"] == config.verify_ttl_seconds
     for _ in range(2):
         resp = _verify(client, token)
         assert resp.status_code == 200 and resp.get_json() == {"email": email, "verified": True}
-    assert _status(client, email).get_json() == {"email": email, "verified": True}
+    assert _state(client, email)["verified"] is True
     login = jwt.decode(_login_token(client, email), config.jwt_secret, algorithms=["HS256"])
     assert login["verified"] is True
 
@@ -68,27 +83,37 @@ def test_unknown_address_is_404(client, email):
 
 def test_expired_link_is_410_with_a_clear_message(client, email, config, users_table):
     assert client.post("/register", json={"email": email, "password": PASSWORD}).status_code == 201
-    expired = tokens.issue_verify(config.jwt_secret, email, -10)
+    expired = tokens.issue_verify(config.jwt_secret, _account_id(client, email), email, -10)
     resp = _verify(client, expired)
     assert resp.status_code == 410
     assert "expired" in resp.get_json()["error"] and "ask for a new one" in resp.get_json()["error"]
     assert users_table(email)[3] == 0
 
 
+def _login_claims(account_id: str, email: str) -> dict:
+    return {"account_id": account_id, "email": email, "is_admin": False, "verified": False}
+
+
 @pytest.mark.parametrize("make_token", [
-    lambda secret, email: tokens.issue_verify("another secret, long enough to sign with", email,
-                                              600),
-    lambda secret, email: tokens.issue(secret, email, False, 600, verified=False),
-    lambda secret, email: jwt.encode({"sub": email, "aud": "verify"}, secret, algorithm="HS256"),
-    lambda secret, email: tokens.issue_verify(secret, email, 600)[:-4] + "abcd",
-    lambda secret, email: "not-a-token",
-    lambda secret, email: 12345,
-    lambda secret, email: "",
-], ids=["forged", "login token", "no expiry", "tampered", "garbage", "not a string", "empty"])
+    lambda secret, aid, email: tokens.issue_verify("another secret, long enough to sign with",
+                                                   aid, email, 600),
+    lambda secret, aid, email: tokens.issue(secret, _login_claims(aid, email), 600),
+    lambda secret, aid, email: jwt.encode({"sub": aid, "email": email, "aud": "verify"}, secret,
+                                          algorithm="HS256"),
+    lambda secret, aid, email: tokens.issue_verify(secret, aid, email, 600)[:-4] + "abcd",
+    lambda secret, aid, email: tokens.issue_verify(secret, aid, f"other-{email}", 600),
+    lambda secret, aid, email: tokens.issue_verify(secret, "0" * 32, email, 600),
+    lambda secret, aid, email: jwt.encode({"sub": aid, "iat": 1, "exp": 2 ** 40,
+                                           "aud": "verify"}, secret, algorithm="HS256"),
+    lambda secret, aid, email: "not-a-token",
+    lambda secret, aid, email: 12345,
+    lambda secret, aid, email: "",
+], ids=["forged", "login token", "no expiry", "tampered", "another address", "another account",
+        "no address", "garbage", "not a string", "empty"])
 def test_forged_or_malformed_links_are_400_and_verify_nothing(client, email, config, users_table,
                                                               make_token):
     assert client.post("/register", json={"email": email, "password": PASSWORD}).status_code == 201
-    resp = _verify(client, make_token(config.jwt_secret, email))
+    resp = _verify(client, make_token(config.jwt_secret, _account_id(client, email), email))
     assert resp.status_code == 400
     assert resp.is_json and "link" in resp.get_json()["error"]
     assert users_table(email)[3] == 0
@@ -96,7 +121,7 @@ def test_forged_or_malformed_links_are_400_and_verify_nothing(client, email, con
 
 def test_a_verification_token_is_not_a_login_token(client, email, config):
     assert client.post("/register", json={"email": email, "password": PASSWORD}).status_code == 201
-    token = tokens.issue_verify(config.jwt_secret, email, 600)
+    token = tokens.issue_verify(config.jwt_secret, _account_id(client, email), email, 600)
     resp = client.post("/validate", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 401 and "invalid token" in resp.get_json()["error"]
     resend = client.post("/verify/resend", headers={"Authorization": f"Bearer {token}"})
@@ -206,9 +231,11 @@ def test_init_db_migrates_an_existing_table_once_and_keeps_its_users(mailsink,
             app = create_app({"AUTH": config, "TESTING": True})
             first = Runner(app).invoke(args=["init-db"])
             assert first.exit_code == 0, first.output
-            assert "added column(s) to users: verified, verify_sent_at" in first.output
+            assert "added column users.verified" in first.output
+            assert "added column users.verify_sent_at" in first.output
+            assert "gave 1 existing account(s) an id" in first.output
             again = Runner(app).invoke(args=["init-db"])
-            assert again.exit_code == 0 and "added" not in again.output
+            assert again.exit_code == 0 and again.output == "users table ready\n"
             with conn.cursor() as cur:
                 cur.execute("SELECT verified, verify_sent_at FROM users WHERE email = %s",
                             ("old@example.com",))
@@ -227,7 +254,7 @@ def test_verification_link_lifetime_is_the_configured_one(make_config):
     config = make_config(verify_ttl_seconds=90)
     from auth import verification
 
-    url = urlparse(verification.link(config, "a@example.com"))
+    url = urlparse(verification.link(config, "0" * 32, "a@example.com"))
     assert f"{url.scheme}://{url.netloc}" == "http://gw.example:8080" and url.path == "/verify"
     claims = jwt.decode(parse_qs(url.query)["token"][0], config.jwt_secret,
                         algorithms=["HS256"], audience="verify")

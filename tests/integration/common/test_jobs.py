@@ -2,8 +2,10 @@
 cancel, expiry, deletion by owner, and what a redelivered message may do."""
 
 import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import gridfs
 import pika
@@ -11,7 +13,7 @@ import pytest
 from bson import ObjectId
 
 from common.broker import Publisher
-from common.jobs import UPLOAD_STALE_SECONDS, UPLOADS, Cancelled, Jobs, Status
+from common.jobs import UPLOAD_STALE_SECONDS, UPLOADS, Cancelled, Jobs, OverLimit, Status
 from common.settings import LifecycleSettings, MongoSettings
 from common.store import MP3S, VIDEOS, Store
 
@@ -168,17 +170,16 @@ def test_delete_owner_keeps_what_a_later_account_of_the_same_address_made(store,
 def test_uploads_in_progress_count_until_recorded_or_released(store, publisher, queue):
     jobs = Jobs(store)
     first, second, stale = ObjectId(), ObjectId(), ObjectId()
-    jobs.reserve(first, "a@example.com", 1000)
-    jobs.reserve(second, "a@example.com", 0)
-    jobs.resize(second, 300)
+    assert jobs.reserve(first, "a@example.com", 1000).bytes == 0  # the usage before it
+    assert jobs.reserve(second, "a@example.com", 0).bytes == 1000
+    jobs.resize(second, "a@example.com", 300)
     jobs.reserve(stale, "a@example.com", 5000)
-    store.db[UPLOADS].update_one({"_id": stale},
-                                 {"$set": {"updated_at": time.time() - UPLOAD_STALE_SECONDS - 1}})
+    ago = time.time() - UPLOAD_STALE_SECONDS - 1
+    store.db[UPLOADS].update_one({"_id": "a@example.com"},
+                                 {"$set": {f"uploads.{stale}.updated_at": ago}})
     usage = jobs.usage("a@example.com")
     assert (usage.bytes, usage.active_jobs) == (1300, 2)  # the stale one no longer counts
     assert jobs.usage("b@example.com").bytes == 0
-    earlier = jobs.usage("a@example.com", uploads_up_to=first)  # the second began later
-    assert (earlier.bytes, earlier.active_jobs) == (1000, 1)
 
     # A job recorded while its upload is still counted (create() not yet past its insert):
     # counted once.
@@ -191,9 +192,57 @@ def test_uploads_in_progress_count_until_recorded_or_released(store, publisher, 
     fid = gridfs.GridFSBucket(store.db, bucket_name=VIDEOS).upload_from_stream(
         "clip.mov", b"x" * 1000, metadata={"owner": "a@example.com", "job_id": str(first)})
     jobs.create(first, "a@example.com", fid, "clip.mov", "video/quicktime", 1000, publisher)
-    jobs.release(second)
+    jobs.release(second, "a@example.com")
     usage = jobs.usage("a@example.com")
     assert (usage.bytes, usage.active_jobs) == (1000, 1)  # the job alone
-    assert store.db[UPLOADS].find_one({"_id": first}) is None
-    assert jobs.remove_orphans(3600)["stale_uploads"] == 1
+    assert set(store.db[UPLOADS].find_one({"_id": "a@example.com"})["uploads"]) == {str(stale)}
+    # The sweep removes what no one wrote to since the stale upload (and a record of one
+    # upload as the previous release kept them).
+    store.db[UPLOADS].update_one({"_id": "a@example.com"}, {"$set": {"updated_at": ago}})
+    store.db[UPLOADS].insert_one({"_id": ObjectId(), "owner": "c@example.com", "size": 5,
+                                  "updated_at": ago})
+    assert jobs.remove_orphans(3600)["stale_uploads"] == 2
     assert store.db[UPLOADS].count_documents({}) == 0
+
+
+def test_uploads_counted_at_once_take_what_is_free_one_after_the_other(store, publisher,
+                                                                       queue):
+    """15 uploads counted at the same moment with 9 places free: 9 fit, 6 are refused; 8 of
+    300 bytes with 1000 free: 3 fit. Each is checked against those counted before it only."""
+    jobs = Jobs(store)
+    upload(store, jobs, publisher, "a@example.com")  # one waiting already
+
+    def together(count: int, reserve) -> list:
+        ready = threading.Barrier(count, timeout=30)
+
+        def one(_):
+            ready.wait()
+            try:
+                reserve(ObjectId())
+            except OverLimit as exc:
+                return exc.limit
+            return "counted"
+
+        with ThreadPoolExecutor(count) as pool:
+            return sorted(pool.map(one, range(count)))
+
+    places = together(15, lambda job_id: jobs.reserve(job_id, "a@example.com", 100,
+                                                      max_active=10, max_bytes=10**9))
+    assert places == ["active_jobs"] * 6 + ["counted"] * 9, places
+    assert jobs.usage("a@example.com").active_jobs == 10
+
+    room = together(8, lambda job_id: jobs.reserve(job_id, "b@example.com", 300,
+                                                   max_active=100, max_bytes=1000))
+    assert room == ["bytes"] * 5 + ["counted"] * 3, room
+    assert jobs.usage("b@example.com").bytes == 900
+
+    # Growing past what it was counted for is checked too; a refusal leaves its count as it was.
+    growing = ObjectId()
+    jobs.reserve(growing, "c@example.com", 0, max_active=1, max_bytes=1000)
+    jobs.resize(growing, "c@example.com", 600, max_bytes=1000)
+    with pytest.raises(OverLimit) as refused:
+        jobs.resize(growing, "c@example.com", 1200, max_bytes=1000)
+    assert refused.value.limit == "bytes" and refused.value.usage.bytes == 0
+    assert jobs.usage("c@example.com").bytes == 600
+    jobs.resize(growing, "c@example.com", 500, max_bytes=1000)  # the exact size at the end
+    assert jobs.usage("c@example.com").bytes == 500

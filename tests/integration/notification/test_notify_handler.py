@@ -70,15 +70,17 @@ def publisher(vhost):
     publisher.close()
 
 
-def _register(auth, mailsink, verified: bool) -> str:
-    """A new account registered on auth; its link followed when ``verified``."""
-    owner = f"n-{uuid.uuid4().hex[:10]}@example.com"
-    resp = requests.post(f"{auth.auth_url}/register", json={"email": owner, "password": PASSWORD},
+def _register(auth, mailsink, verified: bool) -> tuple[str, str]:
+    """A new account registered on auth, its link followed when ``verified``: (its address,
+    its account id, which jobs and messages carry as their owner)."""
+    email = f"n-{uuid.uuid4().hex[:10]}@example.com"
+    resp = requests.post(f"{auth.auth_url}/register", json={"email": email, "password": PASSWORD},
                          timeout=10)
     assert resp.status_code == 201, resp.text
     if verified:
-        _confirm(auth, mailsink, owner)
-    return owner
+        _confirm(auth, mailsink, email)
+    account = requests.get(f"{auth.auth_url}/users/{email}", timeout=10).json()
+    return email, account["account_id"]
 
 
 def _confirm(auth, mailsink, owner: str) -> None:
@@ -107,34 +109,43 @@ def _job(handler, publisher, owner: str, filename: str, error: str | None = None
 
 
 def test_sends_once_to_a_verified_owner_and_records_it(handler, publisher, auth, mailsink):
-    owner = _register(auth, mailsink, verified=True)
+    address, owner = _register(auth, mailsink, verified=True)
     job_id = _job(handler, publisher, owner, "Talk.webm")
     msg = messages.Mp3Message(job_id, "v", owner, mp3_fid=MP3_FID)
     handler.handle(_delivery(msg))
-    (email,) = mailsink.wait_for(1, to=owner)
-    assert email["Subject"] == "Your MP3 is ready: Talk.mp3"
+    (email,) = mailsink.wait_for(1, to=address)
+    assert email["Subject"] == "Your MP3 is ready: Talk.mp3" and email["To"] == address
     body = email.get_content()
     assert f"http://gw.example:8080/download?fid={MP3_FID}" in body
     assert "can be downloaded until" in body
     job = Jobs(handler.test_store).get(job_id)
     assert job["notified_at"] and job["notification"] == "sent"
     handler.handle(_delivery(msg))
-    assert len(mailsink.messages(to=owner)) == 1
+    assert len(mailsink.messages(to=address)) == 1
+
+
+def test_a_message_of_the_earlier_release_owned_by_an_address_still_emails(
+        handler, publisher, auth, mailsink):
+    address, _ = _register(auth, mailsink, verified=True)
+    job_id = _job(handler, publisher, address, "Talk.webm")
+    handler.handle(_delivery(messages.Mp3Message(job_id, "v", address, mp3_fid=MP3_FID)))
+    (email,) = mailsink.wait_for(1, to=address)
+    assert email["Subject"] == "Your MP3 is ready: Talk.mp3"
 
 
 def test_an_unverified_owner_gets_nothing_until_confirmed(handler, publisher, auth, mailsink):
-    owner = _register(auth, mailsink, verified=False)
+    address, owner = _register(auth, mailsink, verified=False)
     job_id = _job(handler, publisher, owner, "Talk.webm")
     msg = messages.Mp3Message(job_id, "v", owner, mp3_fid=MP3_FID)
     handler.handle(_delivery(msg))
     job = Jobs(handler.test_store).get(job_id)
     assert job["notification"] == SKIPPED_UNVERIFIED and job.get("notified_at") is None
-    assert [m["Subject"] for m in mailsink.messages(to=owner)] == [
+    assert [m["Subject"] for m in mailsink.messages(to=address)] == [
         "Confirm your email address for mp3converter"]
     # The same message again once the owner confirmed (a redelivery): now it goes out.
-    _confirm(auth, mailsink, owner)
+    _confirm(auth, mailsink, address)
     handler.handle(_delivery(msg))
-    (email,) = mailsink.wait_for(1, to=owner)
+    (email,) = mailsink.wait_for(1, to=address)
     assert email["Subject"] == "Your MP3 is ready: Talk.mp3"
 
 
@@ -148,28 +159,28 @@ def test_an_address_auth_does_not_know_gets_nothing(handler, publisher, mailsink
 
 
 def test_failure_email_goes_to_a_verified_owner(handler, publisher, auth, mailsink):
-    owner = _register(auth, mailsink, verified=True)
+    address, owner = _register(auth, mailsink, verified=True)
     job_id = _job(handler, publisher, owner, "clip.mp4", error="the upload was interrupted")
     msg = messages.Mp3Message(job_id, "v", owner, error="the upload was interrupted")
     handler.handle(_delivery(msg))
-    (email,) = mailsink.wait_for(1, to=owner)
+    (email,) = mailsink.wait_for(1, to=address)
     assert email["Subject"] == "Could not convert clip.mp4: the upload was interrupted"
 
 
 def test_no_email_for_a_job_that_was_deleted_or_never_recorded(handler, publisher, auth,
                                                                mailsink):
-    owner = _register(auth, mailsink, verified=True)
+    address, owner = _register(auth, mailsink, verified=True)
     job_id = _job(handler, publisher, owner, "Talk.webm")
     assert Jobs(handler.test_store).delete(job_id, owner)
     handler.handle(_delivery(messages.Mp3Message(job_id, "v", owner, mp3_fid=MP3_FID)))
     handler.handle(_delivery(messages.Mp3Message(str(ObjectId()), "v", owner,
                                                  error="the upload was interrupted")))
-    assert mailsink.messages(to=owner) == []
+    assert mailsink.messages(to=address) == []
 
 
 def test_auth_unreachable_is_retryable_and_sends_nothing(auth, publisher, mongodb_uri,
                                                         rabbitmq_url, mailsink, tmp_path):
-    owner = _register(auth, mailsink, verified=True)
+    address, owner = _register(auth, mailsink, verified=True)
     handler = _handler(auth, mongodb_uri, rabbitmq_url, mailsink, tmp_path,
                        auth_url=f"http://127.0.0.1:{free_port()}")
     try:
@@ -177,7 +188,7 @@ def test_auth_unreachable_is_retryable_and_sends_nothing(auth, publisher, mongod
         msg = messages.Mp3Message(job_id, "v", owner, mp3_fid=MP3_FID)
         with pytest.raises(RetryableError, match="auth unavailable"):
             handler.handle(_delivery(msg))
-        assert mailsink.messages(to=owner) == []
+        assert mailsink.messages(to=address) == []
         assert Jobs(handler.test_store).get(job_id).get("notification") is None
     finally:
         _close(handler)

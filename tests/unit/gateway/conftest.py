@@ -92,16 +92,16 @@ class JobsStandIn:
     def __init__(self):
         self.created: list[dict] = []
 
-    def usage(self, owner: str, uploads_up_to=None) -> Usage:
+    def usage(self, owner: str) -> Usage:
         return Usage()
 
-    def reserve(self, job_id, owner: str, size: int) -> None:
+    def reserve(self, job_id, owner: str, size: int, max_active=None, max_bytes=None) -> Usage:
+        return Usage()
+
+    def resize(self, job_id, owner: str, size: int, max_bytes=None) -> None:
         pass
 
-    def resize(self, job_id, size: int) -> None:
-        pass
-
-    def release(self, job_id) -> None:
+    def release(self, job_id, owner: str) -> None:
         pass
 
     def create(self, job_id, owner, video_fid, filename, content_type, size, publisher,
