@@ -1,0 +1,99 @@
+"""The upgrade drill: the previous release (its code, from the commit named in
+``tools/previous_release``) runs, people use it, it stops; this release migrates what it left
+and starts. Old users log in with their passwords, their MP3s download byte for byte, the job
+the old release queued is converted and mailed, and nothing reaches a dead-letter queue."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tarfile
+
+import pika
+import pytest
+
+from tests.e2e.api import classic_upload, wait_for_job
+from tests.e2e.storage import call, sweep
+from tools import isolation
+from tools.processes import ROOT
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "correct horse battery"
+RELEASE_FILE = ROOT / "tools" / "previous_release"
+
+
+def previous_release() -> str:
+    """The commit of the previous release (the first word of tools/previous_release)."""
+    return RELEASE_FILE.read_text().split()[0]
+
+
+@pytest.fixture
+def previous_code(tmp_path) -> str:
+    """The previous release's ``src`` tree, checked out of the repository; its path."""
+    commit = previous_release()
+    archive = tmp_path / "release.tar"
+    done = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "-o",
+                           str(archive), commit, "src"], capture_output=True, text=True)
+    assert done.returncode == 0, (
+        f"the previous release {commit} (tools/previous_release) is not in this repository: "
+        f"{done.stderr.strip()}")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "release", filter="data")
+    return str(tmp_path / "release" / "src")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def dead_letters(url: str) -> dict[str, int]:
+    """Messages waiting in each dead-letter queue of the vhost."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        return {queue: channel.queue_declare(queue, passive=True).method.message_count
+                for queue in ("video.dlq", "mp3.dlq")}
+    finally:
+        connection.close()
+
+
+def test_an_upgrade_from_the_previous_release_loses_nothing(stack_factory, previous_code,
+                                                            mariadb_server, mailsink, media):
+    with isolation.mysql_database("mp3upg", mariadb_server) as mysql:
+        old = stack_factory(PYTHONPATH=previous_code, **mysql)
+        shared = {key: old.env[key] for key in ("MONGODB_DB", "RABBITMQ_URL")}
+        email, jwt = old.user(PASSWORD)
+        assert old.account_id(jwt) == email, "the previous release names accounts by address"
+        unverified, _ = old.user(PASSWORD, verified=False)
+        done = [wait_for_job(old, jwt, classic_upload(old, jwt, media(kind))[1]["job_id"])
+                for kind in ("mov", "mkv_mp3")]
+        assert [job["status"] for job in done] == ["done", "done"], done
+        mp3s = {job["job_id"]: sha256(call(old, "GET", f"/download?fid={job['mp3_fid']}",
+                                           jwt).content) for job in done}
+        listed = [job["job_id"] for job in call(old, "GET", "/jobs", jwt).json()["jobs"]]
+        old.processes["converter"].terminate(30)
+        status, queued = classic_upload(old, jwt, media("mov"))  # on `video`, not converted yet
+        assert status == 202, queued
+        mailsink.wait_for(2, to=email)  # the two ready emails of the old release
+        old.services.stop()
+
+        new = stack_factory(**shared, **mysql)  # init-db migrates auth's tables first
+        assert new.env["MONGODB_DB"] == old.env["MONGODB_DB"]
+        counts = sweep(new)  # hands the address-owned jobs to their account
+        assert counts["owners_adopted"] == 1 and counts["owners_removed"] == 0, counts
+        expired = call(new, "GET", "/jobs", jwt)
+        assert expired.status_code == 401 and "log in again" in expired.json()["error"]
+        for address in (email, unverified):
+            assert new.login(address, PASSWORD)
+        token = new.login(email, PASSWORD)
+        converted = wait_for_job(new, token, queued["job_id"])
+        assert converted["status"] == "done", converted
+        now_listed = [job["job_id"] for job in call(new, "GET", "/jobs", token).json()["jobs"]]
+        assert now_listed == [queued["job_id"], *listed]
+        for job in done:
+            download = call(new, "GET", f"/download?fid={job['mp3_fid']}", token)
+            assert download.status_code == 200 and sha256(download.content) == mp3s[job["job_id"]]
+        [ready] = [m for m in mailsink.wait_for(3, to=email)
+                   if queued["job_id"] in m.get("X-Mp3converter-Job", "")]
+        assert converted["mp3_fid"] in ready.get_body(("plain",)).get_content()
+        assert dead_letters(shared["RABBITMQ_URL"]) == {"video.dlq": 0, "mp3.dlq": 0}
