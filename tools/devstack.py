@@ -257,7 +257,9 @@ def _logged_run(
 
 
 def init_db(env: Mapping[str, str], log_path: Path) -> None:
-    """Create the auth schema (idempotent)."""
+    """Create or migrate auth's schema (idempotent): ``init-db``, which every release has (it
+    runs ``db-upgrade`` since migrations are versioned), so that the upgrade drill can start
+    the previous release with these tools."""
     result = flask_command("auth", ["init-db"], env, log_path)
     if result.returncode != 0:
         raise ProcessFailed(f"flask --app auth init-db failed:\n{result.stdout}{result.stderr}")

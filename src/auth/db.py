@@ -1,4 +1,5 @@
-"""MySQL access for auth: one connection per request, schema and user commands.
+"""MySQL access for auth: one connection per request, user commands (the schema:
+``auth.schema``).
 
 An account is its ``account_id``: a random id given at registration and never reused, which
 login tokens, verification links, jobs' owner, quotas and rate limits carry. Its address is kept
@@ -17,46 +18,9 @@ from flask.cli import with_appcontext
 from MySQLdb.constants import CLIENT
 
 from auth import passwords
-from common.addresses import try_canonical
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    account_id CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-    email VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-    password_hash VARCHAR(255) NOT NULL,
-    is_admin BOOLEAN NOT NULL DEFAULT FALSE,
-    created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    verified BOOLEAN NOT NULL DEFAULT FALSE,
-    verify_sent_at TIMESTAMP NULL DEFAULT NULL,
-    UNIQUE KEY users_email (email),
-    UNIQUE KEY users_account_id (account_id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci
-"""
 # Accounts deleted in the last DELETED_KEPT_DAYS: the sweep removes their jobs and files.
-DELETED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS deleted_users (
-    account_id CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL,
-    email VARCHAR(254) NOT NULL,
-    deleted_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    KEY deleted_users_at (deleted_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci
-"""
 DELETED_KEPT_DAYS = 30
-# Columns added after the first release: init-db adds those an existing table lacks.
-ADDED_COLUMNS = {
-    "users": {
-        "verified": "BOOLEAN NOT NULL DEFAULT FALSE",
-        "verify_sent_at": "TIMESTAMP NULL DEFAULT NULL",
-        "account_id": "CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL",
-    },
-    "deleted_users": {
-        "account_id": "CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL",
-    },
-}
-BINARY_EMAIL = "VARCHAR(254) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
-DUPLICATE_COLUMN = 1060  # MySQL/MariaDB error: another init-db added it meanwhile
-DUPLICATE_KEY_NAME = 1061
 USER_COLUMNS = ("account_id, email, password_hash, is_admin, verified, "
                 "UNIX_TIMESTAMP(created_at) AS created_at")
 
@@ -233,100 +197,6 @@ def ping() -> None:
         cur.execute("SELECT 1")
 
 
-def _columns(cur, table: str) -> dict[str, tuple[str, str | None]]:
-    """{column: (IS_NULLABLE, COLLATION_NAME)} of ``table``."""
-    cur.execute("SELECT COLUMN_NAME, IS_NULLABLE, COLLATION_NAME FROM information_schema.COLUMNS"
-                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
-    return {row[0].lower(): (row[1], row[2]) for row in cur.fetchall()}
-
-
-def _alter(cur, statement: str, tolerated: int) -> None:
-    """Run an ALTER TABLE that another init-db may have run meanwhile (error ``tolerated``)."""
-    try:
-        cur.execute(statement)
-    except MySQLdb.OperationalError as exc:
-        if exc.args[0] != tolerated:
-            raise
-
-
-def migrate(cur) -> list[str]:
-    """Bring the tables of an earlier release up to date; returns what was done, and every
-    address collision (reported, never merged)."""
-    notes = []
-    for table, columns in ADDED_COLUMNS.items():
-        present = _columns(cur, table)
-        for column, definition in columns.items():
-            if column not in present:
-                _alter(cur, f"ALTER TABLE {table} ADD COLUMN {column} {definition}",
-                       DUPLICATE_COLUMN)
-                notes.append(f"added column {table}.{column}")
-    cur.execute("SELECT id FROM users WHERE account_id IS NULL")
-    missing = [row[0] for row in cur.fetchall()]
-    for row_id in missing:
-        cur.execute("UPDATE users SET account_id = %s WHERE id = %s AND account_id IS NULL",
-                    (new_account_id(), row_id))
-    if missing:
-        notes.append(f"gave {len(missing)} existing account(s) an id")
-    columns = _columns(cur, "users")
-    if columns["account_id"][0] == "YES":
-        cur.execute("ALTER TABLE users MODIFY account_id "
-                    "CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL")
-        _alter(cur, "ALTER TABLE users ADD UNIQUE KEY users_account_id (account_id)",
-               DUPLICATE_KEY_NAME)
-    if columns["email"][1] != "utf8mb4_bin":
-        # Unique under the old, looser collation means unique byte for byte too.
-        cur.execute(f"ALTER TABLE users MODIFY email {BINARY_EMAIL}")
-        notes.append("addresses are now compared byte for byte (utf8mb4_bin)")
-        notes.extend(canonicalize_addresses(cur))
-    return notes
-
-
-def canonicalize_addresses(cur) -> list[str]:
-    """Rewrite every stored address in its canonical form (``common.addresses``). Accounts
-    whose addresses share one canonical form are left exactly as they are and reported, as are
-    addresses that are no longer acceptable: an operator decides (``delete-user ACCOUNT_ID``).
-    Returns one line per change summary, collision and refusal."""
-    cur.execute("SELECT account_id, email FROM users ORDER BY id")
-    groups: dict[str, list[tuple[str, str]]] = {}
-    notes = []
-    for account_id, email in cur.fetchall():
-        form = try_canonical(email)
-        if form is None:
-            notes.append(f"WARNING: account {account_id} has the address {email!r}, which is "
-                         "not acceptable any more (invisible characters or mixed alphabets); "
-                         "left as it is: it cannot log in until an operator deletes it")
-            continue
-        groups.setdefault(form, []).append((account_id, email))
-    changed = 0
-    for form, members in groups.items():
-        if len(members) > 1:
-            listed = ", ".join(f"{account_id} ({email!r})" for account_id, email in members)
-            notes.append(f"WARNING: address collision: accounts {listed} are all {form!r} in "
-                         "the canonical form; none was changed or merged. Only the one spelled "
-                         "exactly that way can log in; keep one with "
-                         "'flask --app auth delete-user ACCOUNT_ID' for the others")
-            continue
-        account_id, email = members[0]
-        if email != form:
-            cur.execute("UPDATE users SET email = %s WHERE account_id = %s", (form, account_id))
-            changed += 1
-    notes.append(f"{changed} address(es) rewritten in the canonical form")
-    return notes
-
-
-@click.command("init-db")
-@with_appcontext
-def init_db_command():
-    """Create the tables if they do not exist, and migrate those of an earlier release."""
-    with get_db().cursor() as cur:
-        cur.execute(SCHEMA)
-        cur.execute(DELETED_SCHEMA)
-        notes = migrate(cur)
-    for note in notes:
-        click.echo(note, err=note.startswith("WARNING"))
-    click.echo("users table ready")
-
-
 def _canonical_or_exit(email: str) -> str:
     from common.addresses import InvalidAddress, canonical
 
@@ -392,8 +262,10 @@ def delete_user_command(who: str):
 
 def init_app(app) -> None:
     """Register teardown and click commands."""
+    from auth import schema
+
     app.teardown_appcontext(close_db)
-    app.cli.add_command(init_db_command)
+    schema.init_app(app)
     app.cli.add_command(create_user_command)
     app.cli.add_command(verify_user_command)
     app.cli.add_command(delete_user_command)
