@@ -59,3 +59,44 @@ def test_unknown_fields_are_ignored():
 def test_a_message_of_an_earlier_version_names_the_owner_username():
     body = b'{"job_id": "j", "video_fid": "v", "username": "a@example.com"}'
     assert decode(VideoMessage, body) == VideoMessage("j", "v", "a@example.com")
+
+
+
+# Every shape a release published (git history of src/common/messages.py), byte for byte as
+# its encode() wrote it: messages still queued at an upgrade are read by the next release.
+J, V, M = "6b11b764697554ccf3fad762", "6b11b764697554ccf3fad763", "6b11b764697554ccf3fad764"
+ACCOUNT = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"
+
+
+@pytest.mark.parametrize(("cls", "body", "expected"), [
+    # 6e8fda7 ... 20b44ce: the owner's address under "username"
+    (VideoMessage, b'{"job_id": "6b11b764697554ccf3fad762", "video_fid": '
+                   b'"6b11b764697554ccf3fad763", "username": "a@example.com"}',
+     VideoMessage(J, V, "a@example.com")),
+    (Mp3Message, b'{"job_id": "6b11b764697554ccf3fad762", "video_fid": '
+                 b'"6b11b764697554ccf3fad763", "username": "a@example.com", "mp3_fid": '
+                 b'"6b11b764697554ccf3fad764", "error": null}',
+     Mp3Message(J, V, "a@example.com", mp3_fid=M)),
+    (Mp3Message, b'{"job_id": "6b11b764697554ccf3fad762", "video_fid": '
+                 b'"6b11b764697554ccf3fad763", "username": "a@example.com", "mp3_fid": null, '
+                 b'"error": "no audio track"}',
+     Mp3Message(J, V, "a@example.com", error="no audio track")),
+    # 0c9cf24 ... 221aa6a: the address under "owner"
+    (VideoMessage, b'{"job_id": "6b11b764697554ccf3fad762", "video_fid": '
+                   b'"6b11b764697554ccf3fad763", "owner": "a@example.com"}',
+     VideoMessage(J, V, "a@example.com")),
+    (Mp3Message, b'{"job_id": "6b11b764697554ccf3fad762", "video_fid": '
+                 b'"6b11b764697554ccf3fad763", "owner": "a@example.com", "mp3_fid": '
+                 b'"6b11b764697554ccf3fad764", "error": null}',
+     Mp3Message(J, V, "a@example.com", mp3_fid=M)),
+    # since 3ce23eb: the account id under "owner"
+    (VideoMessage, b'{"job_id": "6b11b764697554ccf3fad762", "video_fid": '
+                   b'"6b11b764697554ccf3fad763", "owner": "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"}',
+     VideoMessage(J, V, ACCOUNT)),
+    (Mp3Message, b'{"job_id": "6b11b764697554ccf3fad762", "video_fid": '
+                 b'"6b11b764697554ccf3fad763", "owner": "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f", '
+                 b'"mp3_fid": null, "error": "no audio track"}',
+     Mp3Message(J, V, ACCOUNT, error="no audio track")),
+])
+def test_every_earlier_release_s_message_is_understood(cls, body, expected):
+    assert decode(cls, body) == expected
