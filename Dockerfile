@@ -40,11 +40,16 @@ RUN if [ "$SERVICE" != gateway ]; then rm -rf src/ops; fi && \
 FROM ${BASE_IMAGE} AS runtime
 ARG SERVICE
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/venv/bin:$PATH
-# auth only: MariaDB Connector/C, which mysqlclient loads.
+# auth only: MariaDB Connector/C, which mysqlclient loads. gateway only: the MariaDB client
+# programs (mariadb-dump, mariadb) that the backup commands of src/ops run (the backup CronJob).
 # hadolint ignore=DL3008
 RUN if [ "$SERVICE" = auth ]; then \
         apt-get update && \
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libmariadb3 && \
+        rm -rf /var/lib/apt/lists/*; \
+    elif [ "$SERVICE" = gateway ]; then \
+        apt-get update && \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mariadb-client && \
         rm -rf /var/lib/apt/lists/*; \
     fi && \
     groupadd --gid 10001 app && \

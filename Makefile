@@ -8,7 +8,7 @@ PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help bootstrap venv run test test-unit lint bench clean
+.PHONY: help bootstrap venv run test test-unit lint bench clean backup
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ lint: bootstrap ## ruff
 
 bench: bootstrap ## benchmarks (bench/), results in bench/out/
 	$(PYTHON) -m bench $(BENCH_ARGS)
+
+backup: venv ## one verified backup set of `make run`'s databases into BACKUP_DIR (var/backups)
+	BACKUP_DIR=$${BACKUP_DIR:-var/backups} MYSQL_PASSWORD=$${MYSQL_PASSWORD-auth_password} \
+	  $(PYTHON) -m ops backup --verify
 
 clean: ## remove local state (var/), test output and caches; keeps .venv
 	rm -rf var test-output .pytest_cache .ruff_cache

@@ -23,7 +23,7 @@ print-images:
 secrets: ## random secrets/*.env for the minikube overlay (existing ones are kept)
 	$(K8S_PYTHON) scripts/k8s_secrets.py
 
-K8S_INIT_JOBS := auth-init-db mongodb-init-users
+K8S_INIT_JOBS := auth-init-db mongodb-init-users mysql-init-users
 K8S_INGRESS_SETTINGS ?= manifests/overlays/minikube/ingress-nginx
 
 deploy: ## kubectl apply -k the minikube overlay (after make secrets images)

@@ -38,10 +38,14 @@ install_missing_packages() {
     missing+=(libmariadb-dev)
   fi
   [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
-  command -v mysql >/dev/null || missing+=(mariadb-client)
+  # mariadb and mariadb-dump: `python -m ops backup | verify-backup | restore`
+  { command -v mysql && command -v mariadb && command -v mariadb-dump; } >/dev/null \
+    || missing+=(mariadb-client)
   command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
   command -v promtool >/dev/null || missing+=(prometheus)  # promtool: the alert rules' tests
+  # a real Pushgateway: the backup Job's metrics, scraped and alerted on in the tests
+  [ -x /usr/bin/prometheus-pushgateway ] || missing+=(prometheus-pushgateway)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   if [ "${#missing[@]}" -eq 0 ]; then
@@ -86,6 +90,8 @@ create_auth_database() {
     sql+="CREATE USER IF NOT EXISTS '$MYSQL_USER'@'$host' IDENTIFIED BY '$pw';"
     sql+="ALTER USER '$MYSQL_USER'@'$host' IDENTIFIED BY '$pw';"
     sql+="GRANT ALL PRIVILEGES ON \`$MYSQL_DB\`.* TO '$MYSQL_USER'@'$host';"
+    # the scratch databases of `python -m ops verify-backup`'s trial restore
+    sql+="GRANT ALL PRIVILEGES ON \`${MYSQL_DB}\\_verify\\_%\`.* TO '$MYSQL_USER'@'$host';"
   done
   mysql -uroot -h127.0.0.1 -P3306 -e "$sql"
 }

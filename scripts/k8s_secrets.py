@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "manifests/overlays/minikube/secrets"
-# one MongoDB user each (mongodb-init-users.js): the services, and `ops` for the sweep CronJob
-MONGODB_USERS = ("gateway", "converter", "notification", "ops")
+# one MongoDB user each (mongodb-init-users.js): the services, `ops` for the sweep CronJob,
+# `backup` (reads only) for the backup CronJob and `restore` for the restore Job
+MONGODB_USERS = ("gateway", "converter", "notification", "ops", "backup", "restore")
 # files later manifests added, made only of passwords the other files hold: an existing set
 # lacking one is completed; any other file missing means the set cannot be (its passwords live
 # on in the databases)
-ADDED_LATER = ("ops",)
+ADDED_LATER = ("ops", "backup", "restore")
 
 
 def token() -> str:
@@ -41,6 +42,7 @@ def contents(admin_email: str, known: dict[str, dict[str, str]] | None = None,
         return known.get(name, {}).get(key) or token()
 
     mysql_password = reuse("auth", "MYSQL_PASSWORD")
+    mysql_backup_password = reuse("mysql", "MARIADB_BACKUP_PASSWORD")
     rabbit_user = known.get("rabbitmq", {}).get("RABBITMQ_DEFAULT_USER") or "mp3converter"
     rabbit_password = reuse("rabbitmq", "RABBITMQ_DEFAULT_PASS")
     mongo = {user: reuse("mongodb", f"MONGODB_{user.upper()}_PASSWORD") for user in MONGODB_USERS}
@@ -56,7 +58,14 @@ def contents(admin_email: str, known: dict[str, dict[str, str]] | None = None,
                          "MONGODB_URI": mongodb_uri("notification", mongo["notification"]),
                          **no_smtp_login},
         "ops": {"RABBITMQ_URL": rabbitmq_url, "MONGODB_URI": mongodb_uri("ops", mongo["ops"])},
-        "mysql": {"MARIADB_ROOT_PASSWORD": token()},
+        # the backup CronJob reads as MariaDB's and MongoDB's `backup`; the restore Job writes
+        # as auth's own MariaDB user and MongoDB's `restore`
+        "backup": {"MONGODB_URI": mongodb_uri("backup", mongo["backup"]),
+                   "MYSQL_PASSWORD": mysql_backup_password},
+        "restore": {"MONGODB_URI": mongodb_uri("restore", mongo["restore"]),
+                    "MYSQL_PASSWORD": mysql_password},
+        "mysql": {"MARIADB_ROOT_PASSWORD": reuse("mysql", "MARIADB_ROOT_PASSWORD"),
+                  "MARIADB_BACKUP_PASSWORD": mysql_backup_password},
         "mongodb": {
             "MONGO_INITDB_ROOT_USERNAME": "root",
             "MONGO_INITDB_ROOT_PASSWORD": token(),

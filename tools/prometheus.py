@@ -12,13 +12,16 @@ from pathlib import Path
 from tools.processes import Process, free_port, http_check
 
 PROMETHEUS = Path("/usr/bin/prometheus")
+PUSHGATEWAY = Path("/usr/bin/prometheus-pushgateway")  # Debian's prometheus-pushgateway
 
 
 def prometheus_process(targets: Mapping[str, str], var_dir: Path, interval: str = "1s",
-                       port: int | None = None, rules: str | None = None) -> Process:
+                       port: int | None = None, rules: str | None = None,
+                       honor_labels: bool = False) -> Process:
     """Prometheus on ``port`` (default: a free one), its own data directory, scraping every
     metrics URL of ``targets`` (service name -> http://host:port/metrics) every ``interval``
-    and evaluating the alerting ``rules`` (a rules file's text) when given."""
+    and evaluating the alerting ``rules`` (a rules file's text) when given; ``honor_labels``
+    keeps the labels of what it scrapes (a Pushgateway's ``job``)."""
     var_dir = Path(var_dir)
     var_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -27,7 +30,7 @@ def prometheus_process(targets: Mapping[str, str], var_dir: Path, interval: str 
     config = {"global": {"scrape_interval": interval, "scrape_timeout": interval,
                          "evaluation_interval": interval},
               "scrape_configs": [{"job_name": "mp3converter", "metrics_path": "/metrics",
-                                  "static_configs": static}]}
+                                  "honor_labels": honor_labels, "static_configs": static}]}
     if rules is not None:
         (var_dir / "rules.yml").write_text(rules)
         config["rule_files"] = [str(var_dir / "rules.yml")]
@@ -37,6 +40,17 @@ def prometheus_process(targets: Mapping[str, str], var_dir: Path, interval: str 
             f"--storage.tsdb.path={var_dir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
     return Process("prometheus", argv, {}, var_dir / "prometheus.log",
+                   ready=http_check(f"http://127.0.0.1:{port}/-/ready"), port=port,
+                   stop_timeout=10)
+
+
+def pushgateway_process(var_dir: Path) -> Process:
+    """A Prometheus Pushgateway on a free port (``.port``), keeping what batch jobs push."""
+    var_dir = Path(var_dir)
+    var_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [str(PUSHGATEWAY), f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    return Process("pushgateway", argv, {}, var_dir / "pushgateway.log",
                    ready=http_check(f"http://127.0.0.1:{port}/-/ready"), port=port,
                    stop_timeout=10)
 

@@ -1,5 +1,6 @@
-// One MongoDB user per service (and one for the operator commands, `ops`), each holding one role
-// with only the actions its code performs.
+// One MongoDB user per service (and one for the operator commands, `ops`; `backup`, which only
+// reads, for the nightly backup; `restore`, which writes, for the restore Job run by hand), each
+// holding one role with only the actions its code performs.
 // Run by mongosh as the root user (Job mongodb-init-users; the compose service of the same name).
 // Safe to run again: existing roles and users are brought back to what is written here, and each
 // user's password is set to the one in its service's Secret.
@@ -20,6 +21,12 @@ const JOBS = [DB, ["jobs"]];
 const RATE_LIMITS = [DB, ["rate_limits"]];
 // uploads being received, counted against their owner's quotas (common/jobs.py: UPLOADS)
 const UPLOADS = [DB, ["uploads"]];
+// every collection of DB, present and future (a resource whose collection is ""): what a backup
+// copies and a restore brings back
+const EVERY_COLLECTION = [DB, [""]];
+// the scratch database each backup set is trial-restored into to verify it, then dropped
+// (`python -m ops backup --verify`; MongoDB grants on whole names only, so it has a fixed one)
+const VERIFY_SCRATCH = [`${DB}_verify`, [""]];
 
 // find also covers counting, distinct and aggregate, and every find-and-modify needs it;
 // inserting may create the collection on first use, hence createCollection beside insert
@@ -30,6 +37,13 @@ const FIND_REMOVE = ["find", "remove"];
 const INSERT_REMOVE = ["insert", "remove", "createCollection"];
 const FIND_INSERT_REMOVE = ["find", "insert", "remove", "createCollection"];
 const WRITE = ["find", "insert", "update", "remove", "createCollection"];
+// a backup lists the collections and their indexes and reads every document; a restore also
+// empties or drops a collection, refills it and rebuilds its indexes
+const READ_ALL = ["find", "listCollections", "listIndexes"];
+const RESTORE = [...READ_ALL, "insert", "update", "remove", "createCollection", "dropCollection",
+                 "createIndex"];
+const TRIAL_RESTORE = [...READ_ALL, "insert", "createCollection", "dropCollection", "createIndex",
+                       "dropDatabase"];
 
 // user -> [[database, collections], actions]; the user and its role share the name. Only
 // common/jobs.py writes `jobs`; each user gets what the lifecycle steps its code calls do.
@@ -63,6 +77,16 @@ const SERVICES = {
     [FILE_DOCS, FIND_UPDATE_REMOVE],
     [CHUNKS, FIND_REMOVE],
     [UPLOADS, FIND_REMOVE],
+  ],
+  // `python -m ops backup --verify` (the backup CronJob): reads everything and changes nothing
+  // of it; writes only its scratch database
+  backup: [
+    [EVERY_COLLECTION, READ_ALL],
+    [VERIFY_SCRATCH, TRIAL_RESTORE],
+  ],
+  // `python -m ops restore` (the restore Job, run by hand with the services stopped)
+  restore: [
+    [EVERY_COLLECTION, RESTORE],
   ],
 };
 

@@ -523,6 +523,46 @@ class Jobs:
         self._publish_result(job, job.get("mp3_fid"), job.get("error"), publisher)
         return True
 
+    # -- after a restore (python -m ops restore) ----------------------------------------------
+    def reconcile_restored(self) -> dict:
+        """Make jobs restored from a backup agree with the files restored with them (the
+        collections are copied one after the other): a done job whose MP3 is missing or
+        incomplete becomes expired, a queued or converting job whose video is, failed; every
+        other queued or converting job waits for the next sweep to dispatch it again (its
+        message, if one was sent, went with the broker it was sent to). Files no job refers
+        to are left to the sweep's orphan removal. Nothing is published."""
+        counts = {"expired": 0, "failed": 0, "requeued": 0}
+        for job in list(self._jobs.find({"status": Status.DONE.value})):
+            if not self._file_complete(MP3S, job.get("mp3_fid")) and self._set(
+                    job["_id"], {"status": Status.EXPIRED.value,
+                                 "error": "its MP3 was not in the backup the service was "
+                                          "restored from"},
+                    where={"status": Status.DONE.value}):
+                self._store.delete_file(MP3S, job.get("mp3_fid"))
+                counts["expired"] += 1
+        for job in list(self._jobs.find({"status": {"$in": [s.value for s in ACTIVE]}})):
+            if not self._file_complete(VIDEOS, job.get("video_fid")):
+                if self._set(job["_id"], {"status": Status.FAILED.value,
+                                          "error": "its video was not in the backup the service "
+                                                   "was restored from: upload it again"}):
+                    self._drop_video(job, even_if_kept=True)
+                    counts["failed"] += 1
+            elif self._set(job["_id"], {"status": Status.QUEUED.value, "progress": 0,
+                                        "claim": None, "dispatched_at": None,
+                                        "published_at": None}):
+                counts["requeued"] += 1
+        return counts
+
+    def _file_complete(self, bucket: str, fid) -> bool:
+        """True when the GridFS file exists with every chunk its length needs."""
+        doc = self._store.find_file(bucket, fid)
+        if doc is None:
+            return False
+        expected = -(-int(doc.get("length") or 0) // int(doc.get("chunkSize") or 1))
+        # by files_id only: some compatible servers (nx-27017) answer chunk queries no other way
+        found = len(list(self._store.chunks(bucket).find({"files_id": doc["_id"]}, {"n": 1})))
+        return found >= expected
+
     # -- the one write ------------------------------------------------------------------------
     def _set(self, job_id, fields: dict, where: dict | None = None) -> bool:
         """Set ``fields`` (and ``updated_at``) on the job if it matches ``where``."""

@@ -1,6 +1,9 @@
-"""``python -m ops sweep | dlq-list [QUEUE] | dlq-redrive [QUEUE] | usage``."""
+"""``python -m ops sweep | dlq-list [QUEUE] | dlq-redrive [QUEUE] | usage | backup [--verify] |
+verify-backup PATH | restore PATH [--force] | migrate``."""
 
 import json
+import sys
+from pathlib import Path
 
 import click
 
@@ -24,7 +27,7 @@ def cli(ctx):
     jsonlog.configure("ops", config.log_level)
     store = Store(config.mongo)
     ctx.call_on_close(store.close)
-    ctx.obj = {"config": config, "jobs": Jobs(store, config.lifecycle)}
+    ctx.obj = {"config": config, "store": store, "jobs": Jobs(store, config.lifecycle)}
 
 
 def _publisher(ctx) -> Publisher:
@@ -83,6 +86,84 @@ def usage_command(ctx, as_json: bool):
                                    "active_jobs": usage.active_jobs, "jobs": usage.counts}))
         else:
             click.echo(f"{size(usage.bytes):>10}  {usage.active_jobs:>3} active  {owner}")
+
+
+@cli.command("migrate")
+@click.pass_context
+def migrate_command(ctx):
+    """Move GridFS files of earlier releases into today's buckets and upgrade their jobs (run
+    before the services start; a stopped run is finished by the next one)."""
+    from ops.migrate import Inconsistent, migrate
+
+    config = ctx.obj["config"]
+    try:
+        counts = migrate(ctx.obj["store"], config.lifecycle.mp3_retention_seconds)
+    except Inconsistent as exc:
+        click.echo(f"ops: migrate stopped: {exc}; every source is kept, run it again", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(counts))
+    if counts["conflicts"]:
+        click.echo(f"ops: migrate: {counts['conflicts']} legacy file(s) kept: a different file "
+                   "with the same id is in the bucket (see the log)", err=True)
+        sys.exit(1)
+
+def _backup_settings(ctx, need_dir: bool):
+    settings = ctx.obj["config"].backup
+    if need_dir and not settings.backup_dir:
+        click.echo("ops: configuration error: environment variable BACKUP_DIR is required by "
+                   "`backup`: the directory that holds the backup sets", err=True)
+        ctx.exit(2)
+    return settings
+
+
+def _finish(line: dict, ok: bool) -> None:
+    """Print the final JSON line; exit 1 after a failure (its error also on stderr)."""
+    if not ok:
+        click.echo(f"ops: {line['event']} failed: {line.get('error')}", err=True)
+    click.echo(json.dumps(line))
+    sys.exit(0 if ok else 1)
+
+
+@cli.command("backup")
+@click.option("--verify", is_flag=True, help="Verify the new set, then remove old sets.")
+@click.pass_context
+def backup_command(ctx, verify: bool):
+    """Write one backup set (MariaDB and MongoDB) into BACKUP_DIR."""
+    from ops.backup import run
+
+    settings = _backup_settings(ctx, need_dir=True)
+    _finish(*run(settings, ctx.obj["store"].db, verify))
+
+
+@cli.command("verify-backup")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+def verify_backup_command(ctx, path: Path):
+    """Check every checksum of the set at PATH and restore it into scratch databases."""
+    from ops.backup_verify import run
+
+    _finish(*run(_backup_settings(ctx, need_dir=False), ctx.obj["store"].client, path))
+
+
+@cli.command("restore")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace what the databases hold.")
+@click.pass_context
+def restore_command(ctx, path: Path, force: bool):
+    """Restore the set at PATH into MYSQL_DB and MONGODB_DB, then reconcile the jobs."""
+    from ops.backup_mariadb import ClientError
+    from ops.manifest import SetDamaged
+    from ops.restore import TargetNotEmpty, restore
+
+    try:
+        done = restore(ctx.obj["config"], ctx.obj["store"], path, force)
+    except (SetDamaged, TargetNotEmpty) as exc:
+        click.echo(f"ops: restore refused: {exc}", err=True)
+        sys.exit(1)
+    except ClientError as exc:
+        click.echo(f"ops: restore failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(done))
 
 
 if __name__ == "__main__":

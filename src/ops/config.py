@@ -24,6 +24,7 @@ class OpsConfig:
     auth_url: str
     auth_timeout: float
     log_level: str
+    backup: "BackupSettings"
 
     @classmethod
     def from_env(cls) -> "OpsConfig":
@@ -38,4 +39,35 @@ class OpsConfig:
             auth_url=env_str("AUTH_URL", "http://127.0.0.1:5000").rstrip("/"),
             auth_timeout=float(env_int("AUTH_TIMEOUT_SECONDS", 5, minimum=1)),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            backup=BackupSettings.from_env(),
+        )
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """Where backup sets go, how many are kept, and auth's MariaDB database they copy."""
+
+    backup_dir: str  # required by `backup` only (the command says so when it is missing)
+    keep: int
+    release: str  # empty: `git describe`, else the installed package's version
+    pushgateway_url: str  # empty: nothing is pushed
+    mysql_host: str
+    mysql_port: int
+    mysql_user: str
+    mysql_password: str
+    mysql_db: str
+
+    @classmethod
+    def from_env(cls) -> "BackupSettings":
+        """Read BACKUP_*, RELEASE, PUSHGATEWAY_URL and auth's MYSQL_* variables."""
+        return cls(
+            backup_dir=env_str("BACKUP_DIR", ""),
+            keep=env_int("BACKUP_KEEP", 7, minimum=1),
+            release=env_str("RELEASE", ""),
+            pushgateway_url=env_str("PUSHGATEWAY_URL", ""),
+            mysql_host=env_str("MYSQL_HOST", "127.0.0.1"),
+            mysql_port=env_int("MYSQL_PORT", 3306, minimum=1),
+            mysql_user=env_str("MYSQL_USER", "auth_user"),
+            mysql_password=env_str("MYSQL_PASSWORD", ""),
+            mysql_db=env_str("MYSQL_DB", "auth"),
         )

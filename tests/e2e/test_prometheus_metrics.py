@@ -8,8 +8,10 @@ import urllib.request
 import pytest
 import requests
 
+from ops import backup_status
 from tests.e2e.api import classic_upload, wait_for_job
 from tools.monitoring import alerts, rules_file, used_metric_names
+from tools.prometheus import pushgateway_process
 
 pytestmark = pytest.mark.e2e
 
@@ -113,8 +115,19 @@ def test_prometheus_sees_conversions_uploads_requests_emails_and_logins(
     prom.wait_for(f'sum(rabbitmq_queue_consumers{{{queue}="video"}})', lambda v: v == 1)
     prom.wait_for(f'sum(rabbitmq_queue_messages_ready{{{queue}="video.dlq"}})', lambda v: v == 0)
 
-    # every metric the alerts and the dashboard read is one the processes really expose
+    # every metric the alerts and the dashboard read is one the processes really expose, or
+    # one the backup Job really pushes (its code, to a real Pushgateway)
     exposed = set().union(*(exposed_names(url) for url in stack.metrics_urls.values()))
+    pushgateway = pushgateway_process(tmp_path / "pushgateway")
+    pushgateway.start().wait_ready(30)
+    try:
+        url = f"http://127.0.0.1:{pushgateway.port}"
+        backup_status.push(url, {"ok": True, "verified": True, "bytes": 1,
+                                 "finished_at": "2026-01-01T00:00:00Z",
+                                 "duration_seconds": 1.0}, 0.0, 0.0)
+        exposed |= exposed_names(f"{url}/metrics")
+    finally:
+        pushgateway.terminate(10)
     with urllib.request.urlopen(f"{prom.url}/api/v1/label/__name__/values", timeout=10) as resp:
         exposed |= set(json.load(resp)["data"])
     missing = used_metric_names() - exposed

@@ -31,6 +31,12 @@ COMPOSE_DIFFERS = {"auth": ("PUBLIC_URL",), "notification": ("PUBLIC_URL",),
                    "gateway": ("TRUSTED_PROXY_COUNT", "WEB_KEEPALIVE_SECONDS")}
 # the sweep CronJob: it runs the operator commands (src/ops) with ConfigMap ops-config
 SWEEP = "ops-sweep"
+# the backup CronJob (components/backup): `python3 -m ops backup` with ConfigMap backup-config
+BACKUP = "backup"
+RESTORE_JOB = ROOT / "manifests" / "components" / "backup" / "restore-job.yaml"
+# read by the backup commands, left to their default on purpose: RELEASE (the image's package
+# version), PUSHGATEWAY_URL (set by the monitoring component only, see test_monitoring.py)
+BACKUP_LEFT_TO_DEFAULT = {"RELEASE", "PUSHGATEWAY_URL"}
 # settings several programs read that must agree wherever they are set
 SHARED_SETTINGS = ("MONGODB_DB", "MAX_DELIVERY_ATTEMPTS", "MP3_RETENTION_HOURS",
                    "KEEP_SOURCE_VIDEOS", "USER_CONVERSIONS_AT_ONCE")
@@ -113,11 +119,19 @@ def test_every_variable_read_is_provided(rendered, overlay, service):
     assert not missing, f"{overlay}: {service} reads {sorted(missing)} but nothing provides them"
 
 
-def sweep_container(objects: list[dict]) -> dict:
-    """The container of the sweep CronJob."""
-    [cronjob] = find(objects, "CronJob", SWEEP)
+def sweep_container(objects: list[dict], name: str = SWEEP) -> dict:
+    """The container of the sweep CronJob (or another CronJob of the operator commands)."""
+    [cronjob] = find(objects, "CronJob", name)
     [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     return container
+
+
+def backup_variables() -> set[str]:
+    """The variables only the backup commands use (src/ops/config.py's BackupSettings)."""
+    tree = ast.parse((ROOT / "src/ops/config.py").read_text())
+    found = [env_names(n) for n in tree.body
+             if isinstance(n, ast.ClassDef) and n.name == "BackupSettings"]
+    return set().union(*found)
 
 
 @pytest.mark.parametrize("overlay", DEPLOYABLE)
@@ -125,14 +139,82 @@ def test_every_variable_the_sweep_reads_is_provided(rendered, overlay):
     objects = rendered[overlay]
     container = sweep_container(objects)
     assert container["command"][:3] == ["python3", "-m", "ops"]
-    missing = variables_read("ops") - LEFT_TO_DEFAULT - container_env(objects, container)
+    # the backup's settings (read at start by every command, all with defaults) are not the
+    # sweep's concern
+    missing = (variables_read("ops") - LEFT_TO_DEFAULT - backup_variables()
+               - container_env(objects, container))
     assert not missing, f"{overlay}: the sweep reads {sorted(missing)} but nothing provides them"
+
+
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_every_variable_the_backup_reads_is_provided(rendered, overlay):
+    objects = rendered[overlay]
+    container = sweep_container(objects, BACKUP)
+    assert container["command"] == ["python3", "-m", "ops", "backup", "--verify"]
+    needed = backup_variables() | {"MONGODB_URI", "MONGODB_DB", "LOG_LEVEL"}
+    assert {"BACKUP_DIR", "BACKUP_KEEP", "MYSQL_PASSWORD"} <= needed
+    missing = needed - BACKUP_LEFT_TO_DEFAULT - container_env(objects, container)
+    assert not missing, f"{overlay}: the backup reads {sorted(missing)} but nothing provides them"
+
+
+def test_backup_writes_to_its_own_volume_and_reads_auths_database(rendered):
+    objects = rendered["minikube"]
+    [cronjob] = find(objects, "CronJob", BACKUP)
+    spec = cronjob["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] > 0 and spec["jobTemplate"]["spec"]["backoffLimit"] >= 1
+    minute, hour, *rest = spec["schedule"].split()
+    assert minute.isdigit() and hour.isdigit() and rest == ["*", "*", "*"], "nightly"
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    [config] = find(objects, "ConfigMap", "backup-config")
+    mounts = {m["mountPath"]: m["name"] for m in sweep_container(objects, BACKUP)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes[mounts[config["data"]["BACKUP_DIR"]]]["persistentVolumeClaim"]["claimName"]
+    [pvc] = find(objects, "PersistentVolumeClaim", claim)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"], "writable"
+    # the database MariaDB creates, the one the read-only user may read, the one dumped
+    [mysql] = find(objects, "StatefulSet", "mysql")
+    mysql_env = {e["name"]: e.get("value") for e in
+                 mysql["spec"]["template"]["spec"]["containers"][0]["env"]}
+    [init] = find(objects, "Job", "mysql-init-users")
+    init_env = {e["name"]: e.get("value") for e in
+                init["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert config["data"]["MYSQL_DB"] == mysql_env["MARIADB_DATABASE"] == init_env["MYSQL_DB"]
+    assert config["data"]["MYSQL_HOST"] == init_env["MYSQL_HOST"] == "mysql"
+    assert find(objects, "Service", config["data"]["MYSQL_HOST"])
+    assert config["data"]["MYSQL_USER"] == "backup"
+
+
+def test_restore_job_finds_what_it_names_in_the_overlay(rendered):
+    """The restore Job is created by hand, outside kustomize: the Secret, ConfigMap, volume,
+    ServiceAccount and image it names must exist in the deployed overlay under those names."""
+    objects = rendered["minikube"]
+    [job] = [d for d in yaml.safe_load_all(RESTORE_JOB.read_text()) if d]
+    assert "namespace" not in job["metadata"], "created with kubectl -n"
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["command"] == ["python3", "-m", "ops", "restore", "$(RESTORE_SET)",
+                                    "--force"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["RESTORE_SET"] == "@SET@" and env["MYSQL_USER"] == "auth_user"
+    names = container_env(objects, container)  # the ConfigMap and Secret exist, unhashed
+    assert {"MONGODB_URI", "MYSQL_PASSWORD", "BACKUP_DIR", "MYSQL_DB"} <= names
+    [config] = find(objects, "ConfigMap", "backup-config")
+    [backups] = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == backups["name"]]
+    assert mount["mountPath"] == config["data"]["BACKUP_DIR"]
+    assert find(objects, "PersistentVolumeClaim", backups["persistentVolumeClaim"]["claimName"])
+    assert find(objects, "ServiceAccount", pod["serviceAccountName"])
+    assert container["image"] == sweep_container(objects, BACKUP)["image"]
+    assert job["spec"]["template"]["metadata"]["labels"]["app"] == "backup-restore"
 
 
 def test_config_maps_set_only_what_their_program_reads(rendered):
     """A key nobody reads is a setting an operator changes to no effect."""
     objects = rendered["minikube"]
-    programs = {f"{s}-config": s for s in SERVICES} | {"ops-config": "ops"}
+    programs = {f"{s}-config": s for s in SERVICES} | {"ops-config": "ops",
+                                                         "backup-config": "ops"}
     assert {c["metadata"]["name"] for c in find(objects, "ConfigMap")} >= programs.keys()
     for name, program in programs.items():
         [config] = find(objects, "ConfigMap", name)
@@ -326,6 +408,20 @@ def test_minikube_secrets_are_consistent(rendered):
         assert f":{rabbit['RABBITMQ_DEFAULT_PASS']}@rabbitmq:" in values["RABBITMQ_URL"]
         password = mongo[f"MONGODB_{service.upper()}_PASSWORD"]
         assert f"//{service}:{password}@mongodb:" in values["MONGODB_URI"]
+    # the backup reads as MariaDB's `backup` (made by mysql-init-users with mysql-secrets'
+    # password); the restore writes as auth's own user; neither gets the broker
+    mysql, auth = secret("mysql-secrets"), secret("auth-secrets")
+    for user, mysql_password in (("backup", mysql["MARIADB_BACKUP_PASSWORD"]),
+                                 ("restore", auth["MYSQL_PASSWORD"])):
+        values = secret(f"{user}-secrets") if user == "backup" else {
+            k: base64.b64decode(v).decode() for k, v in
+            find(objects, "Secret", "restore-secrets")[0]["data"].items()}
+        assert values.keys() == {"MONGODB_URI", "MYSQL_PASSWORD"}, user
+        assert values["MYSQL_PASSWORD"] == mysql_password, user
+        password = mongo[f"MONGODB_{user.upper()}_PASSWORD"]
+        assert f"//{user}:{password}@mongodb:" in values["MONGODB_URI"], user
+    assert mysql["MARIADB_BACKUP_PASSWORD"] not in (mysql["MARIADB_ROOT_PASSWORD"],
+                                                   auth["MYSQL_PASSWORD"])
 
 
 def test_compose_file_matches_the_manifests(rendered):

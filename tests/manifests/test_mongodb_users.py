@@ -28,11 +28,15 @@ pytestmark = pytest.mark.manifests
 
 STANDIN = ROOT / "tests" / "manifests" / "mongosh_standin.js"
 SCRIPT = ROOT / "manifests" / "infra" / "mongodb-init-users.js"
-# MongoDB users, in the script's order: one per service, and `ops` for the operator commands
-MONGODB_SERVICES = ("gateway", "converter", "notification", "ops")
-# pods that run a program's code, and the MongoDB user they log in as
-MONGODB_CLIENTS = {"gateway": "gateway", "ops-sweep": "ops",
+# MongoDB users, in the script's order: one per service, `ops` for the operator commands,
+# `backup` for the backup CronJob and `restore` for the restore Job run by hand
+MONGODB_SERVICES = ("gateway", "converter", "notification", "ops", "backup", "restore")
+# pods that run a program's code, and the MongoDB user they log in as (the restore Job is in no
+# overlay: test_restore_job_logs_in_as_restore)
+MONGODB_CLIENTS = {"gateway": "gateway", "ops-sweep": "ops", "backup": "backup",
                    "converter": "converter", "notification": "notification"}
+# the users whose code also runs under docker compose
+COMPOSED = ("gateway", "converter", "notification", "ops")
 # the compose service that runs each user's code
 COMPOSE_CLIENTS = {"gateway": "gateway", "converter": "converter",
                    "notification": "notification", "ops": "ops-sweep"}
@@ -76,6 +80,21 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             (db, "videos.files"): {"find", "update", "remove"},
             (db, "mp3s.files"): {"find", "update", "remove"},
             (db, "uploads"): REMOVE,  # usage counts uploads in progress; stale ones go
+        },
+        # every collection of the database (collection ""): the backup lists them and their
+        # indexes and reads them, and writes only the fixed scratch database it trial-restores
+        # each set into (dropped after)
+        "backup": {
+            (db, ""): {"find", "listCollections", "listIndexes"},
+            (f"{db}_verify", ""): {"find", "listCollections", "listIndexes", "insert",
+                                   "createCollection", "dropCollection", "createIndex",
+                                   "dropDatabase"},
+        },
+        # the restore empties or drops each collection, refills it, rebuilds its indexes and
+        # reconciles the jobs with the files restored
+        "restore": {
+            (db, ""): {"find", "listCollections", "listIndexes", "insert", "update", "remove",
+                       "createCollection", "dropCollection", "createIndex"},
         },
     }
 
@@ -252,8 +271,22 @@ def test_services_agree_on_the_database_the_roles_name(rendered):
     objects = rendered["minikube"]
     db = job_environment(objects)["MONGODB_DB"]
     for service in MONGODB_SERVICES:
-        [config] = find(objects, "ConfigMap", f"{service}-config")
+        # the restore Job reads the backup's ConfigMap
+        config_name = "backup-config" if service == "restore" else f"{service}-config"
+        [config] = find(objects, "ConfigMap", config_name)
         assert config["data"]["MONGODB_DB"] == db, service
+
+
+def test_restore_job_logs_in_as_restore(rendered):
+    """The restore Job (created by hand, in no overlay) writes as `restore`, never as root."""
+    objects = rendered["minikube"]
+    path = ROOT / "manifests" / "components" / "backup" / "restore-job.yaml"
+    [job] = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    mongo = secret_values(objects, "mongodb-secrets")
+    uri = urlsplit(uri_of(objects, job, job["spec"]["template"]["spec"]))
+    assert unquote(uri.username or "") == "restore"
+    assert unquote(uri.password or "") == mongo["MONGODB_RESTORE_PASSWORD"]
+    assert parse_qs(uri.query).get("authSource") == ["admin"] and uri.hostname == "mongodb"
 
 
 def test_deploy_reruns_the_init_jobs():
@@ -272,7 +305,7 @@ def test_compose_runs_the_same_script_before_the_services():
     [target] = [t for s, t in mounts.items() if (ROOT / s).resolve() == SCRIPT]
     assert target in init["command"]
     assert init["environment"]["MONGODB_DB"] == compose["gateway"]["environment"]["MONGODB_DB"]
-    for user in MONGODB_SERVICES:
+    for user in COMPOSED:
         service = compose[COMPOSE_CLIENTS[user]]
         condition = service["depends_on"]["mongodb-init-users"]["condition"]
         assert condition == "service_completed_successfully", user

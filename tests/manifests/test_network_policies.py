@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from tests.manifests.helpers import DEPLOYABLE, find, pod_labels, pod_templates, selects
+import pytest
+import yaml
+
+from tests.manifests.helpers import (
+    COMPONENTS,
+    DEPLOYABLE,
+    MANIFESTS,
+    combination_dir,
+    find,
+    kustomize,
+    pod_labels,
+    pod_templates,
+    selects,
+)
 
 pytestmark = pytest.mark.manifests
 
 AUTH, MONGODB, RABBITMQ = ("auth", 5000), ("mongodb", 27017), ("rabbitmq", 5672)
 MYSQL, SMTP = ("mysql", 3306), ("mailpit", 1025)
+PUSHGATEWAY = ("pushgateway", 9091)
 # pod (its `app` label) -> the (pod, port) it talks to; DNS comes on top for every pod
 DEPENDENCIES = {
     "gateway": {AUTH, MONGODB, RABBITMQ},
@@ -17,6 +31,8 @@ DEPENDENCIES = {
     "auth": {MYSQL, SMTP},  # account verification emails
     "auth-init-db": {MYSQL},
     "mongodb-init-users": {MONGODB},
+    "mysql-init-users": {MYSQL},  # makes MariaDB's read-only user `backup`
+    "backup": {MONGODB, MYSQL},  # the backup CronJob (components/backup)
     "converter": {MONGODB, RABBITMQ},
     "notification": {MONGODB, RABBITMQ, SMTP, AUTH},  # asks auth whether an address is verified
     "mysql": set(),
@@ -31,6 +47,12 @@ FROM_OUTSIDE = {("ingress-nginx", "gateway", 8080), ("keda", "rabbitmq", 5672),
                 *{("monitoring", app, 9100) for app in ("auth", "gateway", "converter",
                                                         "notification")}}
 DNS = {("UDP", 53), ("TCP", 53)}
+# with the monitoring component: the backup pushes its outcome to the Pushgateway, which
+# Prometheus scrapes
+WITH_MONITORING = {**DEPENDENCIES, "backup": DEPENDENCIES["backup"] | {PUSHGATEWAY},
+                   "pushgateway": set()}
+MONITORING_FROM_OUTSIDE = FROM_OUTSIDE | {("monitoring", "pushgateway", 9091)}
+RESTORE_JOB = MANIFESTS / "components" / "backup" / "restore-job.yaml"
 
 
 def policies(objects: list[dict], direction: str, labels: dict[str, str]) -> list[dict]:
@@ -109,27 +131,69 @@ def workloads(objects: list[dict]) -> dict[str, dict[str, str]]:
     return {pod_labels(owner)["app"]: pod_labels(owner) for owner, _ in pod_templates(objects)}
 
 
-@pytest.mark.parametrize("overlay", DEPLOYABLE)
-def test_every_pod_reaches_only_its_dependencies_and_dns(rendered, overlay):
-    objects = rendered[overlay]
+@pytest.fixture(scope="module")
+def every_component(tmp_path_factory) -> list[dict]:
+    """base + infra + every component (monitoring's Pushgateway among them), rendered."""
+    return kustomize(combination_dir(tmp_path_factory.mktemp("all"), COMPONENTS))
+
+
+def renders(rendered, every_component) -> dict[str, tuple[list[dict], dict, set]]:
+    """name -> (objects, DEPENDENCIES, FROM_OUTSIDE) for each render checked."""
+    found = {o: (rendered[o], DEPENDENCIES, FROM_OUTSIDE) for o in DEPLOYABLE}
+    found["every-component"] = (every_component, WITH_MONITORING, MONITORING_FROM_OUTSIDE)
+    return found
+
+
+def check_egress(objects: list[dict], dependencies: dict) -> None:
     pods = workloads(objects)
-    assert set(pods) == set(DEPENDENCIES), "a new pod needs its line in DEPENDENCIES"
+    assert set(pods) == set(dependencies), "a new pod needs its line in DEPENDENCIES"
     for app, labels in pods.items():
         inside, dns = egress_of(objects, app, labels)
-        assert inside == DEPENDENCIES[app], f"{app} may reach {sorted(inside)}"
+        assert inside == dependencies[app], f"{app} may reach {sorted(inside)}"
         assert dns == DNS, f"{app}: DNS over UDP and TCP 53, nothing else outside"
 
 
-@pytest.mark.parametrize("overlay", DEPLOYABLE)
-def test_every_pod_is_reached_only_by_the_pods_that_depend_on_it(rendered, overlay):
-    objects = rendered[overlay]
+def check_ingress(objects: list[dict], dependencies: dict, from_outside: set) -> None:
     pods = workloads(objects)
     for app, labels in pods.items():
         inside, outside = ingress_of(objects, app, labels)
-        wanted = {(client, port) for client, deps in DEPENDENCIES.items()
+        wanted = {(client, port) for client, deps in dependencies.items()
                   for target, port in deps if target == app}
         assert inside == wanted, f"{app} admits {sorted(inside)}, its clients are {wanted}"
-        assert outside == {(ns, port) for ns, target, port in FROM_OUTSIDE if target == app}, app
+        assert outside == {(ns, port) for ns, target, port in from_outside if target == app}, app
+
+
+@pytest.mark.parametrize("name", [*DEPLOYABLE, "every-component"])
+def test_every_pod_reaches_only_its_dependencies_and_dns(rendered, every_component, name):
+    objects, dependencies, _ = renders(rendered, every_component)[name]
+    check_egress(objects, dependencies)
+
+
+@pytest.mark.parametrize("name", [*DEPLOYABLE, "every-component"])
+def test_every_pod_is_reached_only_by_the_pods_that_depend_on_it(rendered, every_component,
+                                                                 name):
+    objects, dependencies, from_outside = renders(rendered, every_component)[name]
+    check_ingress(objects, dependencies, from_outside)
+
+
+def test_backup_without_the_network_policies_component_still_reaches_what_it_needs(tmp_path):
+    """The monitoring component's policy for the backup pods isolates them on its own: it must
+    list all they need, or a cluster without components/network-policies loses its backups."""
+    objects = kustomize(combination_dir(tmp_path, ("backup", "monitoring")))
+    labels = workloads(objects)["backup"]
+    inside, dns = egress_of(objects, "backup", labels)
+    assert inside == WITH_MONITORING["backup"] and dns == DNS
+    inside, outside = ingress_of(objects, "pushgateway", workloads(objects)["pushgateway"])
+    assert inside == {("backup", 9091)} and outside == {("monitoring", 9091)}
+
+
+def test_restore_job_reaches_only_the_two_databases(rendered):
+    """The restore Job is created by hand (it is in no kustomization): with it added to the
+    deployed overlay, it reaches MongoDB and MariaDB, and they admit it."""
+    [job] = [d for d in yaml.safe_load_all(Path(RESTORE_JOB).read_text()) if d]
+    objects = [*rendered["minikube"], job]
+    check_egress(objects, {**DEPENDENCIES, "backup-restore": {MONGODB, MYSQL}})
+    check_ingress(objects, {**DEPENDENCIES, "backup-restore": {MONGODB, MYSQL}}, FROM_OUTSIDE)
 
 
 @pytest.mark.parametrize("overlay", DEPLOYABLE)

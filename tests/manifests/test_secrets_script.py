@@ -68,3 +68,36 @@ def test_a_set_missing_a_database_password_is_left_alone(tmp_path):
     replaced = snapshot(tmp_path)
     assert replaced.keys() == before.keys() | {"rabbitmq.env", "ops.env"}
     assert replaced["gateway.env"] != before["gateway.env"]
+
+
+def test_a_set_from_before_the_backup_users_is_completed_keeping_every_password(tmp_path):
+    assert run(tmp_path).returncode == 0
+    for name in ("backup", "restore"):
+        (tmp_path / f"{name}.env").unlink()
+    added = ("MARIADB_BACKUP_PASSWORD", "MONGODB_BACKUP_PASSWORD", "MONGODB_RESTORE_PASSWORD")
+    for name in ("mysql", "mongodb"):
+        path = tmp_path / f"{name}.env"
+        path.write_text("".join(line + "\n" for line in path.read_text().splitlines()
+                                if not line.startswith(added)))
+    before = snapshot(tmp_path)
+
+    out = run(tmp_path)
+    assert out.returncode == 0, out.stderr
+    after = snapshot(tmp_path)
+    assert after.keys() == before.keys() | {"backup.env", "restore.env"}
+    for name, text in before.items():
+        assert after[name].startswith(text), f"{name} changed beyond the added keys"
+    mysql, mongodb = read(tmp_path / "mysql.env"), read(tmp_path / "mongodb.env")
+    auth = read(tmp_path / "auth.env")
+    backup, restore = read(tmp_path / "backup.env"), read(tmp_path / "restore.env")
+    # the backup's MariaDB password is the one mysql-init-users gives `backup`; the restore's is
+    # auth's own, which MariaDB already holds
+    assert backup["MYSQL_PASSWORD"] == mysql["MARIADB_BACKUP_PASSWORD"]
+    assert restore["MYSQL_PASSWORD"] == auth["MYSQL_PASSWORD"]
+    assert mysql["MARIADB_BACKUP_PASSWORD"] not in (mysql["MARIADB_ROOT_PASSWORD"],
+                                                   auth["MYSQL_PASSWORD"])
+    for user, values in (("backup", backup), ("restore", restore)):
+        password = mongodb[f"MONGODB_{user.upper()}_PASSWORD"]
+        assert values["MONGODB_URI"] == f"mongodb://{user}:{password}@mongodb:27017/?authSource=admin"
+        assert "RABBITMQ_URL" not in values, f"{user} has no business with the broker"
+        assert oct((tmp_path / f"{user}.env").stat().st_mode & 0o777) == "0o600"
