@@ -11,32 +11,12 @@ import pytest
 from auth import create_app
 from auth.passwords import hash_password
 from tests.integration.auth.conftest import Runner, auth_config, smtp_settings
+from tests.integration.auth.test_migrations import RELEASE_221AA6A
 from tools.isolation import mysql_database
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery"
-# The table as the release before account ids made it: the address compared under a
-# case-, accent- and width-insensitive collation.
-EARLIER_SCHEMA = """
-CREATE TABLE users (
-    id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    email VARCHAR(254) NOT NULL,
-    password_hash VARCHAR(255) NOT NULL,
-    is_admin BOOLEAN NOT NULL DEFAULT FALSE,
-    created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    verified BOOLEAN NOT NULL DEFAULT FALSE,
-    verify_sent_at TIMESTAMP NULL DEFAULT NULL,
-    UNIQUE KEY users_email (email)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci
-"""
-EARLIER_DELETED = """
-CREATE TABLE deleted_users (
-    email VARCHAR(254) NOT NULL,
-    deleted_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    KEY deleted_users_at (deleted_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci
-"""
 ROWS = {
     "Mixed.Case@Example.COM": "rewritten",
     "x@exämple.com": "collides",  # already canonical
@@ -58,8 +38,8 @@ def test_init_db_gives_ids_rewrites_addresses_and_reports_collisions(mailsink, m
                                db=settings["MYSQL_DB"], autocommit=True, charset="utf8mb4")
         try:
             with conn.cursor() as cur:
-                cur.execute(EARLIER_SCHEMA)
-                cur.execute(EARLIER_DELETED)
+                for statement in RELEASE_221AA6A:  # case-, accent- and width-insensitive
+                    cur.execute(statement)
                 cur.execute("INSERT INTO deleted_users (email) VALUES ('gone@example.com')")
                 for email in ROWS:
                     cur.execute("INSERT INTO users (email, password_hash, verified) "
