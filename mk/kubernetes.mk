@@ -2,6 +2,7 @@
 K8S_SERVICES := auth gateway converter notification
 IMAGE_PREFIX ?= mp3converter/
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# or manifests/overlays/minikube-keda, manifests/overlays/minikube-rabbitmq-cluster (docs/kubernetes.md)
 K8S_OVERLAY ?= manifests/overlays/minikube
 K8S_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 

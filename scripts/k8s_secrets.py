@@ -17,12 +17,26 @@ MONGODB_USERS = ("gateway", "converter", "notification", "ops", "backup", "resto
 # files later manifests added, made only of passwords the other files hold: an existing set
 # lacking one is completed; any other file missing means the set cannot be (its passwords live
 # on in the databases)
-ADDED_LATER = ("ops", "backup", "restore")
+ADDED_LATER = ("ops", "backup", "restore", "rabbitmq-cluster")
+# the nodes of RabbitMQ as a cluster (components/rabbitmq-cluster): rabbitmq-N.rabbitmq, the
+# StatefulSet's pods behind its headless Service
+RABBITMQ_NODES = 3
 
 
 def token() -> str:
     """A random URL-safe value of 43 characters (32 random bytes), usable inside URLs as is."""
     return secrets.token_urlsafe(32)
+
+
+def rabbitmq_url(user: str, password: str, host: str = "rabbitmq") -> str:
+    """The broker address of one node (``host``), for the default virtual host."""
+    return f"amqp://{user}:{password}@{host}:5672/%2F"
+
+
+def rabbitmq_cluster_url(user: str, password: str) -> str:
+    """Every node of the cluster, comma-separated: the clients fail over between them."""
+    return ",".join(rabbitmq_url(user, password, f"rabbitmq-{n}.rabbitmq")
+                    for n in range(RABBITMQ_NODES))
 
 
 def mongodb_uri(user: str, password: str) -> str:
@@ -46,18 +60,18 @@ def contents(admin_email: str, known: dict[str, dict[str, str]] | None = None,
     rabbit_user = known.get("rabbitmq", {}).get("RABBITMQ_DEFAULT_USER") or "mp3converter"
     rabbit_password = reuse("rabbitmq", "RABBITMQ_DEFAULT_PASS")
     mongo = {user: reuse("mongodb", f"MONGODB_{user.upper()}_PASSWORD") for user in MONGODB_USERS}
-    rabbitmq_url = f"amqp://{rabbit_user}:{rabbit_password}@rabbitmq:5672/%2F"
+    broker_url = rabbitmq_url(rabbit_user, rabbit_password)
     no_smtp_login = {"SMTP_USERNAME": "", "SMTP_PASSWORD": ""}  # Mailpit needs none
     return {
         "auth": {"JWT_SECRET": token(), "MYSQL_PASSWORD": mysql_password, **no_smtp_login},
-        "gateway": {"DOWNLOAD_URL_SECRET": token(), "RABBITMQ_URL": rabbitmq_url,
+        "gateway": {"DOWNLOAD_URL_SECRET": token(), "RABBITMQ_URL": broker_url,
                     "MONGODB_URI": mongodb_uri("gateway", mongo["gateway"])},
-        "converter": {"RABBITMQ_URL": rabbitmq_url,
+        "converter": {"RABBITMQ_URL": broker_url,
                       "MONGODB_URI": mongodb_uri("converter", mongo["converter"])},
-        "notification": {"RABBITMQ_URL": rabbitmq_url,
+        "notification": {"RABBITMQ_URL": broker_url,
                          "MONGODB_URI": mongodb_uri("notification", mongo["notification"]),
                          **no_smtp_login},
-        "ops": {"RABBITMQ_URL": rabbitmq_url, "MONGODB_URI": mongodb_uri("ops", mongo["ops"])},
+        "ops": {"RABBITMQ_URL": broker_url, "MONGODB_URI": mongodb_uri("ops", mongo["ops"])},
         # the backup CronJob reads as MariaDB's and MongoDB's `backup`; the restore Job writes
         # as auth's own MariaDB user and MongoDB's `restore`
         "backup": {"MONGODB_URI": mongodb_uri("backup", mongo["backup"]),
@@ -74,7 +88,11 @@ def contents(admin_email: str, known: dict[str, dict[str, str]] | None = None,
         "rabbitmq": {
             "RABBITMQ_DEFAULT_USER": rabbit_user,
             "RABBITMQ_DEFAULT_PASS": rabbit_password,
+            # shared by every node of a cluster and by the CLI tools beside each node
+            "RABBITMQ_ERLANG_COOKIE": reuse("rabbitmq", "RABBITMQ_ERLANG_COOKIE"),
         },
+        # the services' and the sweep's RABBITMQ_URL when RabbitMQ runs as three nodes
+        "rabbitmq-cluster": {"RABBITMQ_URL": rabbitmq_cluster_url(rabbit_user, rabbit_password)},
         "admin-user": {"ADMIN_EMAIL": admin_email, "ADMIN_PASSWORD": token()},
     }
 

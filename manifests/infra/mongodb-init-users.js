@@ -21,6 +21,8 @@ const JOBS = [DB, ["jobs"]];
 const RATE_LIMITS = [DB, ["rate_limits"]];
 // uploads being received, counted against their owner's quotas (common/jobs.py: UPLOADS)
 const UPLOADS = [DB, ["uploads"]];
+// the operator commands' leases: one sweep at a time (src/ops/lease.py)
+const LEASES = [DB, ["leases"]];
 // every collection of DB, present and future (a resource whose collection is ""): what a backup
 // copies and a restore brings back
 const EVERY_COLLECTION = [DB, [""]];
@@ -71,12 +73,13 @@ const SERVICES = {
   // the operator commands (src/ops; the sweep CronJob): re-publish and re-queue jobs, expire
   // MP3s, delete orphaned files and the jobs and files of deleted accounts, hand jobs and
   // files owned by an address (an earlier release) to its account, redrive dead letters, list
-  // usage
+  // usage; a sweep takes, renews and gives up its lease
   ops: [
     [JOBS, FIND_UPDATE_REMOVE],
     [FILE_DOCS, FIND_UPDATE_REMOVE],
     [CHUNKS, FIND_REMOVE],
     [UPLOADS, FIND_REMOVE],
+    [LEASES, WRITE],
   ],
   // `python -m ops backup --verify` (the backup CronJob): reads everything and changes nothing
   // of it; writes only its scratch database

@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 SERVICES = ("auth", "gateway", "converter", "notification")
 HTTP_SERVICES = {"auth": 5000, "gateway": 8080}
-OVERLAYS = ("minikube", "minikube-keda", "podman")
-DEPLOYABLE = ("minikube", "minikube-keda")
+# RabbitMQ as three nodes (components/rabbitmq-cluster) and every service twice
+CLUSTER = "minikube-rabbitmq-cluster"
+OVERLAYS = ("minikube", "minikube-keda", CLUSTER, "podman")
+DEPLOYABLE = ("minikube", "minikube-keda", CLUSTER)
 COMPONENTS = tuple(sorted(p.name for p in (MANIFESTS / "components").iterdir() if p.is_dir()))
 K8S_VERSION = "1.32.0"
 CHECKOV_REQUIREMENTS = Path(__file__).with_name("checkov-requirements.txt")
@@ -102,6 +104,35 @@ def selects(selector: dict | None, labels: dict[str, str]) -> bool:
         if not ok:
             return False
     return True
+
+
+def container_env_value(objects: list[dict], container: dict, name: str) -> str | None:
+    """The value a container sees for variable ``name``: ``env`` (a literal or a Secret's or
+    ConfigMap's key) wins over ``envFrom``, whose later sources win over earlier ones."""
+    for env in container.get("env", []):
+        if env["name"] != name:
+            continue
+        if "value" in env:
+            return env["value"]
+        source = env["valueFrom"]
+        ref = source.get("secretKeyRef") or source.get("configMapKeyRef")
+        assert ref, f"{container['name']}: {name} comes from {source}"
+        kind = "Secret" if "secretKeyRef" in source else "ConfigMap"
+        return data_values(objects, kind, ref["name"])[ref["key"]]
+    found = None
+    for source in container.get("envFrom", []):
+        for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if key in source:
+                found = data_values(objects, kind, source[key]["name"]).get(name, found)
+    return found
+
+
+def data_values(objects: list[dict], kind: str, name: str) -> dict[str, str]:
+    """The decoded data of the ConfigMap or Secret named exactly ``name``."""
+    [obj] = find(objects, kind, name)
+    if kind == "ConfigMap":
+        return dict(obj.get("data") or {})
+    return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
 
 
 def secret_values(objects: list[dict], name: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.manifests.helpers import (
+    CLUSTER,
     DEPLOYABLE,
     HTTP_SERVICES,
     OVERLAYS,
@@ -19,7 +20,9 @@ from tests.manifests.helpers import (
     SERVICES,
     ensure_minikube_secrets,
     find,
+    pod_labels,
     pod_templates,
+    selects,
 )
 
 pytestmark = pytest.mark.manifests
@@ -354,24 +357,87 @@ def test_consumers_probe_their_heartbeat(rendered):
         assert spec["terminationGracePeriodSeconds"] > int(config["data"]["SHUTDOWN_GRACE_SECONDS"])
 
 
-def test_every_pod_is_hardened(rendered):
-    for owner, spec in pod_templates(rendered["minikube"]):
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_every_pod_is_hardened(rendered, overlay):
+    for owner, spec in pod_templates(rendered[overlay]):
         name = f"{owner['kind']}/{owner['metadata']['name']}"
         assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert spec["automountServiceAccountToken"] is False, name
-        for c in spec["containers"]:
+        assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
             sc = c["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True, name
             assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc.get("privileged") is not True, name
             assert sc["capabilities"]["drop"] == ["ALL"], name
+            assert not sc["capabilities"].get("add"), name
             assert {"requests", "limits"} <= c["resources"].keys(), name
 
 
-def test_replicas_in_minikube(rendered):
-    wanted = {"auth": 2, "gateway": 2, "converter": 2, "notification": 1}
-    for name, count in wanted.items():
-        [deployment] = find(rendered["minikube"], "Deployment", name)
-        assert deployment["spec"]["replicas"] == count
+# Deployment -> replicas; with the RabbitMQ cluster every service runs twice (no single pod of
+# any kind whose loss stops the suite) and RabbitMQ three times
+REPLICAS = {
+    "minikube": {"auth": 2, "gateway": 2, "converter": 2, "notification": 1, "rabbitmq": 1},
+    CLUSTER: {"auth": 2, "gateway": 2, "converter": 2, "notification": 2, "rabbitmq": 3},
+}
+
+
+@pytest.mark.parametrize("overlay", REPLICAS)
+def test_replicas(rendered, overlay):
+    for name, count in REPLICAS[overlay].items():
+        [workload] = (find(rendered[overlay], "Deployment", name)
+                      or find(rendered[overlay], "StatefulSet", name))
+        assert workload["spec"]["replicas"] == count, name
+
+
+def fewest_pods(objects: list[dict], owner: dict) -> int:
+    """The fewest pods a workload runs: its replicas, or its autoscaler's minimum."""
+    name = owner["metadata"]["name"]
+    scalers = [h["spec"]["minReplicas"] for h in find(objects, "HorizontalPodAutoscaler")
+               if h["spec"]["scaleTargetRef"]["name"] == name]
+    scalers += [s["spec"]["minReplicaCount"] for s in find(objects, "ScaledObject")
+                if s["spec"]["scaleTargetRef"]["name"] == name]
+    return min(scalers) if scalers else owner["spec"]["replicas"]
+
+
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_disruption_budgets_fit_the_replicas(rendered, overlay):
+    """A drain can always evict (never a budget that blocks it), and a workload of two or more
+    pods keeps at least one running (RabbitMQ: a majority of its nodes)."""
+    objects = rendered[overlay]
+    budgets = find(objects, "PodDisruptionBudget")
+    covered = set()
+    for pdb in budgets:
+        spec, name = pdb["spec"], pdb["metadata"]["name"]
+        [owner] = [o for o, _ in pod_templates(objects) if o["kind"] in ("Deployment",
+                   "StatefulSet") and selects(spec["selector"], pod_labels(o))]
+        pods = fewest_pods(objects, owner)
+        assert ("minAvailable" in spec) != ("maxUnavailable" in spec), name
+        down = spec.get("maxUnavailable", pods - spec.get("minAvailable", 0))
+        assert isinstance(down, int), f"{name}: a number, not a percentage"
+        assert down >= 1, f"{name}: {pods} pod(s), the budget blocks every drain"
+        if pods >= 2:
+            assert pods - down >= 1, f"{name}: a drain may stop all {pods} pods"
+        if owner["metadata"]["name"] == "rabbitmq":
+            assert pods - down > pods // 2, f"{name}: a drain must leave a majority of nodes"
+        covered.add(owner["metadata"]["name"])
+    assert covered >= {*SERVICES, *(["rabbitmq"] if overlay == CLUSTER else [])}
+
+
+def test_sweep_never_overlaps_itself(rendered):
+    """From Kubernetes' side: no run while one is active, none started late into the next one's
+    slot, a hung run stopped, and no second pod of a run while the first is terminating."""
+    [cronjob] = find(rendered["minikube"], "CronJob", SWEEP)
+    spec = cronjob["spec"]
+    minutes = int(re.fullmatch(r"\*/(\d+) \* \* \* \*", spec["schedule"]).group(1))
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] < minutes * 60
+    job = spec["jobTemplate"]["spec"]
+    assert job["activeDeadlineSeconds"] > 0
+    assert job["podReplacementPolicy"] == "Failed"
+    assert job.get("parallelism", 1) == 1 and job.get("completions", 1) == 1
+    assert job["template"]["spec"]["restartPolicy"] == "Never"
 
 
 def test_overlay_images_are_the_ones_make_images_builds(rendered):

@@ -80,6 +80,7 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             (db, "videos.files"): {"find", "update", "remove"},
             (db, "mp3s.files"): {"find", "update", "remove"},
             (db, "uploads"): REMOVE,  # usage counts uploads in progress; stale ones go
+            (db, "leases"): WRITE,  # one sweep at a time (ops/lease.py)
         },
         # every collection of the database (collection ""): the backup lists them and their
         # indexes and reads them, and writes only the fixed scratch database it trial-restores

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from tests.manifests.helpers import (
+    CLUSTER,
     COMPONENTS,
     DEPLOYABLE,
     MANIFESTS,
@@ -47,9 +48,16 @@ FROM_OUTSIDE = {("ingress-nginx", "gateway", 8080), ("keda", "rabbitmq", 5672),
                 *{("monitoring", app, 9100) for app in ("auth", "gateway", "converter",
                                                         "notification")}}
 DNS = {("UDP", 53), ("TCP", 53)}
+# RabbitMQ as three nodes (components/rabbitmq-cluster): each node reaches the others on epmd and
+# the clustering port, and the Kubernetes API for peer discovery: the one address a policy names
+# (an ipBlock of that single address: minikube's API server, docker driver)
+API_SERVER = ("kube-apiserver", 8443)
+API_SERVER_CIDR = "192.168.49.2/32"
+PEERS = {("rabbitmq", 4369), ("rabbitmq", 25672)}
+CLUSTER_DEPENDENCIES = {**DEPENDENCIES, "rabbitmq": PEERS | {API_SERVER}}
 # with the monitoring component: the backup pushes its outcome to the Pushgateway, which
-# Prometheus scrapes
-WITH_MONITORING = {**DEPENDENCIES, "backup": DEPENDENCIES["backup"] | {PUSHGATEWAY},
+# Prometheus scrapes (that render has every component: the RabbitMQ cluster's too)
+WITH_MONITORING = {**CLUSTER_DEPENDENCIES, "backup": DEPENDENCIES["backup"] | {PUSHGATEWAY},
                    "pushgateway": set()}
 MONITORING_FROM_OUTSIDE = FROM_OUTSIDE | {("monitoring", "pushgateway", 9091)}
 RESTORE_JOB = MANIFESTS / "components" / "backup" / "restore-job.yaml"
@@ -93,7 +101,12 @@ def egress_of(objects: list[dict], app: str, labels: dict[str, str]) -> tuple[se
             assert rule.get("to"), f"{where}: a rule without `to` allows every destination"
             ports = ports_of(rule, where)
             for peer in rule["to"]:
-                assert "ipBlock" not in peer, f"{where}: no addresses outside the cluster"
+                if "ipBlock" in peer:
+                    assert peer == {"ipBlock": {"cidr": API_SERVER_CIDR}}, (
+                        f"{where}: no address but the Kubernetes API server's")
+                    assert {proto for proto, _ in ports} == {"TCP"}, where
+                    inside |= {(API_SERVER[0], port) for _, port in ports}
+                    continue
                 if is_kube_dns(peer):
                     dns |= ports
                     continue
@@ -140,6 +153,7 @@ def every_component(tmp_path_factory) -> list[dict]:
 def renders(rendered, every_component) -> dict[str, tuple[list[dict], dict, set]]:
     """name -> (objects, DEPENDENCIES, FROM_OUTSIDE) for each render checked."""
     found = {o: (rendered[o], DEPENDENCIES, FROM_OUTSIDE) for o in DEPLOYABLE}
+    found[CLUSTER] = (rendered[CLUSTER], CLUSTER_DEPENDENCIES, FROM_OUTSIDE)
     found["every-component"] = (every_component, WITH_MONITORING, MONITORING_FROM_OUTSIDE)
     return found
 
@@ -202,8 +216,9 @@ def test_dependency_ports_are_the_pods_container_ports(rendered, overlay):
     ports = {pod_labels(owner)["app"]: {p["containerPort"] for c in spec["containers"]
                                         for p in c.get("ports", [])}
              for owner, spec in pod_templates(objects)}
-    for app, deps in DEPENDENCIES.items():
-        for target, port in deps:
+    dependencies = CLUSTER_DEPENDENCIES if overlay == CLUSTER else DEPENDENCIES
+    for app, deps in dependencies.items():
+        for target, port in deps - {API_SERVER}:
             assert port in ports[target], f"{app} -> {target}:{port}: {target} listens on {ports}"
 
 
@@ -211,3 +226,31 @@ def test_mail_inbox_port_is_reachable_from_nowhere(rendered):
     objects = rendered["minikube"]
     inside, outside = ingress_of(objects, "mailpit", workloads(objects)["mailpit"])
     assert {port for _, port in inside | outside} == {1025}
+
+
+def test_rabbitmq_nodes_reach_each_other_and_every_client_reaches_every_node(rendered):
+    """The cluster's three pods share the labels the policies select: each node admits and
+    reaches the others on 4369 and 25672 only, and each client reaches all three on 5672."""
+    objects = rendered[CLUSTER]
+    [statefulset] = find(objects, "StatefulSet", "rabbitmq")
+    assert statefulset["spec"]["replicas"] == 3
+    labels = pod_labels(statefulset)  # every node's
+    inside, _ = egress_of(objects, "rabbitmq", labels)
+    assert inside == PEERS | {API_SERVER}
+    admitted, _ = ingress_of(objects, "rabbitmq", labels)
+    assert {(app, port) for app, port in admitted if app == "rabbitmq"} == PEERS
+    for client in ("gateway", "converter", "notification", "ops-sweep"):
+        assert ("rabbitmq", 5672) in egress_of(objects, client, workloads(objects)[client])[0]
+        assert (client, 5672) in admitted
+
+
+def test_rabbitmq_cluster_without_the_network_policies_component_still_forms(tmp_path):
+    """The cluster component's egress policy isolates the nodes on its own: it must hold all they
+    need (peers, API server, DNS); no ingress policy of its own, so every client still gets in."""
+    objects = kustomize(combination_dir(tmp_path, ("rabbitmq-cluster",)))
+    labels = workloads(objects)["rabbitmq"]
+    inside, dns = egress_of(objects, "rabbitmq", labels)
+    assert inside == PEERS | {API_SERVER} and dns == DNS
+    assert not policies(objects, "Ingress", labels)
+    assert {p["metadata"]["name"] for p in find(objects, "NetworkPolicy")} == {
+        "rabbitmq-cluster-egress"}

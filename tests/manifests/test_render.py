@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
 
 from tests.manifests.helpers import (
+    CLUSTER,
+    DEPLOYABLE,
     K8S_VERSION,
     MANIFESTS,
     OVERLAYS,
     all_combinations,
     combination_dir,
+    container_env_value,
+    data_values,
+    find,
     kustomize,
     tool,
 )
 
 pytestmark = pytest.mark.manifests
 
-# kinds of CRDs that have no schema in kubernetes-validate; checked by hand (ScaledObject below,
-# PodMonitor and PrometheusRule in test_monitoring.py)
-CUSTOM_KINDS = {"ScaledObject", "PodMonitor", "PrometheusRule"}
+# kinds of CRDs that have no schema in kubernetes-validate; checked by hand (ScaledObject and
+# TriggerAuthentication below, PodMonitor and PrometheusRule in test_monitoring.py)
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication", "PodMonitor", "PrometheusRule"}
 
 
 def validate(renders: dict[str, list[dict]], tmp_path) -> None:
@@ -52,7 +59,8 @@ def test_component_combinations_render_valid_objects(tmp_path):
     seen_kinds = {o["kind"] for objects in renders.values() for o in objects}
     validate(renders, tmp_path)
     assert {"HorizontalPodAutoscaler", "ScaledObject", "NetworkPolicy", "PersistentVolumeClaim",
-            "PodDisruptionBudget", "CronJob", "PodMonitor", "PrometheusRule"} <= seen_kinds
+            "PodDisruptionBudget", "CronJob", "PodMonitor", "PrometheusRule", "Role",
+            "RoleBinding"} <= seen_kinds
 
 
 def test_ingress_controller_settings_render_valid_objects(tmp_path):
@@ -61,8 +69,23 @@ def test_ingress_controller_settings_render_valid_objects(tmp_path):
     validate({"ingress-nginx": objects}, tmp_path)
 
 
-def test_keda_scaledobject_targets_converter_on_video_queue(rendered):
-    [scaled] = [o for o in rendered["minikube-keda"] if o["kind"] == "ScaledObject"]
+def keda_with_cluster(tmp_path) -> list[dict]:
+    """The KEDA component on top of the cluster overlay (no overlay of its own)."""
+    folder = tmp_path / "keda-cluster"
+    folder.mkdir()
+    spec = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "namespace": "mp3converter",
+            "resources": [os.path.relpath(MANIFESTS / "overlays" / CLUSTER, folder)],
+            "components": [os.path.relpath(MANIFESTS / "components" / "converter-keda", folder)]}
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+    return kustomize(folder)
+
+
+@pytest.mark.parametrize("variant", ["minikube-keda", "with-cluster"])
+def test_keda_scaledobject_targets_converter_on_video_queue(rendered, variant, tmp_path):
+    objects = rendered["minikube-keda"] if variant == "minikube-keda" else keda_with_cluster(
+        tmp_path)
+    [scaled] = find(objects, "ScaledObject")
     spec = scaled["spec"]
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -71,18 +94,40 @@ def test_keda_scaledobject_targets_converter_on_video_queue(rendered):
     [trigger] = spec["triggers"]
     assert trigger["type"] == "rabbitmq"
     assert trigger["metadata"]["queueName"] == "video"
-    # KEDA resolves hostFromEnv from the converter container's environment
-    [converter] = [o for o in rendered["minikube-keda"]
-                   if o["kind"] == "Deployment" and o["metadata"]["name"] == "converter"]
-    secret_name = converter["spec"]["template"]["spec"]["containers"][0]["envFrom"][1][
-        "secretRef"]["name"]
-    [secret] = [o for o in rendered["minikube-keda"]
-                if o["kind"] == "Secret" and o["metadata"]["name"] == secret_name]
-    assert trigger["metadata"]["hostFromEnv"] in secret["data"]
+    # KEDA's operator runs in namespace `keda`: one address (never the converter's RABBITMQ_URL,
+    # a list of nodes with the cluster), the broker's Service by its full name, no credentials
+    assert "hostFromEnv" not in trigger["metadata"]
+    host = urlsplit(trigger["metadata"]["host"])
+    [service] = find(objects, "Service", "rabbitmq")
+    namespace = scaled["metadata"]["namespace"]
+    assert namespace == service["metadata"]["namespace"] == "mp3converter"
+    assert host.hostname == f"rabbitmq.{namespace}.svc.cluster.local"
+    assert host.port == service["spec"]["ports"][0]["port"] == 5672 and host.path == "/%2F"
+    assert host.username is None and host.password is None and "," not in host.netloc
+    assert service["spec"]["clusterIP"] == "None", "the name resolves to every node"
+    # the user and password the converter connects with, from the Secret RabbitMQ itself gets
+    [auth] = find(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    assert auth["metadata"]["namespace"] == namespace
+    refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
+    assert refs.keys() == {"username", "password"}
+    [rabbitmq] = find(objects, "StatefulSet", "rabbitmq")
+    [broker_secret] = [s["secretRef"]["name"] for s in
+                       rabbitmq["spec"]["template"]["spec"]["containers"][0]["envFrom"]]
+    assert {r["name"] for r in refs.values()} == {broker_secret}
+    values = data_values(objects, "Secret", broker_secret)
+    [converter] = find(objects, "Deployment", "converter")
+    urls = container_env_value(objects, converter["spec"]["template"]["spec"]["containers"][0],
+                               "RABBITMQ_URL").split(",")
+    assert len(urls) == (3 if variant == "with-cluster" else 1)
+    for url in urls:
+        parts = urlsplit(url)
+        assert (unquote(parts.username), unquote(parts.password)) == (
+            values[refs["username"]["key"]], values[refs["password"]["key"]])
 
 
-def test_minikube_overlay_is_in_its_namespace(rendered):
-    for obj in rendered["minikube"]:
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_deployable_overlays_are_in_their_namespace(rendered, overlay):
+    for obj in rendered[overlay]:
         if obj["kind"] != "Namespace":
             assert obj["metadata"].get("namespace") == "mp3converter", obj["metadata"]["name"]
 

@@ -101,3 +101,28 @@ def test_a_set_from_before_the_backup_users_is_completed_keeping_every_password(
         assert values["MONGODB_URI"] == f"mongodb://{user}:{password}@mongodb:27017/?authSource=admin"
         assert "RABBITMQ_URL" not in values, f"{user} has no business with the broker"
         assert oct((tmp_path / f"{user}.env").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_set_from_before_the_rabbitmq_cluster_is_completed_keeping_every_password(tmp_path):
+    assert run(tmp_path).returncode == 0
+    (tmp_path / "rabbitmq-cluster.env").unlink()
+    rabbitmq = tmp_path / "rabbitmq.env"
+    rabbitmq.write_text("".join(line + "\n" for line in rabbitmq.read_text().splitlines()
+                                if not line.startswith("RABBITMQ_ERLANG_COOKIE=")))
+    before = snapshot(tmp_path)
+
+    out = run(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "added RABBITMQ_ERLANG_COOKIE" in out.stdout
+    after = snapshot(tmp_path)
+    assert after.keys() == before.keys() | {"rabbitmq-cluster.env"}
+    for name, text in before.items():
+        assert after[name].startswith(text), f"{name} changed beyond the added keys"
+    broker = read(rabbitmq)
+    assert len(broker["RABBITMQ_ERLANG_COOKIE"]) >= 32
+    # the same user and password as the single node's address, at each of the three nodes
+    single = read(tmp_path / "gateway.env")["RABBITMQ_URL"]
+    cluster = read(tmp_path / "rabbitmq-cluster.env")["RABBITMQ_URL"].split(",")
+    assert cluster == [single.replace("@rabbitmq:", f"@rabbitmq-{n}.rabbitmq:") for n in range(3)]
+    assert f"{broker['RABBITMQ_DEFAULT_USER']}:{broker['RABBITMQ_DEFAULT_PASS']}@" in single
+    assert oct((tmp_path / "rabbitmq-cluster.env").stat().st_mode & 0o777) == "0o600"
