@@ -6,12 +6,21 @@ import functools
 import os
 import statistics
 import time
+import urllib.parse
 
 import gridfs
 
 from bench import direct, media
 from bench.context import Bench
-from bench.timing import RssSampler, cpu_seconds, interleaved, median, pids_named
+from bench.timing import (
+    RssSampler,
+    cpu_seconds,
+    interleaved,
+    listening_pid,
+    machine_cpu_seconds,
+    median,
+    pids_named,
+)
 from common import topology
 from common.broker import connect
 from common.options import from_fields
@@ -20,6 +29,7 @@ from common.store import MP3S, VIDEOS
 MIB = 1024 * 1024
 BIG_FILE = 500 * MIB
 QUEUED_CLIPS = 30
+CONVERTER_COUNTS = (1, 2, 3, 4)  # measurement 6, each beside raw ffmpeg as many at once
 PARTS_TARGETS = {10: 1.3, 600: 1.10}  # clip seconds -> job / parts
 COVER_MAX_SECONDS = 0.2  # what the default cover may add to one job on the 600 s clip
 
@@ -239,56 +249,139 @@ def end_to_end(bench: Bench) -> list[dict]:
 
 
 def throughput(bench: Bench) -> list[dict]:
-    """6. Jobs per minute on 30 queued 10 s clips with 1 and with 2 converter processes."""
+    """6. Jobs per minute, 30 queued 10 s clips, 1 to 4 converters, beside the CPU ceiling."""
     bench.stop_converter()
     path = bench.clip(10)
     fid = bench.jobs.put_video(path)
+    # the CPU ceiling: the converter's own ffmpeg command on the same clip, read from disk
+    commands = [direct.ffmpeg_command(bench.ffmpeg, path, bench.work / f"ceiling-{i}.mp3")
+                for i in range(QUEUED_CLIPS)]
+    broker = _broker_pids(bench.queue_url)
 
     def run(count: int) -> dict:
         converters = bench.stack.converters(count, bench.queue_url, f"throughput-{count}")
         try:
             pids = [p.pid for p in converters.processes.values()]
-            cpu = _cpu(bench, pids)
+            cpu, machine = _cpu(bench, pids, broker), machine_cpu_seconds()
             start = time.perf_counter()
             ids = [bench.jobs.new_job(fid, path, bench.driver.publisher)
                    for _ in range(QUEUED_CLIPS)]
             arrived = bench.driver.wait(ids, 1800)
             seconds = max(t for t, _ in arrived.values()) - start
-            cpu = {k: v - cpu[k] for k, v in _cpu(bench, pids).items()}
+            machine = machine_cpu_seconds() - machine
+            cpu = {k: v - cpu[k] for k, v in _cpu(bench, pids, broker).items()}
         finally:
             converters.stop()
         for _, message in arrived.values():
             bench.jobs.discard_result(message)
         return {"seconds": seconds, "jobs_per_min": QUEUED_CLIPS * 60 / seconds,
-                "cores_busy": sum(cpu.values()) / seconds,
+                "cores_busy": sum(cpu.values()) / seconds, "machine_cores": machine / seconds,
                 **{f"cpu_{k}": v / QUEUED_CLIPS for k, v in cpu.items()}}
 
-    reps = max(1, bench.options.long_reps - 1)
-    runs = interleaved(reps, {"1 converter": lambda: run(1), "2 converters": lambda: run(2)})
-    bench.jobs.store.delete_file(VIDEOS, fid)
-    one = median(runs["1 converter"], "jobs_per_min")
-    two = median(runs["2 converters"], "jobs_per_min")
-    single = runs["1 converter"]
+    def raw(count: int) -> dict:
+        machine = machine_cpu_seconds()
+        batch = direct.ffmpeg_batch(commands, count)
+        seconds = batch["seconds"]
+        return {"seconds": seconds, "jobs_per_min": QUEUED_CLIPS * 60 / seconds,
+                "cores_busy": batch["cpu"] / seconds,
+                "machine_cores": (machine_cpu_seconds() - machine) / seconds}
+
+    measured = {_converters(n): functools.partial(run, n) for n in CONVERTER_COUNTS}
+    measured.update({_raw(n): functools.partial(raw, n) for n in CONVERTER_COUNTS})
+    direct.run_ffmpeg(commands[0])  # warm-up: the clip in the page cache, ffmpeg's binary
+    try:
+        runs = interleaved(bench.options.long_reps, measured)
+    finally:
+        bench.jobs.store.delete_file(VIDEOS, fid)
+        for i in range(QUEUED_CLIPS):
+            (bench.work / f"ceiling-{i}.mp3").unlink(missing_ok=True)
+    return _throughput_rows(runs)
+
+
+
+def _converters(count: int) -> str:
+    return f"{count} converter{'s' if count > 1 else ''}"
+
+
+def _raw(count: int) -> str:
+    return f"raw ffmpeg {count} at once"
+
+
+def _throughput_rows(runs: dict[str, list[dict]]) -> list[dict]:
+    """Jobs per minute per converter count and their ratios to one converter, beside the CPU
+    ceiling (the converter's raw ffmpeg, as many at once), and the cores the stack kept busy."""
+    cores = os.cpu_count() or 1
+    jobs = {n: median(runs[_converters(n)], "jobs_per_min") for n in CONVERTER_COUNTS}
+    encodes = {n: median(runs[_raw(n)], "jobs_per_min") for n in CONVERTER_COUNTS}
+    gain = {n: jobs[n] / jobs[1] for n in CONVERTER_COUNTS}
+    ceiling = {n: encodes[n] / encodes[1] for n in CONVERTER_COUNTS}
+    rows = []
+    for n in CONVERTER_COUNTS:
+        samples = runs[_converters(n)]
+        rows.append(row(
+            "6", f"jobs/min with {_converters(n)}, {QUEUED_CLIPS} queued 10s clips", jobs[n],
+            None, None,
+            f"{gain[n]:.2f}x one converter; {jobs[n] / encodes[n]:.0%} of raw ffmpeg {n} at "
+            f"once ({encodes[n]:.0f} encodes/min); converters, ffmpeg, nx-27017, RabbitMQ kept "
+            f"{median(samples, 'cores_busy'):.2f} cores busy, the whole machine "
+            f"{median(samples, 'machine_cores'):.2f} of {cores}; each rep: "
+            + ", ".join(f"{s['jobs_per_min']:.0f}" for s in samples), unit=" jobs/min"))
+    rows.append(_ratio_row("6", f"jobs/min, 2 converters / 1, {QUEUED_CLIPS} queued 10s clips",
+                           gain[2], 1.7, False,
+                           f"1 converter {jobs[1]:.1f} jobs/min, 2 converters {jobs[2]:.1f} "
+                           f"jobs/min; raw ffmpeg 2 at once / 1 at a time {ceiling[2]:.2f}x"))
+    for n in CONVERTER_COUNTS[2:]:
+        rows.append(row("6", f"jobs/min, {n} converters / 1, {QUEUED_CLIPS} queued 10s clips",
+                        gain[n], None, None,
+                        f"{n} converters {jobs[n]:.1f} jobs/min, 1 converter {jobs[1]:.1f}; "
+                        f"raw ffmpeg {n} at once / 1 at a time {ceiling[n]:.2f}x"))
+    for n in CONVERTER_COUNTS[1:]:
+        samples, single = runs[_raw(n)], runs[_raw(1)]
+        rows.append(row(
+            "6", f"CPU ceiling: raw ffmpeg {n} at once / 1, the same {QUEUED_CLIPS} encodes",
+            ceiling[n], None, None,
+            f"{encodes[n]:.0f} encodes/min against {encodes[1]:.0f}; ffmpeg kept "
+            f"{median(samples, 'cores_busy'):.2f} cores busy ({median(single, 'cores_busy'):.2f} "
+            f"one at a time), the whole machine {median(samples, 'machine_cores'):.2f}"))
+    single = runs[_converters(1)]
     per_job = {k[4:]: median(single, k) for k in single[0] if k.startswith("cpu_")}
-    cores = median(single, "cores_busy")
-    return [
-        _ratio_row("6", "jobs/min, 2 converters / 1, 30 queued 10s clips", two / one, 1.7,
-                   False, f"1 converter {one:.1f} jobs/min, 2 converters {two:.1f} jobs/min"),
-        row("6", "cores kept busy by the stack with 1 converter", cores, None, None,
-            "CPU seconds per job: " + ", ".join(f"{k} {v:.3f}" for k, v in per_job.items())
-            + f"; with {os.cpu_count()} cores the ceiling for 2/1 is "
-            f"{min(2.0, os.cpu_count() / cores):.2f}x"),
-    ]
+    busy = median(single, "cores_busy")
+    rows.append(row("6", "cores kept busy by the stack with 1 converter", busy, None, None,
+                    "CPU seconds per job: " + ", ".join(f"{k} {v:.3f}"
+                                                        for k, v in per_job.items())
+                    + f"; with {cores} cores the ceiling for 2/1 is "
+                    f"{min(2.0, cores / busy):.2f}x, and {cores} cores / "
+                    f"{sum(per_job.values()):.3f} CPU s per job = "
+                    f"{cores * 60 / sum(per_job.values()):.0f} jobs/min at most"))
+    beyond = [str(n) for n in CONVERTER_COUNTS if n > cores]
+    others = median([{"seconds": s["machine_cores"] - s["cores_busy"]}
+                     for n in CONVERTER_COUNTS for s in runs[_converters(n)]])
+    rows.append(row("6", "cores on this machine (os.cpu_count())", float(cores), None, None,
+                    (f"more than {cores} converters cannot add CPU here, only overlap the I/O "
+                     "waits (GridFS transfers, queue round trips, ffmpeg start-up): "
+                     f"{' and '.join(beyond)} converters are held to the raw ffmpeg ceiling"
+                     if beyond else f"every measured count fits in {cores} cores")
+                    + f"; other processes kept {others:.2f} cores busy while the converters "
+                    "ran (median; the whole machine minus the stack)", unit=" cores"))
+    return rows
 
 
-def _cpu(bench: Bench, converter_pids: list[int]) -> dict[str, float]:
+def _cpu(bench: Bench, converter_pids: list[int], broker_pids: list[int]) -> dict[str, float]:
     """CPU seconds so far of the converters (with their ffmpeg runs), nx-27017, RabbitMQ and
     this benchmark process."""
     own = os.times()
     return {"converters+ffmpeg": sum(cpu_seconds(p) for p in converter_pids),
             "nx-27017": cpu_seconds(bench.stack.mongodb.pid),
-            "rabbitmq": sum(cpu_seconds(p) for p in pids_named("beam.smp")),
+            "rabbitmq": sum(cpu_seconds(p) for p in broker_pids),
             "bench": own.user + own.system}
+
+
+def _broker_pids(url: str) -> list[int]:
+    """The RabbitMQ node serving ``url``: the beam.smp listening on its port (other nodes on
+    the machine come and go), or every beam.smp when that cannot be told."""
+    nodes = pids_named("beam.smp")
+    pid = listening_pid(urllib.parse.urlsplit(url).port or 5672, nodes)
+    return [pid] if pid else nodes
 
 
 def _purge(url: str) -> None:

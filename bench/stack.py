@@ -91,5 +91,5 @@ class BenchStack:
         for i, process in enumerate(processes):
             process.name = f"converter-{i}"
         stack = Stack(processes)
-        stack.start(timeout=60)
+        stack.start(timeout=60, together=True)
         return stack

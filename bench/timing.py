@@ -107,6 +107,35 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / TICKS  # utime stime cutime cstime
 
 
+def listening_pid(port: int, candidates: list[int]) -> int | None:
+    """The pid among ``candidates`` holding the listening TCP socket of ``port`` (e.g. the
+    RabbitMQ node the benchmark uses, among every beam.smp on the machine); None if none."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                sockets.add(f"socket:[{fields[9]}]")
+    for pid in candidates:
+        try:
+            if any(os.readlink(fd) in sockets for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every process on the machine spent so far, all cores together
+    (/proc/stat: user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7)) / TICKS
+
+
 def pids_named(comm: str) -> list[int]:
     """Pids whose command name is ``comm`` (e.g. the RabbitMQ VM, beam.smp)."""
     found = []
