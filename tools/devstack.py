@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from tools.processes import (
     ROOT,
@@ -131,10 +131,44 @@ def metrics_port(env: Mapping[str, str]) -> str:
 
 
 def metrics_urls(stack: Stack) -> dict[str, str]:
-    """Where each service of the stack serves its Prometheus metrics, by service name."""
-    return {name: f"http://127.0.0.1:{process.env['METRICS_PORT']}/metrics"
-            for name, process in stack.processes.items()
-            if name in SERVICES and process.env.get("METRICS_PORT", "0") != "0"}
+    """Where each service of the stack serves its Prometheus metrics, by process name (every
+    replica its own: ``gateway``, ``gateway-2``...)."""
+    return {process.name: f"http://127.0.0.1:{process.env['METRICS_PORT']}/metrics"
+            for service in SERVICES for process in stack.replicas(service)
+            if process.env.get("METRICS_PORT", "0") != "0"}
+
+
+def replica_name(service: str, k: int) -> str:
+    """The k-th replica's process name: the first keeps the service's name, then
+    ``service-2``, ``service-3``..."""
+    return service if k == 1 else f"{service}-{k}"
+
+
+def replica_url(url: str, k: int) -> str:
+    """The URL of the k-th replica of a web service: the port of ``url`` plus k - 1."""
+    parsed = urlparse(url)
+    return urlunparse(parsed._replace(netloc=f"{parsed.hostname}:{_port_of(url) + k - 1}"))
+
+
+def parse_scale(text: str) -> dict[str, int]:
+    """``"gateway=2 converter=3"`` (spaces or commas between) -> replicas by service; a
+    ValueError says what is wrong. auth runs once: the gateways reach it at one AUTH_URL."""
+    scale: dict[str, int] = {}
+    for item in text.replace(",", " ").split():
+        service, sep, count = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r}: expected SERVICE=COUNT, such as gateway=2")
+        if service not in SERVICES:
+            raise ValueError(f"{item!r}: unknown service {service!r}; "
+                             f"scalable: {', '.join(SERVICES)}")
+        if service in scale:
+            raise ValueError(f"{item!r}: {service} is given twice")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"{item!r}: the count must be a positive whole number")
+        if service == "auth" and int(count) > 1:
+            raise ValueError(f"{item!r}: auth runs once (the gateways reach it at AUTH_URL)")
+        scale[service] = int(count)
+    return scale
 
 
 def web_process(
@@ -144,10 +178,13 @@ def web_process(
     var_dir: Path,
     ready_path: str | None,
     echo: bool = False,
+    service: str | None = None,
 ) -> Process:
-    """A Flask service under gunicorn, listening on the port of its URL."""
+    """A Flask service (``service``, default ``name``; ``name`` may be a replica's) under
+    gunicorn, listening on the port of its URL."""
     port = _port_of(url)
-    argv = [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf", f"{name}:create_app()"]
+    app = f"{service or name}:create_app()"
+    argv = [str(BIN / "gunicorn"), "-c", "python:common.gunicorn_conf", app]
     ready = (
         http_check(f"http://127.0.0.1:{port}{ready_path}", "application/json")
         if ready_path
@@ -165,15 +202,18 @@ def web_process(
 
 
 def consumer_process(
-    name: str, env: Mapping[str, str], var_dir: Path, echo: bool = False
+    name: str, env: Mapping[str, str], var_dir: Path, echo: bool = False,
+    service: str | None = None,
 ) -> Process:
-    """`python -m <name>`; ready once its heartbeat file is written."""
+    """`python -m <service>` (default ``name``; ``name`` may be a replica's); ready once its
+    heartbeat file is written."""
+    service = service or name
     heartbeat = var_dir / "run" / f"{name}.heartbeat"
     heartbeat.parent.mkdir(parents=True, exist_ok=True)
-    grace = float(env.get("SHUTDOWN_GRACE_SECONDS", "600" if name == "converter" else "60"))
+    grace = float(env.get("SHUTDOWN_GRACE_SECONDS", "600" if service == "converter" else "60"))
     process = Process(
         name,
-        [sys.executable, "-m", name],
+        [sys.executable, "-m", service],
         process_env(env, HEARTBEAT_FILE=str(heartbeat), METRICS_PORT=metrics_port(env)),
         var_dir / "log" / f"{name}.log",
         echo=echo,
@@ -191,21 +231,35 @@ def build_stack(
     with_mailsink: bool = True,
     services: Iterable[str] = SERVICES,
     echo: bool = False,
+    scale: Mapping[str, int] | None = None,
 ) -> Stack:
-    """Processes for the stack; ports come from MONGODB_URI, SMTP_PORT, AUTH_URL and PUBLIC_URL."""
+    """Processes for the stack; ports come from MONGODB_URI, SMTP_PORT, AUTH_URL and PUBLIC_URL.
+
+    ``scale`` runs more than one replica of a service (default one): ``gateway``,
+    ``gateway-2``... each with its own log, metrics port and heartbeat file; the k-th gateway
+    listens on PUBLIC_URL's port + k - 1."""
     var_dir = Path(var_dir)
+    scale = dict(scale or {})
+    bad = {s: n for s, n in scale.items()
+           if s not in SERVICES or n < 1 or (s == "auth" and n > 1)}
+    if bad:
+        raise ValueError(f"cannot scale {bad}: services {SERVICES} (auth once), counts >= 1")
     stack = Stack()
     if with_mongodb:
         stack.add(mongodb_process(env, var_dir, echo))
     if with_mailsink:
         stack.add(mailsink_process(env, var_dir, echo))
-    for name in services:
-        if name == "auth":
-            stack.add(web_process("auth", env["AUTH_URL"], env, var_dir, "/healthz", echo))
-        elif name == "gateway":
-            stack.add(web_process("gateway", env["PUBLIC_URL"], env, var_dir, "/healthz", echo))
-        else:
-            stack.add(consumer_process(name, env, var_dir, echo))
+    for service in services:
+        for k in range(1, scale.get(service, 1) + 1):
+            name = replica_name(service, k)
+            if service == "auth":
+                stack.add(web_process(name, env["AUTH_URL"], env, var_dir, "/healthz", echo,
+                                      service))
+            elif service == "gateway":
+                url = replica_url(env["PUBLIC_URL"], k)
+                stack.add(web_process(name, url, env, var_dir, "/healthz", echo, service))
+            else:
+                stack.add(consumer_process(name, env, var_dir, echo, service))
     return stack
 
 
@@ -312,7 +366,7 @@ def dev_env(var_dir: Path) -> dict[str, str]:
 
 
 TRY_IT = """
-The stack is up. Try it:
+The stack is up. {gateways}Try it:
 
   GW={gw}
   curl -X POST $GW/login -u {email}:{password}
@@ -323,7 +377,7 @@ The stack is up. Try it:
 
 Mail goes to {mail}/, logs to {logs}/. Prometheus metrics:
 {metrics}
-{prometheus}Ctrl-C stops everything.
+{prometheus}A process that exits is restarted (1 s, doubling up to 30 s). Ctrl-C stops everything.
 """
 
 
@@ -338,11 +392,22 @@ def _sweep(env: Mapping[str, str], log_path: Path) -> None:
         print(f"sweep failed ({result.returncode}), see {log_path}", flush=True)
 
 
-def dev_stack(var_dir: Path) -> tuple[dict[str, str], Stack]:
+def dev_stack(
+    var_dir: Path, scale: Mapping[str, int] | None = None
+) -> tuple[dict[str, str], Stack]:
     """The `make run` stack; no nx-27017 when the caller points MONGODB_URI elsewhere."""
     env = dev_env(var_dir)
     with_mongodb = "MONGODB_URI" not in os.environ
-    return env, build_stack(env, var_dir, with_mongodb=with_mongodb, echo=True)
+    return env, build_stack(env, var_dir, with_mongodb=with_mongodb, echo=True, scale=scale)
+
+
+def _gateways_text(stack: Stack) -> str:
+    """The line per gateway replica of the start-up text, when there is more than one."""
+    gateways = stack.replicas("gateway")
+    if len(gateways) < 2:
+        return ""
+    return "Its gateways, any of which serves every request:\n" + "".join(
+        f"  {p.name:<15} http://127.0.0.1:{p.port}\n" for p in gateways) + "\n"
 
 
 PROMETHEUS_PORT = 9090  # `make run MONITOR=1`: the usual port when it is free
@@ -359,10 +424,12 @@ def monitor_process(stack: Stack, var_dir: Path) -> Process:
                               port=port, rules=rules_file())
 
 
-def run(var_dir: Path = ROOT / "var", monitor: bool = False) -> int:
-    """Start everything (and Prometheus when ``monitor``), sweep every minute, and stop it
-    all on Ctrl-C or SIGTERM."""
-    env, stack = dev_stack(var_dir)
+def run(
+    var_dir: Path = ROOT / "var", monitor: bool = False, scale: Mapping[str, int] | None = None
+) -> int:
+    """Start everything (``scale``: replicas by service; Prometheus when ``monitor``), restart
+    whatever exits, sweep every minute, and stop it all on Ctrl-C or SIGTERM."""
+    env, stack = dev_stack(var_dir, scale)
     if monitor:
         stack.add(monitor_process(stack, var_dir))
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -377,31 +444,26 @@ def run(var_dir: Path = ROOT / "var", monitor: bool = False) -> int:
         stack.start()
         print(
             TRY_IT.format(
+                gateways=_gateways_text(stack),
                 gw=env["PUBLIC_URL"],
                 email=DEV_USER[0],
                 password=DEV_USER[1],
                 mail=var_dir / "mail",
                 logs=var_dir / "log",
-                metrics="\n".join(f"  {name:<13} {url}"
+                metrics="\n".join(f"  {name:<15} {url}"
                                    for name, url in metrics_urls(stack).items()) or "  (off)",
                 prometheus=(f"Prometheus (alerts at /alerts): "
                             f"http://127.0.0.1:{stack['prometheus'].port}\n" if monitor else ""),
             ),
             flush=True,
         )
+        stack.supervise()
         next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
-        while not stack.failed():
+        while True:
             time.sleep(1)
             if time.monotonic() >= next_sweep:
                 _sweep(env, sweep_log)
                 next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
-        for process in stack.failed():
-            print(
-                f"{process.name} exited with code {process.returncode}; see {process.log_path}",
-                file=sys.stderr,
-                flush=True,
-            )
-        return 1
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
@@ -422,8 +484,15 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--var-dir", type=Path, default=ROOT / "var")
     run_parser.add_argument("--monitor", action="store_true",
                             help="also start Prometheus scraping the services, with the alerts")
+    run_parser.add_argument("--scale", nargs="+", default=[], metavar="SERVICE=COUNT",
+                            help="replicas of a service, such as gateway=2 converter=3 "
+                                 "(default one each; auth runs once)")
     args = parser.parse_args(argv)
-    return run(args.var_dir.resolve(), monitor=args.monitor)
+    try:
+        scale = parse_scale(" ".join(args.scale))
+    except ValueError as exc:
+        run_parser.error(f"--scale: {exc}")
+    return run(args.var_dir.resolve(), monitor=args.monitor, scale=scale)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +31,10 @@ _given: set[int] = set()
 _given_lock = threading.Lock()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing uses right now, not given before by this process.
+def free_port(count: int = 1) -> int:
+    """A TCP port on 127.0.0.1 that nothing uses right now, not given before by this process;
+    with ``count``, the first of that many consecutive such ports (replicas of a web service
+    listen on a port and the next ones), all reserved.
 
     It is taken below the kernel's range of ephemeral ports: a server stopped and started
     again on it (a broker outage) must find it free, and in that range any outgoing connection
@@ -41,17 +44,19 @@ def free_port() -> int:
     low = _ephemeral_low()
     with _given_lock:
         for _ in range(500):
-            port = random.randrange(LOWEST_PORT, low) if low > LOWEST_PORT + 1000 else 0
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                port = sock.getsockname()[1]
-            if port not in _given:
-                _given.add(port)
-                return port
-    raise OSError("no free TCP port on 127.0.0.1")
+            first = random.randrange(LOWEST_PORT, low - count) if low > LOWEST_PORT + 1000 else 0
+            ports = []
+            for port in range(first, first + count) if first else [0]:
+                with socket.socket() as sock:
+                    try:
+                        sock.bind(("127.0.0.1", port))
+                    except OSError:
+                        break
+                    ports.append(sock.getsockname()[1])
+            if len(ports) == count and not _given.intersection(ports):
+                _given.update(ports)
+                return ports[0]
+    raise OSError(f"no {count} free consecutive TCP ports on 127.0.0.1")
 
 
 def _ephemeral_low() -> int:
@@ -139,6 +144,7 @@ class Process:
         self.cwd = cwd
         self.popen: subprocess.Popen | None = None
         self.started_at = 0.0
+        self.restarts = 0  # how many times a supervising stack started it again after an exit
         self._echo_thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -218,10 +224,10 @@ class Process:
         if self.alive:
             os.kill(self.popen.pid, sig)
 
-    def _signal_group(self, sig: int) -> None:
+    def _signal_group(self, sig: int, popen: subprocess.Popen | None = None) -> None:
         """Send a signal to every process in the group (children included)."""
         try:
-            os.killpg(self.popen.pid, sig)
+            os.killpg((popen or self.popen).pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -243,20 +249,25 @@ class Process:
 
     def reap(self, timeout: float | None = None) -> int | None:
         """Wait for exit up to the timeout, then SIGKILL whatever is left of the group."""
-        if self.popen is None:
+        popen = self.popen  # a supervisor may start a new one meanwhile
+        if popen is None:
             return None
-        code = self.wait(self.stop_timeout if timeout is None else timeout)
-        self._signal_group(signal.SIGKILL)
-        return self.popen.wait() if code is None else code
+        try:
+            code = popen.wait(self.stop_timeout if timeout is None else timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._signal_group(signal.SIGKILL, popen)
+        return popen.wait() if code is None else code
 
     stop = terminate
 
     def kill(self) -> int | None:
         """kill -9 the whole process group, as a crash would."""
-        if self.popen is None:
+        popen = self.popen  # a supervisor may start a new one meanwhile
+        if popen is None:
             return None
-        self._signal_group(signal.SIGKILL)
-        return self.popen.wait()
+        self._signal_group(signal.SIGKILL, popen)
+        return popen.wait()
 
     def restart(self, timeout: float = 60.0) -> Process:
         """Stop if running, start again and wait until ready."""
@@ -276,11 +287,38 @@ class Process:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Capped exponential backoff between restarts, as Kubernetes does for a crashing container:
+    ``initial`` seconds, doubling up to ``cap``; back to ``initial`` once a process has stayed
+    up ``reset_after`` seconds."""
+
+    initial: float = 1.0
+    cap: float = 30.0
+    reset_after: float = 60.0
+
+    def delay(self, previous: float | None, uptime: float) -> float:
+        """Seconds to wait before the next restart, given the delay before the previous one
+        (None: never restarted) and how long the process ran before it exited."""
+        if previous is None or uptime >= self.reset_after:
+            return self.initial
+        return min(previous * 2, self.cap)
+
+
+def _say(line: str) -> None:
+    """Print a line of the supervisor to the terminal."""
+    print(line, flush=True)
+
+
 class Stack:
-    """Named processes, started in order and stopped together."""
+    """Named processes, started in order and stopped together; restarted when supervised."""
 
     def __init__(self, processes: Iterable[Process] = ()):
         self.processes: dict[str, Process] = {}
+        self._supervisor: threading.Thread | None = None
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+        self._stopping = False
         for process in processes:
             self.add(process)
 
@@ -291,6 +329,14 @@ class Stack:
 
     def __getitem__(self, name: str) -> Process:
         return self.processes[name]
+
+    def replicas(self, service: str) -> list[Process]:
+        """The processes of one service: named ``service``, then ``service-2``, ``service-3``..."""
+        found = [p for name, p in self.processes.items()
+                 if name == service or (name.startswith(f"{service}-")
+                                        and name[len(service) + 1:].isdigit())]
+        return sorted(found, key=lambda p: int(p.name.rpartition("-")[2])
+                      if p.name != service else 1)
 
     @property
     def logs(self) -> dict[str, Path]:
@@ -315,11 +361,79 @@ class Stack:
             raise
         return self
 
+    def supervise(
+        self,
+        policy: RestartPolicy | None = None,
+        log: Callable[[str], None] = _say,
+        interval: float = 0.2,
+    ) -> Stack:
+        """Restart, on a background thread, every started process that exits while the stack
+        is not stopping, after the policy's backoff (default: 1 s doubling to 30 s, reset after
+        60 s up), as a pod's container is: whatever the exit (a crash, ``kill -9``, even a
+        ``terminate()`` by hand; ``stop()`` is the way to stop), and what the process left in
+        its group is killed first. Each restart is logged and counted in ``Process.restarts``,
+        and does not wait for readiness. The thread lives until ``stop()``: the processes it
+        starts get SIGTERM when it ends (PR_SET_PDEATHSIG)."""
+        if self._supervisor is not None:
+            return self
+        with self._lock:
+            self._stopping = False
+        self._halt.clear()
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(policy or RestartPolicy(), log, interval),
+            name="stack-supervisor", daemon=True)
+        self._supervisor.start()
+        return self
+
+    def _supervise(self, policy: RestartPolicy, log: Callable[[str], None],
+                   interval: float) -> None:
+        """The supervisor's loop: notice exits, wait out the backoff, start again."""
+        delays: dict[str, float] = {}  # delay before each process's latest restart
+        due: dict[str, float] = {}  # process name -> monotonic time of its next start
+        while not self._halt.wait(interval):
+            with self._lock:
+                if self._stopping:
+                    continue
+                now = time.monotonic()
+                for process in list(self.processes.values()):
+                    if process.popen is None or process.alive:
+                        continue
+                    name = process.name
+                    if name not in due:
+                        process._signal_group(signal.SIGKILL)  # what it left behind, as a pod
+                        uptime = time.time() - process.started_at
+                        delays[name] = policy.delay(delays.get(name), uptime)
+                        due[name] = now + delays[name]
+                        log(f"{name} exited with code {process.returncode}; restarting in "
+                            f"{delays[name]:g}s (restart #{process.restarts + 1})")
+                    elif now >= due[name]:
+                        try:
+                            process.start()
+                        except (OSError, ProcessFailed) as exc:
+                            delays[name] = policy.delay(delays[name], 0.0)
+                            due[name] = now + delays[name]
+                            log(f"{name} could not be restarted ({exc}); "
+                                f"trying again in {delays[name]:g}s")
+                            continue
+                        process.restarts += 1
+                        del due[name]
+
     def stop(self, timeout: float | None = None) -> None:
-        """Terminate running processes one by one, last started first."""
-        for process in reversed(self.processes.values()):
-            if process.alive:
-                process.terminate(timeout)
+        """Stop restarting first, then terminate running processes one by one, last started
+        first; the supervisor's thread ends after them."""
+        supervisor = self._supervisor
+        if supervisor is not None:
+            with self._lock:
+                self._stopping = True
+        try:
+            for process in reversed(self.processes.values()):
+                if process.alive:
+                    process.terminate(timeout)
+        finally:
+            if supervisor is not None:
+                self._halt.set()
+                supervisor.join()
+                self._supervisor = None
 
     def failed(self) -> list[Process]:
         """Started processes that are no longer running."""

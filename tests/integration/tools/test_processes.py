@@ -1,4 +1,4 @@
-"""Child processes: readiness, logs, graceful stop, kill, and stacks that clean up."""
+"""Child processes: readiness, logs, graceful stop, kill, stacks that clean up and restart."""
 
 import os
 import signal
@@ -11,6 +11,7 @@ import pytest
 from tools.processes import (
     Process,
     ProcessFailed,
+    RestartPolicy,
     Stack,
     file_check,
     free_port,
@@ -240,3 +241,93 @@ def test_children_die_with_the_process_that_started_them(tmp_path):
     while not _gone(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(grandchild)
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+
+
+def test_a_process_that_exits_is_restarted_with_a_growing_backoff(tmp_path):
+    log = tmp_path / "crasher.log"
+    code = "import time\nprint('start', time.time(), flush=True)\nraise SystemExit(3)\n"
+    crasher = Process("crasher", _python(code), os.environ, log).start()
+    said: list[str] = []
+    stack = Stack([crasher]).supervise(RestartPolicy(initial=0.3, cap=1.2), log=said.append)
+    try:
+        _wait(lambda: crasher.restarts >= 4 and log.read_text().count("start") >= 5, 20,
+              "four restarts")
+    finally:
+        stack.stop(5)
+    assert said[:4] == [
+        f"crasher exited with code 3; restarting in {d}s (restart #{n})"
+        for n, d in ((1, 0.3), (2, 0.6), (3, 1.2), (4, 1.2))
+    ]
+    starts = [float(line.split()[1]) for line in log.read_text().splitlines()]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    for gap, delay in zip(gaps, (0.3, 0.6, 1.2, 1.2), strict=False):
+        assert delay <= gap < delay + 1.5, gaps
+
+
+def test_a_killed_server_is_back_on_its_port_and_its_orphans_are_gone(tmp_path):
+    port = free_port()
+    pidfile = tmp_path / "child.pid"
+    code = (
+        "import http.server, subprocess, sys\n"
+        f"open({str(pidfile)!r}, 'w').write(str(subprocess.Popen(['sleep', '60']).pid))\n"
+        f"http.server.test(http.server.SimpleHTTPRequestHandler, port={port}, "
+        "bind='127.0.0.1')\n"
+    )
+    server = Process("server", _python(code), os.environ, tmp_path / "server.log",
+                     ready=tcp_check("127.0.0.1", port), port=port)
+    stack = Stack([server]).start(timeout=10).supervise(log=lambda line: None)
+    try:
+        first, orphan = server.pid, int(pidfile.read_text())
+        os.kill(first, signal.SIGKILL)  # kill -9 of the main process only
+        _wait(lambda: server.restarts == 1, 5, "restarted after the 1 s backoff")
+        server.wait_ready(10)
+        assert server.pid != first and port_open("127.0.0.1", port)
+        # the rest of its process group went with it, as a pod's would
+        _wait(lambda: _gone(orphan), 5, "the orphan killed")
+    finally:
+        stack.stop(5)
+    assert not server.alive and not port_open("127.0.0.1", port)
+
+
+def test_no_restart_once_the_stack_is_stopping(tmp_path):
+    log = tmp_path / "crasher.log"
+    crasher = Process("crasher", _python("print('start', flush=True); raise SystemExit(1)"),
+                      os.environ, log)
+    server = _http_server(tmp_path)
+    said: list[str] = []
+    stack = Stack([server, crasher]).start(["web"], timeout=10)
+    crasher.start()
+    stack.supervise(RestartPolicy(initial=1.0), log=said.append)
+    _wait(lambda: said, 5, "the exit noticed")
+    stack.stop(5)  # during the crasher's backoff; the server is terminated, not restarted
+    time.sleep(1.5)
+    assert not server.alive and not crasher.alive
+    assert server.restarts == 0 and crasher.restarts == 0
+    assert log.read_text().count("start") == 1
+    assert said == ["crasher exited with code 1; restarting in 1s (restart #1)"]
+
+
+def test_restarted_processes_stop_with_the_stack_and_it_can_supervise_again(tmp_path):
+    server = _http_server(tmp_path)
+    stack = Stack([server]).start(timeout=10).supervise(RestartPolicy(initial=0.1),
+                                                        log=lambda line: None)
+    server.kill()
+    _wait(lambda: server.restarts == 1, 5, "restarted")
+    server.wait_ready(10)
+    restarted = server.pid
+    stack.stop(5)
+    assert _gone(restarted) and not port_open("127.0.0.1", server.port)
+    stack.start(timeout=10).supervise(RestartPolicy(initial=0.1), log=lambda line: None)
+    try:
+        server.kill()
+        _wait(lambda: server.restarts == 2, 5, "restarted by the new supervisor")
+    finally:
+        stack.stop(5)
