@@ -75,24 +75,33 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
+_MYSQL_HOSTS = ("localhost", "127.0.0.1")
+
+
+def create_mysql_database(prefix: str, server: MariaDB = MACHINE_MARIADB) -> dict[str, str]:
+    """A fresh database with its own user on ``server``, kept: auth's MYSQL_* settings."""
+    name, password = unique_name(prefix), secrets.token_urlsafe(16)
+    with contextlib.closing(server.connect()) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        for host in _MYSQL_HOSTS:
+            cur.execute(f"CREATE USER '{name}'@'{host}' IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'{host}'")
+    return {"MYSQL_HOST": server.host, "MYSQL_PORT": str(server.port),
+            "MYSQL_USER": name, "MYSQL_PASSWORD": password, "MYSQL_DB": name}
+
+
 @contextlib.contextmanager
 def mysql_database(prefix: str, server: MariaDB = MACHINE_MARIADB) -> Iterator[dict[str, str]]:
     """A fresh database with its own user on ``server``; yields auth's MYSQL_* settings, drops
     both after."""
-    name, password = unique_name(prefix), secrets.token_urlsafe(16)
-    hosts = ("localhost", "127.0.0.1")
-    with contextlib.closing(server.connect()) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        for host in hosts:
-            cur.execute(f"CREATE USER '{name}'@'{host}' IDENTIFIED BY %s", (password,))
-            cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'{host}'")
+    settings = create_mysql_database(prefix, server)
+    name = settings["MYSQL_DB"]
     try:
-        yield {"MYSQL_HOST": server.host, "MYSQL_PORT": str(server.port),
-               "MYSQL_USER": name, "MYSQL_PASSWORD": password, "MYSQL_DB": name}
+        yield settings
     finally:
         with contextlib.closing(server.connect()) as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            for host in hosts:
+            for host in _MYSQL_HOSTS:
                 cur.execute(f"DROP USER IF EXISTS '{name}'@'{host}'")
 
 
@@ -101,22 +110,34 @@ def rabbitmqctl(*args: str, attempts: int = 4, broker: RabbitMQ = MACHINE_RABBIT
     return broker.ctl(*args, attempts=attempts)
 
 
-@contextlib.contextmanager
-def rabbitmq_vhost(prefix: str, broker: RabbitMQ = MACHINE_RABBITMQ) -> Iterator[str]:
-    """A fresh vhost of ``broker`` open to guest; yields its amqp URL, deletes it after."""
+def add_vhost(prefix: str, broker: RabbitMQ = MACHINE_RABBITMQ) -> str:
+    """A fresh vhost of ``broker`` open to guest, kept: its amqp URL."""
     vhost = unique_name(prefix)
     broker.ctl("add_vhost", vhost)
     try:
         broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield broker.amqp_url(vhost)
-    finally:
+    except BaseException:
         broker.ctl("delete_vhost", vhost)
+        raise
+    return broker.amqp_url(vhost)
+
+
+@contextlib.contextmanager
+def rabbitmq_vhost(prefix: str, broker: RabbitMQ = MACHINE_RABBITMQ) -> Iterator[str]:
+    """A fresh vhost of ``broker`` open to guest; yields its amqp URL, deletes it after."""
+    url = add_vhost(prefix, broker)
+    try:
+        yield url
+    finally:
+        first = urllib.parse.urlsplit(url.split(",")[0])
+        broker.ctl("delete_vhost", urllib.parse.unquote(first.path[1:]))
 
 
 def rabbitmq_connections(url: str, broker: RabbitMQ = MACHINE_RABBITMQ) -> list[str]:
-    """The broker's client connections to the vhost of the amqp ``url``, by name (the client's
-    address and port, so a connection that was dropped and reopened has another name)."""
-    vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
+    """The broker's client connections to the vhost of the amqp ``url`` (or of the first of
+    several, comma-separated: the nodes of a cluster), by name (the client's address and port,
+    so a connection that was dropped and reopened has another name)."""
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(url.split(",")[0].strip()).path[1:])
     rows = (line.split("\t") for line in broker.ctl("list_connections", "vhost", "name")
             .splitlines())
     return sorted(row[1] for row in rows if len(row) == 2 and row[0] == vhost)

@@ -8,6 +8,8 @@ tools.processes.Process, in its own process group, and is stopped by `stop()` (o
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import pwd
 import secrets
@@ -130,6 +132,9 @@ class RabbitMQNode(isolation.RabbitMQ):
         amqp, self.dist_port, self.prometheus_port = _free_ports(3)
         self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}/metrics"
         self.start_seconds: float | None = None  # the last start, until AMQP and metrics answer
+        self._started_at = 0.0
+        # A node to join at the first boot (a node that has data keeps its own cluster).
+        self.seed: str | None = None
         self.log_path = self.dir / "rabbitmq.log"
         env = {
             **_base_env(),
@@ -165,6 +170,9 @@ class RabbitMQNode(isolation.RabbitMQ):
             "prometheus.tcp.ip = 127.0.0.1\n"
             f"prometheus.tcp.port = {self.prometheus_port}\n"
             "prometheus.return_per_object_metrics = true\n"
+            + (f"cluster_formation.peer_discovery_backend = classic_config\n"
+               f"cluster_formation.classic_config.nodes.1 = {self.seed}\n"
+               if self.seed else "")
         )
         (self.dir / "enabled_plugins").write_text("[rabbitmq_prometheus].\n")
         (self.dir / "rabbitmq-env.conf").write_text("")
@@ -180,10 +188,20 @@ class RabbitMQNode(isolation.RabbitMQ):
 
     def start(self, timeout: float = 120) -> RabbitMQNode:
         """Start the node and wait until its AMQP and metrics ports accept connections."""
-        started = time.monotonic()
+        return self.launch().wait_started(timeout)
+
+    def launch(self) -> RabbitMQNode:
+        """Start the node's processes without waiting for it (``wait_started``): nodes of a
+        cluster boot side by side. Call it from a thread that outlives the node."""
+        self._started_at = time.monotonic()
         self._write_config()
-        self.process.start().wait_ready(timeout)
-        self.start_seconds = time.monotonic() - started
+        self.process.start()
+        return self
+
+    def wait_started(self, timeout: float = 120) -> RabbitMQNode:
+        """Wait until the launched node's AMQP and metrics ports accept connections."""
+        self.process.wait_ready(timeout)
+        self.start_seconds = time.monotonic() - self._started_at
         return self
 
     def stop(self) -> None:
@@ -202,6 +220,132 @@ class RabbitMQNode(isolation.RabbitMQ):
 
     def __enter__(self) -> RabbitMQNode:
         return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class RabbitMQCluster:
+    """``size`` RabbitMQNodes (<prefix>_1@localhost, <prefix>_2@localhost...) clustered on
+    loopback with one Erlang cookie, each in a directory of its own under ``directory``.
+
+    It stands where a RabbitMQNode does for tools.isolation (``ctl``, ``amqp_url``): a vhost
+    made through it exists on every node, and its URL lists every node, comma-separated, as
+    RABBITMQ_URL may. Any node may be stopped and started again (``nodes[i].stop()``,
+    ``.start()``, ``.process.kill()``): it rejoins the cluster; ``restore()`` starts every node
+    that is not running.
+    """
+
+    def __init__(self, directory: Path, size: int = 3):
+        self.dir = Path(directory)
+        prefix = isolation.unique_name("mp3test")
+        self.nodes = [RabbitMQNode(self.dir / f"node{i}", name=f"{prefix}_{i}")
+                      for i in range(1, size + 1)]
+        self.start_seconds: float | None = None  # the last start, until every node had joined
+        self._cookie = secrets.token_hex(16).upper()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {', '.join(n.nodename for n in self.nodes)}>"
+
+    @property
+    def nodenames(self) -> list[str]:
+        """Every node's Erlang name, the first node's first."""
+        return [node.nodename for node in self.nodes]
+
+    def _share_cookie(self) -> None:
+        for node in self.nodes:
+            node.dir.mkdir(parents=True, exist_ok=True)
+            cookie = node.dir / ".erlang.cookie"
+            if not cookie.exists():
+                cookie.write_text(self._cookie)
+                cookie.chmod(0o400)
+
+    def start(self, timeout: float = 180) -> RabbitMQCluster:
+        """Boot the first node, then the others side by side, each joining the first as it
+        boots (peer discovery from its config); one that came up alone all the same is joined
+        by hand (stop_app, join_cluster, start_app). Return once the cluster runs on all."""
+        started = time.monotonic()
+        self._share_cookie()
+        first, others = self.nodes[0], self.nodes[1:]
+        first.start(timeout)
+        for node in others:
+            node.seed = first.nodename
+            node.launch()
+        for node in others:
+            node.wait_started(timeout)
+        running = self.running_nodes()
+        for node in others:
+            if node.nodename not in running:
+                node.ctl("stop_app")
+                node.ctl("join_cluster", first.nodename)
+                node.ctl("start_app")
+        self.wait_running(timeout)
+        self.start_seconds = time.monotonic() - started
+        return self
+
+    def running_nodes(self) -> set[str]:
+        """The nodes the cluster counts as running, asked of a live one."""
+        status = json.loads(self.ctl("cluster_status", "--formatter", "json"))
+        return set(status.get("running_nodes", []))
+
+    def wait_running(self, timeout: float = 180) -> None:
+        """Wait until every node listens for AMQP and the cluster counts all of them running."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listening = all(port_open("127.0.0.1", node.port) for node in self.nodes)
+            try:
+                running = listening and self.running_nodes() == set(self.nodenames)
+            except RuntimeError:
+                running = False
+            if running:
+                return
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"{self!r}: not every node running after {timeout:.0f}s "
+                                    f"(logs under {self.dir})")
+            time.sleep(0.5)
+
+    def restore(self, timeout: float = 180) -> None:
+        """Start every node that is not running (side by side: all of them may be down) and
+        every application stopped with stop_app; return once all are back in the cluster."""
+        stopped = [node for node in self.nodes if not node.alive]
+        for node in stopped:
+            node.launch()
+        for node in stopped:
+            node.wait_started(timeout)
+        for node in self.nodes:
+            if not port_open("127.0.0.1", node.port):
+                node.ctl("start_app")
+        self.wait_running(timeout)
+
+    def ctl(self, *args: str, attempts: int = 4, timeout: float = 60) -> str:
+        """Run rabbitmqctl against a running node (another one at each retry); its output."""
+        last: Exception | None = None
+        for attempt in range(attempts):
+            alive = [node for node in self.nodes if node.alive] or self.nodes
+            node = alive[attempt % len(alive)]
+            try:
+                return node.ctl(*args, attempts=1, timeout=timeout)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                last = exc
+                if attempt + 1 < attempts:
+                    time.sleep(1 + attempt)
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self!r}: {last}")
+
+    def amqp_url(self, vhost: str = "/", user: str = "guest", password: str = "guest") -> str:
+        """The amqp URLs of a vhost on every node, comma-separated (as RABBITMQ_URL takes it)."""
+        return ",".join(node.amqp_url(vhost, user, password) for node in self.nodes)
+
+    def stop(self) -> None:
+        """Stop every node (RabbitMQNode.stop, all at once)."""
+        with concurrent.futures.ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(RabbitMQNode.stop, self.nodes))
+
+    def __enter__(self) -> RabbitMQCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -2,7 +2,9 @@
 
 import contextlib
 import logging
+import random
 import threading
+import time
 import urllib.parse
 
 import pika
@@ -10,9 +12,11 @@ import pika.exceptions
 
 from common import topology
 from common.errors import RetryableError
+from common.settings import amqp_urls
 
 log = logging.getLogger(__name__)
 
+NACK_RETRY_SECONDS = 0.5
 CONNECTION_ERRORS = (
     pika.exceptions.AMQPConnectionError, pika.exceptions.StreamLostError,
     pika.exceptions.ConnectionWrongStateError, pika.exceptions.ChannelWrongStateError,
@@ -20,11 +24,7 @@ CONNECTION_ERRORS = (
 )
 
 
-def parameters(url: str, heartbeat: int | None = None) -> pika.URLParameters:
-    """Connection parameters from an AMQP URL, with bounded timeouts.
-
-    ``heartbeat`` applies unless the URL sets its own (``?heartbeat=N``).
-    """
+def _parameters(url: str, heartbeat: int | None) -> pika.URLParameters:
     params = pika.URLParameters(url)
     params.socket_timeout = 5
     params.blocked_connection_timeout = 30
@@ -35,8 +35,21 @@ def parameters(url: str, heartbeat: int | None = None) -> pika.URLParameters:
     return params
 
 
+def parameters(url: str, heartbeat: int | None = None) -> list[pika.URLParameters]:
+    """Connection parameters of every address of RABBITMQ_URL (one AMQP URL, or the nodes of
+    a cluster separated by commas) in random order, with bounded timeouts: a connection tries
+    them in turn, so clients spread over the nodes and one that reconnects after a node was
+    lost lands on a live one.
+
+    ``heartbeat`` applies unless the URL sets its own (``?heartbeat=N``).
+    """
+    found = [_parameters(address, heartbeat) for address in amqp_urls(url)]
+    random.shuffle(found)
+    return found
+
+
 def connect(url: str, heartbeat: int | None = None) -> pika.BlockingConnection:
-    """Open a blocking connection."""
+    """Open a blocking connection to the first node of ``url`` that accepts it."""
     return pika.BlockingConnection(parameters(url, heartbeat))
 
 
@@ -86,16 +99,26 @@ class Publisher:
             expiration=str(expiration_ms) if expiration_ms is not None else None,
         )
         last = None
-        for _ in range(2):  # the idle connection may have been dropped: reopen once
+        for attempt in range(2):  # the idle connection may have been dropped: reopen once
             try:
                 self._open().basic_publish("", queue, body, props, mandatory=True)
                 return
-            except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            except pika.exceptions.UnroutableError as exc:
                 raise RetryableError(f"broker refused message for {queue}: {exc!r}",
                                      kind="broker") from exc
+            except pika.exceptions.NackError as exc:
+                # A quorum queue refuses while it elects a leader (a node was lost): once more,
+                # on a fresh connection, after the election has had a moment.
+                last = exc
+                self.close()
+                if attempt == 0:
+                    time.sleep(NACK_RETRY_SECONDS)
             except CONNECTION_ERRORS as exc:
                 last = exc
                 self.close()
+        if isinstance(last, pika.exceptions.NackError):
+            raise RetryableError(f"broker refused message for {queue}: {last!r}",
+                                 kind="broker") from last
         raise RetryableError(f"broker unreachable: {last!r}", kind="broker") from last
 
     def ping(self) -> None:
@@ -155,8 +178,9 @@ class PublisherPool:
         self._lock = threading.Lock()
         self._idle: list[Publisher] = []
         self.opened = 0  # Publishers made so far (at most ``size``)
-        # The broker's heartbeat is the URL's (?heartbeat=N), else its own (60 s by default).
-        heartbeat = parameters(url).heartbeat or 60
+        # The broker's heartbeat is the URL's (?heartbeat=N), else its own (60 s by default);
+        # the shortest of the addresses' when they differ.
+        heartbeat = min(params.heartbeat or 60 for params in parameters(url))
         self.keep_alive_seconds = max(0.1, min(heartbeat, 20) / 4)
         self._stopping = threading.Event()
         self._keeper = threading.Thread(target=self._keep_alive_loop, daemon=True,

@@ -304,14 +304,18 @@ class Jobs:
         self.dispatch(job["owner"], publisher)
         return True
 
-    def fail(self, job_id, reason: str, publisher, permanent: bool = True) -> bool:
+    def fail(self, job_id, reason: str, publisher, permanent: bool = True,
+             where: dict | None = None) -> bool:
         """Mark the job failed, publish the failure for its email, dispatch the owner's next.
+        False (nothing done) when it is no longer waiting or converting, or does not match
+        ``where`` (the sweep's compare-and-set on what it read).
 
         The video is dropped when the file itself is at fault (``permanent``); after retries
         ran out (an outage) it is kept until the sweep's retention, so it can be re-driven.
         """
         job = self._jobs.find_one_and_update(
-            {"_id": object_id(job_id), "status": {"$in": [s.value for s in ACTIVE]}},
+            {"_id": object_id(job_id), "status": {"$in": [s.value for s in ACTIVE]},
+             **(where or {})},
             {"$set": {"status": Status.FAILED.value, "error": reason, "updated_at": now()}},
             return_document=pymongo.ReturnDocument.AFTER)
         if job is None:
@@ -338,12 +342,14 @@ class Jobs:
         publisher.publish(topology.MP3, messages.encode(result))
         self._set(job["_id"], {"result_published_at": now()})
 
-    def _drop_video(self, job: dict, even_if_kept: bool = False) -> None:
+    def _drop_video(self, job: dict, even_if_kept: bool = False) -> bool:
+        """Delete the job's video; True when this call marked it deleted (not already so)."""
         if job.get("video_deleted_at") or (self.settings.keep_source_videos
                                            and not even_if_kept):
-            return
+            return False
         self._store.delete_file(VIDEOS, job["video_fid"])
-        self._set(job["_id"], {"video_deleted_at": now()})
+        return self._set(job["_id"], {"video_deleted_at": now()},
+                         where={"video_deleted_at": None})
 
     # -- notification -------------------------------------------------------------------------
     def mark_notified(self, job_id, outcome: str) -> None:
@@ -413,24 +419,30 @@ class Jobs:
         for job in list(self._jobs.find({"status": Status.FAILED.value,
                                          "video_deleted_at": None,
                                          "updated_at": {"$lt": stale}})):
-            self._drop_video(job)
-            counts["failed_videos_dropped"] += 1
+            # counted by the sweep that marked it (two at once both find it)
+            counts["failed_videos_dropped"] += self._drop_video(job)
         return counts
 
     # -- recovery (the sweep) -----------------------------------------------------------------
     def recover_unpublished(self, older_than: float, publisher) -> dict:
         """Publish jobs whose message never went out; fail those whose upload never finished;
-        dispatch owners who have room (a lost race between two uploads or finishes)."""
+        dispatch owners who have room (a lost race between two uploads or finishes).
+
+        Each job is taken first by a compare-and-set of its ``updated_at`` as read (which moves
+        it on): of two sweeps that read it, one publishes it and the other leaves it. A publish
+        that then fails leaves it for a sweep ``older_than`` later."""
         counts = {"republished": 0, "failed": 0, "dispatched": 0}
         cutoff = now() - older_than
         for job in list(self._jobs.find({"status": Status.QUEUED.value,
                                          "dispatched_at": {"$ne": None}, "published_at": None,
                                          "updated_at": {"$lt": cutoff}})):
+            unchanged = {"status": Status.QUEUED.value, "published_at": None,
+                         "updated_at": job["updated_at"]}
             if self._store.find_file(VIDEOS, job["video_fid"]) is None:
-                self.fail(job["_id"], "the upload was interrupted before it was stored",
-                          publisher)
-                counts["failed"] += 1
-            else:
+                counts["failed"] += self.fail(
+                    job["_id"], "the upload was interrupted before it was stored", publisher,
+                    where=unchanged)
+            elif self._set(job["_id"], {}, where=unchanged):
                 self._publish_video(job, publisher)
                 counts["republished"] += 1
         waiting = self._jobs.distinct("owner", {"status": Status.QUEUED.value,
@@ -445,15 +457,15 @@ class Jobs:
         cutoff = now() - older_than
         for job in list(self._jobs.find({"status": Status.CONVERTING.value,
                                          "updated_at": {"$lt": cutoff}})):
+            unchanged = {"status": Status.CONVERTING.value, "updated_at": job["updated_at"]}
             if job.get("attempts", 0) >= max_attempts:
-                self.fail(job["_id"], f"gave up after {job['attempts']} attempts: the "
-                                      "converter stopped responding", publisher,
-                          permanent=False)
-                counts["failed"] += 1
+                # only if still silent: not when its converter spoke meanwhile, nor twice
+                counts["failed"] += self.fail(
+                    job["_id"], f"gave up after {job['attempts']} attempts: the converter "
+                                "stopped responding", publisher, permanent=False,
+                    where=unchanged)
             elif self._set(job["_id"], {"status": Status.QUEUED.value, "progress": 0,
-                                        "published_at": None},
-                           where={"status": Status.CONVERTING.value,
-                                  "updated_at": job["updated_at"]}):
+                                        "published_at": None}, where=unchanged):
                 self._publish_video(job, publisher)
                 counts["requeued"] += 1
         return counts

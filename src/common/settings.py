@@ -2,6 +2,7 @@
 
 import os
 import sys
+import urllib.parse
 from dataclasses import dataclass
 
 TRUE = {"1", "true", "yes", "on"}
@@ -72,6 +73,42 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"environment variable {name} must be true or false, got {raw!r}")
 
 
+AMQP_SCHEMES = ("amqp", "amqps")
+
+
+def amqp_urls(value: str) -> list[str]:
+    """The broker addresses of a RABBITMQ_URL: one AMQP URL, or several separated by commas."""
+    return [part.strip() for part in value.split(",")]
+
+
+def env_amqp_urls(name: str, default: str) -> str:
+    """Return the variable: one amqp:// or amqps:// URL, or several separated by commas (the
+    nodes of one cluster, same virtual host), each checked."""
+    raw = env_str(name, default)
+    vhosts = set()
+    for position, url in enumerate(amqp_urls(raw), 1):
+        where = f"environment variable {name}, address {position}"
+        if not url:
+            raise ConfigError(f"{where} is empty: give one amqp:// URL, or several separated "
+                              "by commas")
+        # The messages never repeat the value: it holds the broker's password.
+        try:
+            parts = urllib.parse.urlsplit(url)
+            _ = parts.port  # raises ValueError when it is no number
+        except ValueError as exc:
+            raise ConfigError(f"{where} is not a valid URL ({exc})") from None
+        if parts.scheme not in AMQP_SCHEMES:
+            raise ConfigError(f"{where} must be an amqp:// or amqps:// URL, not "
+                              f"{parts.scheme + '://' if parts.scheme else 'without a scheme'}")
+        if not parts.hostname:
+            raise ConfigError(f"{where} names no host")
+        vhosts.add(urllib.parse.unquote(parts.path[1:]) or "/")  # as pika reads it
+    if len(vhosts) > 1:
+        raise ConfigError(f"environment variable {name}: every address must name the same "
+                          f"virtual host (the nodes of one cluster), got {sorted(vhosts)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class MessagingSettings:
     """Broker and retry settings shared by every service that touches the queues."""
@@ -85,7 +122,7 @@ class MessagingSettings:
     def from_env(cls) -> "MessagingSettings":
         """Read the messaging variables."""
         return cls(
-            rabbitmq_url=env_str("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+            rabbitmq_url=env_amqp_urls("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
             max_attempts=env_int("MAX_DELIVERY_ATTEMPTS", 5, minimum=1),
             retry_base_seconds=env_float("RETRY_BASE_SECONDS", 5.0),
             retry_max_seconds=env_float("RETRY_MAX_SECONDS", 300.0),

@@ -1,6 +1,18 @@
-"""Queue names and their declaration: work queues, retry delay queues, dead-letter queues."""
+"""Queue names and their declaration: work queues, retry delay queues, dead-letter queues.
 
+Every queue is a quorum queue, replicated on every node of the cluster it is declared on, so
+the loss of one node of three loses and blocks nothing. Releases before this one kept the
+dead-letter queues and the delay queues (then `<queue>.retry.<n>`) as classic queues, which
+live on one node: `python -m ops migrate` (ops.queues) converts the former in place and empties
+the latter into today's delay queues.
+"""
+
+import logging
 import random
+
+import pika.exceptions
+
+log = logging.getLogger(__name__)
 
 VIDEO = "video"
 MP3 = "mp3"
@@ -12,13 +24,45 @@ BROKER_DELIVERY_LIMIT = 20
 
 
 def dlq(queue: str) -> str:
-    """Name of the dead-letter queue of ``queue``."""
+    """Name of the dead-letter queue of ``queue`` (the work queue's own dead-letter target)."""
     return f"{queue}.dlq"
 
 
 def retry_queue(queue: str, attempt: int) -> str:
     """Name of the delay queue used before delivery attempt ``attempt + 1``."""
+    return f"{queue}.delay.{attempt}"
+
+
+def legacy_retry_queue(queue: str, attempt: int) -> str:
+    """Name of the classic delay queue an earlier release used before attempt ``attempt + 1``."""
     return f"{queue}.retry.{attempt}"
+
+
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def work_arguments(queue: str) -> dict:
+    """A work queue's arguments (unchanged since work queues became quorum queues: a queue
+    redeclared with other arguments is refused)."""
+    return {
+        **QUORUM,
+        "x-delivery-limit": BROKER_DELIVERY_LIMIT,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dlq(queue),
+    }
+
+
+def retry_arguments(queue: str) -> dict:
+    """A delay queue's arguments: each message's own TTL (``expiration``), then it is
+    dead-lettered back to ``queue``, at least once: the delay queue keeps it until ``queue``
+    confirmed it (which needs ``reject-publish``)."""
+    return {
+        **QUORUM,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
 
 
 def retry_delay(attempt: int, base: float, cap: float) -> float:
@@ -30,23 +74,37 @@ def retry_delay(attempt: int, base: float, cap: float) -> float:
 def declare(channel, max_attempts: int, queues=WORK_QUEUES) -> None:
     """Declare every queue the services use; safe to call any number of times."""
     for queue in queues:
-        channel.queue_declare(queue=dlq(queue), durable=True)
-        channel.queue_declare(
-            queue=queue,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": BROKER_DELIVERY_LIMIT,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": dlq(queue),
-            },
-        )
+        declare_dead_letter_queue(channel, queue)
+        channel.queue_declare(queue=queue, durable=True, arguments=work_arguments(queue))
         for attempt in range(1, max_attempts):
-            channel.queue_declare(
-                queue=retry_queue(queue, attempt),
-                durable=True,
-                arguments={
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": queue,
-                },
-            )
+            channel.queue_declare(queue=retry_queue(queue, attempt), durable=True,
+                                  arguments=retry_arguments(queue))
+
+
+_legacy_reported: set[str] = set()
+
+
+def declare_dead_letter_queue(channel, queue: str, report: bool = True) -> bool:
+    """Declare ``queue``'s dead-letter queue as a quorum queue; False when it is still the
+    classic queue of an earlier release (kept and used as it is, with a warning, until `python
+    -m ops migrate` converts it: refusing it would stop every service of a rolling upgrade).
+
+    The broker closes a channel that declares an existing queue with other arguments, so this
+    one is tried on a channel of its own.
+    """
+    name = dlq(queue)
+    scratch = channel.connection.channel()
+    try:
+        scratch.queue_declare(queue=name, durable=True, arguments=QUORUM)
+        return True
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 406:  # PRECONDITION_FAILED: the queue exists with other arguments
+            raise
+        if report and name not in _legacy_reported:
+            _legacy_reported.add(name)
+            log.warning("dead-letter queue of an earlier release: run python -m ops migrate",
+                        extra={"queue": name, "error": exc.reply_text})
+        return False
+    finally:
+        if scratch.is_open:
+            scratch.close()

@@ -40,10 +40,12 @@ def _publisher(ctx) -> Publisher:
 @cli.command("sweep")
 @click.pass_context
 def sweep_command(ctx):
-    """Recover lost and stuck jobs, expire MP3s, remove orphans and deleted accounts' files."""
-    from ops.sweep import sweep
+    """Recover lost and stuck jobs, expire MP3s, remove orphans and deleted accounts' files
+    (nothing, exit 0, while another sweep holds the lease: it says until when)."""
+    from ops.sweep import run
 
-    click.echo(json.dumps(sweep(ctx.obj["jobs"], _publisher(ctx), ctx.obj["config"])))
+    click.echo(json.dumps(run(ctx.obj["store"], ctx.obj["jobs"], lambda: _publisher(ctx),
+                              ctx.obj["config"])))
 
 
 @cli.command("dlq-list")
@@ -91,15 +93,27 @@ def usage_command(ctx, as_json: bool):
 @cli.command("migrate")
 @click.pass_context
 def migrate_command(ctx):
-    """Move GridFS files of earlier releases into today's buckets and upgrade their jobs (run
-    before the services start; a stopped run is finished by the next one)."""
+    """Move GridFS files of earlier releases into today's buckets and upgrade their jobs, then
+    make their classic queues quorum queues (run before the services start; a stopped run is
+    finished by the next one)."""
+    import pika.exceptions
+
     from ops.migrate import Inconsistent, migrate
+    from ops.queues import QueuesBusy, migrate_queues
 
     config = ctx.obj["config"]
     try:
         counts = migrate(ctx.obj["store"], config.lifecycle.mp3_retention_seconds)
     except Inconsistent as exc:
         click.echo(f"ops: migrate stopped: {exc}; every source is kept, run it again", err=True)
+        sys.exit(1)
+    try:
+        counts["queues"] = migrate_queues(config.messaging.rabbitmq_url,
+                                          config.messaging.max_attempts)
+    except (QueuesBusy, pika.exceptions.AMQPError, OSError) as exc:
+        click.echo(json.dumps(counts))
+        click.echo(f"ops: migrate stopped at the queues: {exc!r}; every message is kept, run "
+                   "it again", err=True)
         sys.exit(1)
     click.echo(json.dumps(counts))
     if counts["conflicts"]:

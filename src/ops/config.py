@@ -21,6 +21,7 @@ class OpsConfig:
     stuck_job_seconds: int
     unpublished_job_seconds: int
     orphan_grace_seconds: int
+    sweep_lease_seconds: int
     auth_url: str
     auth_timeout: float
     log_level: str
@@ -36,6 +37,8 @@ class OpsConfig:
             stuck_job_seconds=env_int("STUCK_JOB_SECONDS", 3600, minimum=1),
             unpublished_job_seconds=env_int("UNPUBLISHED_JOB_SECONDS", 120, minimum=1),
             orphan_grace_seconds=env_int("ORPHAN_GRACE_SECONDS", 86400, minimum=0),
+            # one sweep at a time: how long its lease lasts unless renewed (every third of it)
+            sweep_lease_seconds=env_int("SWEEP_LEASE_SECONDS", 120, minimum=3),
             auth_url=env_str("AUTH_URL", "http://127.0.0.1:5000").rstrip("/"),
             auth_timeout=float(env_int("AUTH_TIMEOUT_SECONDS", 5, minimum=1)),
             log_level=env_str("LOG_LEVEL", "INFO"),

@@ -11,8 +11,9 @@ from ops import manifest as manifests
 
 log = logging.getLogger(__name__)
 
-# Counters, not data: replaced by the set's whatever they hold (the gateway writes them).
-EPHEMERAL = ("uploads", "rate_limits")
+# Counters and leases, not data: replaced by the set's whatever they hold (the gateway and the
+# sweep write them).
+EPHEMERAL = ("uploads", "rate_limits", "leases")
 
 
 class TargetNotEmpty(Exception):

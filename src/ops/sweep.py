@@ -1,26 +1,67 @@
 """The sweep: recover lost messages and stuck jobs, expire MP3s, remove orphans and the files
-of deleted accounts. Every step is safe to repeat; run it every few minutes."""
+of deleted accounts. Run it every few minutes.
+
+One sweep runs at a time: each takes the lease `sweep` (``ops.lease``, SWEEP_LEASE_SECONDS,
+renewed while it runs) and one that finds it held does nothing. Every step is nonetheless safe
+to run twice at the same time (a sweep that stalled past its lease's expiry meets the next
+one): each change of a job is a compare-and-set on what was read, so of two sweeps one
+publishes, fails or expires a job and the other finds it changed."""
 
 import logging
 import urllib.parse
+from collections.abc import Callable
 
 import requests
 
 from common.jobs import Jobs
+from ops.lease import Lease, LeaseHeld, LeaseLost, iso
 
 log = logging.getLogger(__name__)
 
+LEASE = "sweep"
 
-def sweep(jobs: Jobs, publisher, config) -> dict:
-    """One pass of every step; returns what each did."""
-    counts = {}
-    counts.update(jobs.recover_unpublished(config.unpublished_job_seconds, publisher))
-    counts.update(jobs.recover_stuck(config.stuck_job_seconds, config.messaging.max_attempts,
-                                     publisher))
-    counts.update(jobs.expire())
-    counts.update(jobs.remove_orphans(config.orphan_grace_seconds))
-    counts["deleted_accounts_jobs"] = purge_deleted_accounts(jobs, config)
-    counts.update(adopt_address_owners(jobs, config))
+
+def run(store, jobs: Jobs, publisher: Callable[[], object], config) -> dict:
+    """The sweep under its lease: what each step did, ``{"skipped": ...}`` when another sweep
+    holds the lease, or what was done with ``"stopped"`` when the lease was lost midway.
+    ``publisher`` makes the broker connection, once the lease is held."""
+    lease = Lease(store.db, LEASE, config.sweep_lease_seconds)
+    try:
+        lease.acquire()
+    except LeaseHeld as exc:
+        log.info("sweep skipped: another sweep is running",
+                 extra={"holder": exc.holder, "until": iso(exc.expires_at)})
+        return {"skipped": f"another sweep holds the lease until {iso(exc.expires_at)}",
+                "holder": exc.holder}
+    lease.keep_renewed()
+    counts: dict = {}
+    try:
+        sweep(jobs, publisher(), config, lease.check, counts)
+    except LeaseLost as exc:
+        log.warning("sweep stopped: it lost its lease", extra={"reason": str(exc), **counts})
+        counts["stopped"] = f"lost the lease: {exc}"
+    finally:
+        lease.release()
+    return counts
+
+
+def sweep(jobs: Jobs, publisher, config, still_held: Callable[[], None] = lambda: None,
+          counts: dict | None = None) -> dict:
+    """One pass of every step; returns what each did (also into ``counts``). ``still_held``
+    is called before each step and raises to stop the pass."""
+    counts = {} if counts is None else counts
+    steps = (
+        lambda: jobs.recover_unpublished(config.unpublished_job_seconds, publisher),
+        lambda: jobs.recover_stuck(config.stuck_job_seconds, config.messaging.max_attempts,
+                                   publisher),
+        jobs.expire,
+        lambda: jobs.remove_orphans(config.orphan_grace_seconds),
+        lambda: {"deleted_accounts_jobs": purge_deleted_accounts(jobs, config)},
+        lambda: adopt_address_owners(jobs, config),
+    )
+    for step in steps:
+        still_held()
+        counts.update(step())
     log.info("sweep finished", extra=counts)
     return counts
 

@@ -1,20 +1,26 @@
 """The upgrade drill: the previous release (its code, from the commit named in
 ``tools/previous_release``) runs, people use it, it stops; this release migrates what it left
-and starts. Old users log in with their passwords, their MP3s download byte for byte, the job
-the old release queued is converted and mailed, and nothing reaches a dead-letter queue."""
+(`python -m ops migrate`: its classic dead-letter and delay queues become quorum queues) and
+starts. Old users log in with their passwords, their MP3s download byte for byte, the job the
+old release queued, waiting in its classic delay queue, is converted and mailed, the old
+release's dead letter is still there to read, and no new one is made."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
+import sys
 import tarfile
+import time
+import urllib.parse
 
 import pika
 import pytest
 
 from tests.e2e.api import classic_upload, wait_for_job
 from tests.e2e.storage import call, sweep
-from tools import isolation
+from tools import devstack, isolation
 from tools.processes import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -57,8 +63,43 @@ def dead_letters(url: str) -> dict[str, int]:
         connection.close()
 
 
+def retry_later(url: str, seconds: float) -> None:
+    """Move the message waiting in `video` into the old release's first delay queue, as its
+    converter does after a failed attempt (``x-attempt``, a per-message TTL)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        method, props, body = channel.basic_get("video", auto_ack=False)
+        assert method is not None, "no message waiting in video"
+        props.headers = {**(props.headers or {}), "x-attempt": 1}
+        props.expiration = str(int(seconds * 1000))
+        channel.basic_publish("", "video.retry.1", body, props, mandatory=True)
+        channel.basic_ack(method.delivery_tag)
+    finally:
+        connection.close()
+
+
+def waiting(url: str, queue: str) -> int:
+    """Messages ready in ``queue`` of the vhost."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def ops(env: dict, *args: str) -> str:
+    """``python -m ops ARGS`` of this release; its stdout."""
+    out = subprocess.run([sys.executable, "-m", "ops", *args], env=devstack.process_env(env),
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"python -m ops {' '.join(args)}: {out.stdout}{out.stderr}"
+    return out.stdout
+
+
 def test_an_upgrade_from_the_previous_release_loses_nothing(stack_factory, previous_code,
-                                                            mariadb_server, mailsink, media):
+                                                            mariadb_server, mailsink, media,
+                                                            rabbitmq_node):
     with isolation.mysql_database("mp3upg", mariadb_server) as mysql:
         old = stack_factory(PYTHONPATH=previous_code, **mysql)
         shared = {key: old.env[key] for key in ("MONGODB_DB", "RABBITMQ_URL")}
@@ -71,11 +112,31 @@ def test_an_upgrade_from_the_previous_release_loses_nothing(stack_factory, previ
         mp3s = {job["job_id"]: sha256(call(old, "GET", f"/download?fid={job['mp3_fid']}",
                                            jwt).content) for job in done}
         listed = [job["job_id"] for job in call(old, "GET", "/jobs", jwt).json()["jobs"]]
+        url = shared["RABBITMQ_URL"]
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        connection.channel().basic_publish("", "video", b'{"job_id": broken')
+        connection.close()
+        deadline = time.monotonic() + 30
+        while waiting(url, "video.dlq") == 0:  # the old converter dead-letters it
+            assert time.monotonic() < deadline, "the old release dead-lettered nothing"
+            time.sleep(0.2)
         old.processes["converter"].terminate(30)
         status, queued = classic_upload(old, jwt, media("mov"))  # on `video`, not converted yet
         assert status == 202, queued
         mailsink.wait_for(2, to=email)  # the two ready emails of the old release
         old.services.stop()
+        retry_later(url, 15)  # its first attempt failed: it waits in a classic delay queue
+
+        # This release's migration, before its services start (docs/operations.md).
+        env = {key: value for key, value in old.env.items() if key != "PYTHONPATH"}
+        queues = json.loads(ops(env, "migrate").strip().splitlines()[-1])["queues"]
+        assert queues == {"dead_letter_queues_converted": 2, "dead_letters_moved": 1,
+                          "legacy_delay_queues_deleted": 4, "delayed_messages_moved": 1}, queues
+        vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
+        types = {queue["name"]: queue["type"] for queue in json.loads(rabbitmq_node.ctl(
+            "list_queues", "-p", vhost, "name", "type", "--formatter", "json"))}
+        assert set(types.values()) == {"quorum"} and "video.retry.1" not in types, types
+        assert waiting(url, "video.delay.1") == 1  # the retry, still waiting out its delay
 
         new = stack_factory(**shared, **mysql)  # init-db migrates auth's tables first
         assert new.env["MONGODB_DB"] == old.env["MONGODB_DB"]
@@ -96,4 +157,6 @@ def test_an_upgrade_from_the_previous_release_loses_nothing(stack_factory, previ
         [ready] = [m for m in mailsink.wait_for(3, to=email)
                    if queued["job_id"] in m.get("X-Mp3converter-Job", "")]
         assert converted["mp3_fid"] in ready.get_body(("plain",)).get_content()
-        assert dead_letters(shared["RABBITMQ_URL"]) == {"video.dlq": 0, "mp3.dlq": 0}
+        assert dead_letters(url) == {"video.dlq": 1, "mp3.dlq": 0}  # the old release's only
+        [kept] = [json.loads(line) for line in ops(new.env, "dlq-list", "video").splitlines()]
+        assert "malformed" in kept["reason"] and kept["body"] == '{"job_id": broken', kept

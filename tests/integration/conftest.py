@@ -6,12 +6,11 @@ import time
 import uuid
 
 import gridfs
-import pika
 import pytest
 from bson import ObjectId
 
 from common import messages
-from common.broker import PublisherPool
+from common.broker import PublisherPool, connect
 from common.jobs import Jobs, Status
 from common.settings import LifecycleSettings, MongoSettings
 from common.store import MP3S, VIDEOS, Store
@@ -99,7 +98,7 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _channel(self):
-        conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        conn = connect(self.url)  # any node of a cluster's RABBITMQ_URL
         try:
             yield conn.channel()
         finally:

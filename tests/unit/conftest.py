@@ -18,7 +18,8 @@ import pytest
 
 SERVER_FIXTURES = frozenset({
     "mariadb_server", "fresh_mariadb_server", "mysql_db",
-    "rabbitmq_node", "fresh_rabbitmq_node", "rabbitmq_url", "module_vhost", "vhost",
+    "rabbitmq_node", "fresh_rabbitmq_node", "rabbitmq_cluster", "rabbitmq_url", "module_vhost",
+    "vhost",
     "mongodb_server", "mongodb_uri", "mailsink", "service_env", "stack", "stack_factory",
 })
 

@@ -39,16 +39,20 @@ def test_declare_twice_on_a_fresh_vhost_keeps_queues_and_messages(fresh_vhost,
     finally:
         conn.close()
     queues = _queues(fresh_vhost, rabbitmq_node)
-    expected = {"video", "mp3", "video.dlq", "mp3.dlq", "video.retry.1", "video.retry.2",
-                "mp3.retry.1", "mp3.retry.2"}
+    expected = {"video", "mp3", "video.dlq", "mp3.dlq", "video.delay.1", "video.delay.2",
+                "mp3.delay.1", "mp3.delay.2"}
     assert set(queues) == expected
     assert all(q["durable"] for q in queues.values())
+    assert {q["type"] for q in queues.values()} == {"quorum"}  # none lives on one node only
     for work in ("video", "mp3"):
-        assert queues[work]["type"] == "quorum"
         args = _arguments(queues[work])
         assert args["x-delivery-limit"] == topology.BROKER_DELIVERY_LIMIT
         assert args["x-dead-letter-routing-key"] == f"{work}.dlq"
-    assert _arguments(queues["video.retry.1"])["x-dead-letter-routing-key"] == "video"
+        delay = _arguments(queues[f"{work}.delay.1"])
+        assert delay["x-dead-letter-routing-key"] == work
+        # an expired message stays in its delay queue until the work queue confirmed it
+        assert delay["x-dead-letter-strategy"] == "at-least-once"
+        assert delay["x-overflow"] == "reject-publish"
 
 
 def _get(channel, queue: str, timeout: float = 10.0):
@@ -66,7 +70,7 @@ def test_retry_queue_delivers_back_to_the_work_queue_after_the_ttl(vhost):
     try:
         channel = conn.channel()
         topology.declare(channel, 3)
-        channel.basic_publish("", "mp3.retry.1", b"later",
+        channel.basic_publish("", topology.retry_queue("mp3", 1), b"later",
                               pika.BasicProperties(expiration="200"))
         got = _get(channel, "mp3")
         assert got is not None and got[1] == b"later"
@@ -90,3 +94,28 @@ def test_a_message_requeued_past_the_delivery_limit_is_dead_lettered(vhost):
         assert got is not None and got[1] == b"poison"
     finally:
         conn.close()
+
+
+def test_a_classic_dead_letter_queue_of_an_earlier_release_is_kept_and_used(fresh_vhost,
+                                                                             rabbitmq_node,
+                                                                             caplog,
+                                                                             monkeypatch):
+    monkeypatch.setattr(topology, "_legacy_reported", set())  # warned once per process
+    conn = pika.BlockingConnection(pika.URLParameters(fresh_vhost))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("video.dlq", durable=True)  # as the previous release declared it
+        channel.basic_publish("", "video.dlq", b"old dead letter")
+        with caplog.at_level("WARNING", logger="common.topology"):
+            topology.declare(channel, 3)  # refused and closed nothing: the services start
+            topology.declare(channel, 3)
+        channel.basic_publish("", "video.dlq", b"new dead letter")
+        assert channel.queue_declare("video.dlq", passive=True).method.message_count == 2
+    finally:
+        conn.close()
+    queues = _queues(fresh_vhost, rabbitmq_node)
+    assert queues["video.dlq"]["type"] == "classic"  # until `python -m ops migrate`
+    assert queues["mp3.dlq"]["type"] == "quorum"
+    warnings = [r for r in caplog.records if "ops migrate" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].queue == "video.dlq"

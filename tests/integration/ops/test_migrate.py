@@ -60,12 +60,13 @@ finally:
 
 
 @pytest.fixture
-def env(mongodb_uri):
-    """ops' environment for a fresh MONGODB_DB, with the legacy databases empty."""
+def env(mongodb_uri, module_vhost):
+    """ops' environment for a fresh MONGODB_DB, with the legacy databases empty (and a vhost
+    of the test run's broker, whose queues migrate finds as they should be)."""
     client = pymongo.MongoClient(mongodb_uri, tz_aware=True)
     values = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
               "MONGODB_URI": mongodb_uri, "MONGODB_DB": f"mp3test_mig_{secrets.token_hex(4)}",
-              "LOG_LEVEL": "INFO"}
+              "RABBITMQ_URL": module_vhost, "LOG_LEVEL": "INFO"}
     for name in LEGACY:
         client.drop_database(name)
     try:

@@ -101,3 +101,19 @@ def test_two_mariadb_servers_beside_the_machines_stopping_one_leaves_the_others_
     with fresh_mariadb_server.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM probe.kept")
         assert cur.fetchall() == ((7,),)
+
+
+def test_a_cluster_restores_nodes_stopped_or_killed_and_they_rejoin(rabbitmq_cluster):
+    cluster = rabbitmq_cluster
+    assert [n.nodename.split("@")[0].rsplit("_", 1)[1] for n in cluster.nodes] == ["1", "2", "3"]
+    assert cluster.running_nodes() == set(cluster.nodenames)
+    assert cluster.amqp_url("v").split(",") == [n.amqp_url("v") for n in cluster.nodes]
+    cluster.nodes[1].stop()
+    cluster.nodes[2].process.kill()
+    assert cluster.running_nodes() == {cluster.nodenames[0]}
+    assert cluster.ctl("eval", "node().").strip().strip("'") == cluster.nodenames[0]
+
+    cluster.restore()  # what the fixture does after every test that used the cluster
+    assert all(node.alive for node in cluster.nodes)
+    assert cluster.running_nodes() == set(cluster.nodenames)
+    assert all(_amqp_answers(node) for node in cluster.nodes)

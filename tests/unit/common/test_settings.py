@@ -184,3 +184,29 @@ def test_metrics_are_served_on_the_services_own_host(monkeypatch):
     monkeypatch.setenv("HOST", "127.0.0.1")
     monkeypatch.setenv("METRICS_PORT", "9200")
     assert MetricsSettings.from_env() == MetricsSettings(port=9200, host="127.0.0.1")
+
+
+# -- broker addresses --------------------------------------------------------------------------
+CLUSTER = ("amqp://u:p@rabbitmq-0:5672/%2F, amqp://u:p@rabbitmq-1:5672/%2F,"
+           "amqps://u:p@rabbitmq-2:5671/%2F")
+
+
+def test_rabbitmq_url_may_list_the_nodes_of_a_cluster(monkeypatch):
+    monkeypatch.setenv("RABBITMQ_URL", CLUSTER)
+    assert MessagingSettings.from_env().rabbitmq_url == CLUSTER
+
+
+@pytest.mark.parametrize("raw, says", [
+    ("http://u:hunter2@mq:5672/%2F", "address 1 must be an amqp:// or amqps:// URL, not http://"),
+    ("amqp://u:hunter2@mq:5672/%2F,mq2:5672", "address 2 must be an amqp:// or amqps:// URL"),
+    ("amqp://u:hunter2@mq:5672/%2F,", "address 2 is empty"),
+    ("amqp://u:hunter2@mq:56x2/%2F", "address 1 is not a valid URL"),
+    ("amqp://u:hunter2@/%2F", "address 1 names no host"),
+    ("amqp://u:hunter2@a/one,amqp://u:hunter2@b/two", "the same virtual host"),
+])
+def test_a_bad_broker_address_is_named_without_its_password(monkeypatch, raw, says):
+    monkeypatch.setenv("RABBITMQ_URL", raw)
+    with pytest.raises(ConfigError, match="RABBITMQ_URL") as exc:
+        MessagingSettings.from_env()
+    assert says in str(exc.value)
+    assert "hunter2" not in str(exc.value)
