@@ -7,8 +7,12 @@ PYTHON := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+SOAK_SECONDS ?= 600
+SOAK_SEED ?= 1
+SOAK_USERS ?= 20
+SCALE ?=
 
-.PHONY: help bootstrap venv run test test-unit lint bench clean backup
+.PHONY: help bootstrap venv run test test-unit lint bench soak clean backup
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,8 +23,8 @@ bootstrap: ## install and start MariaDB, RabbitMQ, ffmpeg; create the venv
 venv: ## create or update .venv only (no servers started)
 	bash scripts/bootstrap.sh venv
 
-run: bootstrap ## start the whole stack (auth :5000, gateway :8080, SMTP sink :1025); MONITOR=1 adds Prometheus
-	$(PYTHON) -m tools.devstack run $(if $(filter 1,$(MONITOR)),--monitor)
+run: bootstrap ## start the whole stack (auth :5000, gateway :8080, SMTP sink :1025); MONITOR=1 adds Prometheus; SCALE="gateway=2 converter=3" runs replicas
+	$(PYTHON) -m tools.devstack run $(if $(filter 1,$(MONITOR)),--monitor) $(if $(strip $(SCALE)),--scale "$(strip $(SCALE))")
 
 test: bootstrap ## the whole test suite, every marker
 	$(PYTEST) $(PYTEST_ARGS)
@@ -33,6 +37,9 @@ lint: bootstrap ## ruff
 
 bench: bootstrap ## benchmarks (bench/), results in bench/out/
 	$(PYTHON) -m bench $(BENCH_ARGS)
+
+soak: venv ## chaos soak: SOAK_SECONDS (600) of seeded load and faults (SOAK_SEED, SOAK_USERS), then nothing lost or duplicated; report in var/soak/
+	$(PYTHON) -m tools.soak --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) --users $(SOAK_USERS)
 
 backup: venv ## one verified backup set of `make run`'s databases into BACKUP_DIR (var/backups)
 	BACKUP_DIR=$${BACKUP_DIR:-var/backups} MYSQL_PASSWORD=$${MYSQL_PASSWORD-auth_password} \

@@ -10,16 +10,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
-import re
 import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 
 import pika
@@ -27,19 +23,16 @@ import pytest
 import requests
 
 from common import topology
-from tools import devstack, isolation
+from tools import devstack, isolation, stackenv
 from tools.isolation import MariaDB, RabbitMQ
-from tools.mailsink import message_paths, read_messages
+from tools.mailsink import read_messages, verification_link
 from tools.media import ffprobe_codec, ffprobe_duration, make_media
 from tools.processes import Process, Stack, free_port
 from tools.prometheus import PrometheusApi, prometheus_process
-from tools.servers import MariaDBServer, RabbitMQNode
+from tools.servers import MariaDBServer, RabbitMQCluster, RabbitMQNode
 
 __all__ = ["ffprobe_codec", "ffprobe_duration"]
 
-BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
-VERIFY_SUBJECT = "Confirm your email address"
-VERIFY_LINK = re.compile(r"https?://\S+/verify\?token=[\w.-]+")
 
 
 def _token() -> str:
@@ -88,21 +81,7 @@ class MailSink:
     def verification_link(self, to: str, timeout: float = 30.0, consume: bool = False) -> str:
         """The link in the newest verification email to `to`; `consume` deletes that email,
         as a person who read it would, so tests counting job emails see only those."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for path in reversed(message_paths(self.dir)):
-                with open(path, "rb") as fh:
-                    message = BytesParser(policy=policy.default).parse(fh)
-                recipient = str(message["X-Envelope-To"]).lower()
-                if to.lower() in recipient and str(message["Subject"]).startswith(VERIFY_SUBJECT):
-                    link = VERIFY_LINK.search(message.get_body(("plain",)).get_content())
-                    assert link, f"no verification link in {path}"
-                    if consume:
-                        path.unlink()
-                    return link.group(0)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no verification email to {to} within {timeout}s")
-            time.sleep(0.2)
+        return verification_link(self.dir, to, timeout, consume)
 
     def wait_for(
         self, count: int = 1, timeout: float = 30.0, to: str | None = None
@@ -200,10 +179,11 @@ def _start_services(
     servers: dict[str, Process],
     services=devstack.SERVICES,
     mailsink: MailSink | None = None,
+    scale: dict[str, int] | None = None,
 ) -> RunningStack:
     """init-db, then start the services; on failure print every log tail and re-raise."""
     stack = devstack.build_stack(
-        env, var_dir, with_mongodb=False, with_mailsink=False, services=services
+        env, var_dir, with_mongodb=False, with_mailsink=False, services=services, scale=scale
     )
     running = RunningStack(stack, env, servers, mailsink)
     try:
@@ -251,6 +231,26 @@ def rabbitmq_node(service_dirs) -> Iterator[RabbitMQNode]:
     .prometheus_url."""
     with RabbitMQNode(service_dirs.new("rabbitmq")) as node:
         yield node
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster(service_dirs) -> Iterator[RabbitMQCluster]:
+    """Three RabbitMQ nodes clustered on loopback (tools.servers.RabbitMQCluster; a vhost:
+    ``rabbitmq_vhost(cluster)``, its URL lists every node). A test may stop, kill and start
+    any node: after each test that used it, every node runs again (restored below)."""
+    with RabbitMQCluster(service_dirs.new("rabbitmq-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(autouse=True)
+def _rabbitmq_cluster_restored(request) -> Iterator[None]:
+    """After a test that used rabbitmq_cluster: every node of it started again and back in the
+    cluster, so the next test finds three."""
+    used = "rabbitmq_cluster" in request.fixturenames
+    cluster = request.getfixturevalue("rabbitmq_cluster") if used else None
+    yield
+    if cluster is not None:
+        cluster.restore()
 
 
 @pytest.fixture
@@ -332,37 +332,9 @@ def prometheus(service_dirs) -> Iterator[Callable[[dict[str, str]], PrometheusAp
 @pytest.fixture(scope="session")
 def service_env(mysql_db, rabbitmq_url, mongodb_uri, mailsink) -> dict[str, str]:
     """Environment for every service (README: Configuration); copy it before changing it."""
-    env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        LOG_LEVEL="INFO",
-        MONGODB_URI=mongodb_uri,
-        MONGODB_DB=f"mp3test_{_token()}",
-        RABBITMQ_URL=rabbitmq_url,
-        MAX_DELIVERY_ATTEMPTS="3",
-        RETRY_BASE_SECONDS="1",
-        RETRY_MAX_SECONDS="5",
-        HOST="127.0.0.1",
-        WEB_WORKERS="2",
-        WEB_THREADS="8",
-        JWT_SECRET=secrets.token_urlsafe(32),
-        AUTH_URL=f"http://127.0.0.1:{free_port()}",
-        DOWNLOAD_URL_SECRET=secrets.token_urlsafe(32),
-        PUBLIC_URL=f"http://127.0.0.1:{free_port()}",
-        SHUTDOWN_GRACE_SECONDS="10",
-        HEARTBEAT_MAX_AGE_SECONDS="60",
-        SMTP_HOST=mailsink.host,
-        SMTP_PORT=str(mailsink.port),
-        SMTP_FROM="mp3converter@localhost",
-        # Rate limits no ordinary test reaches (every request comes from 127.0.0.1); the tests of
-        # the limits themselves start their own stack with low ones.
-        LOGIN_RATE_LIMIT_PER_ACCOUNT="100000 per minute",
-        LOGIN_RATE_LIMIT_PER_ADDRESS="100000 per minute",
-        REGISTER_RATE_LIMIT_PER_ADDRESS="100000 per minute",
-        UPLOAD_RATE_LIMIT_PER_USER="100000 per minute",
-        **mysql_db,
-    )
-    return env
+    return stackenv.service_env(mysql=mysql_db, rabbitmq_url=rabbitmq_url,
+                                mongodb_uri=mongodb_uri, mongodb_db=f"mp3test_{_token()}",
+                                smtp_host=mailsink.host, smtp_port=mailsink.port)
 
 
 @pytest.fixture(scope="session")
@@ -380,23 +352,25 @@ def stack_factory(
     service_env, mongodb_server, mailsink, service_dirs, rabbitmq_node
 ) -> Iterator[Callable[..., RunningStack]]:
     """Start a separate stack (own vhost unless RABBITMQ_URL is given, MongoDB database and
-    ports) with env overrides."""
+    ports) with env overrides; ``scale`` runs replicas (devstack.build_stack: ``gateway-2``
+    on PUBLIC_URL's port + 1...)."""
     started: list[RunningStack] = []
     with contextlib.ExitStack() as cleanup:
 
-        def start(services=devstack.SERVICES, **overrides: str) -> RunningStack:
+        def start(services=devstack.SERVICES, scale: dict[str, int] | None = None,
+                  **overrides: str) -> RunningStack:
             env = dict(service_env)
             if "RABBITMQ_URL" not in overrides:
                 env["RABBITMQ_URL"] = cleanup.enter_context(rabbitmq_vhost(rabbitmq_node))
             env.update(
                 MONGODB_DB=f"mp3test_{_token()}",
                 AUTH_URL=f"http://127.0.0.1:{free_port()}",
-                PUBLIC_URL=f"http://127.0.0.1:{free_port()}",
+                PUBLIC_URL=f"http://127.0.0.1:{free_port((scale or {}).get('gateway', 1))}",
             )
             env.update(overrides)
             var_dir = service_dirs.new("stack")
             servers = {"mongodb": mongodb_server, "mailsink": mailsink.process}
-            running = _start_services(env, var_dir, servers, services, mailsink)
+            running = _start_services(env, var_dir, servers, services, mailsink, scale)
             started.append(running)
             return running
 

@@ -7,6 +7,7 @@ import email
 import itertools
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -17,6 +18,8 @@ from email.parser import BytesParser
 from pathlib import Path
 
 _counter = itertools.count()
+VERIFY_SUBJECT = "Confirm your email address"
+VERIFY_LINK = re.compile(r"https?://\S+/verify\?token=[\w.-]+")
 
 
 class StoreHandler:
@@ -64,6 +67,29 @@ def message_paths(directory: str | os.PathLike) -> list[Path]:
     return sorted(
         p for p in directory.iterdir() if p.suffix == ".eml" and not p.name.startswith(".")
     )
+
+
+def verification_link(directory: str | os.PathLike, to: str, timeout: float = 30.0,
+                      consume: bool = False) -> str:
+    """The link in the newest confirmation email to ``to`` stored in ``directory``, waiting up
+    to ``timeout`` seconds for it; ``consume`` deletes that email, as a person who read it
+    would, so that counting a user's job emails sees only those."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for path in reversed(message_paths(directory)):
+            with open(path, "rb") as fh:
+                message = BytesParser(policy=policy.default).parse(fh)
+            recipient = str(message["X-Envelope-To"]).lower()
+            if to.lower() in recipient and str(message["Subject"]).startswith(VERIFY_SUBJECT):
+                link = VERIFY_LINK.search(message.get_body(("plain",)).get_content())
+                if link is None:
+                    raise AssertionError(f"no confirmation link in {path}")
+                if consume:
+                    path.unlink()
+                return link.group(0)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no confirmation email to {to} within {timeout}s")
+        time.sleep(0.2)
 
 
 def read_messages(directory: str | os.PathLike) -> list[EmailMessage]:
