@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import click
+import pymongo.errors
 
 from common import log as jsonlog
 from common import topology
 from common.broker import Publisher
+from common.errors import RetryableError
 from common.jobs import Jobs
 from common.settings import load_or_exit
 from common.store import Store
@@ -44,8 +46,16 @@ def sweep_command(ctx):
     (nothing, exit 0, while another sweep holds the lease: it says until when)."""
     from ops.sweep import run
 
-    click.echo(json.dumps(run(ctx.obj["store"], ctx.obj["jobs"], lambda: _publisher(ctx),
-                              ctx.obj["config"])))
+    try:
+        counts = run(ctx.obj["store"], ctx.obj["jobs"], lambda: _publisher(ctx),
+                     ctx.obj["config"])
+    except (pymongo.errors.PyMongoError, RetryableError) as exc:
+        # MongoDB or the broker did not answer: every step is safe to repeat, the next sweep
+        # does what this one could not.
+        click.echo(json.dumps({"failed": f"{type(exc).__name__}: {exc}"[:500],
+                               "retry": "the next sweep does what this one could not"}))
+        ctx.exit(1)
+    click.echo(json.dumps(counts))
 
 
 @cli.command("dlq-list")
