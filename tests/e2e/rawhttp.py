@@ -6,6 +6,9 @@ import http.client
 import json
 import select
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
 BOUNDARY = "raw-upload-boundary"
@@ -65,6 +68,37 @@ def raw_upload(stack, jwt: str, body: bytes, chunked: bool, stop_after: int,
         return Answer(response, sent)
     finally:
         sock.close()
+
+
+def upload_together(gateways: list[str], jwt: str, body: bytes, chunked: bool,
+                    parallel: int) -> list:
+    """``parallel`` uploads of ``body``, the n-th through gateway n mod len(gateways), each
+    held after its first piece until all have begun (or been answered before it)."""
+    started = threading.Barrier(parallel, timeout=30)
+
+    def hold() -> None:
+        try:
+            started.wait()
+        except threading.BrokenBarrierError:
+            pass
+
+    def one(n: int):
+        held = []
+
+        def after_piece(sent: int) -> None:
+            if sent == PIECE:
+                held.append(True)
+                hold()
+
+        target = SimpleNamespace(gateway_url=gateways[n % len(gateways)])
+        answer = raw_upload(target, jwt, body, chunked=chunked, stop_after=len(body),
+                            while_sending=after_piece)
+        if not held:  # answered before its first piece: the others need not wait for it
+            hold()
+        return answer
+
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(one, range(parallel)))
 
 
 def raw_request(base_url: str, head: str, body: bytes = b"", timeout: float = 30) -> Answer:

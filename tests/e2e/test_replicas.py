@@ -5,14 +5,10 @@ quota or the limit of conversions waiting (the counts live in MongoDB, not in a 
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from types import SimpleNamespace
-
 import pytest
 import requests
 
-from tests.e2e.rawhttp import PIECE, multipart, raw_upload
+from tests.e2e.rawhttp import multipart, upload_together
 from tests.e2e.storage import VIDEOS, call, inventory
 from tools import devstack
 from tools.media import make_noise
@@ -88,37 +84,6 @@ def test_rate_limits_trip_at_the_same_count_through_two_gateways(two_gateways, m
     print(f"uploads, one gateway: {alone}\nuploads, alternating: {alternating}")
     assert alone == alternating == [202] * UPLOAD_LIMIT + [429] * 3
     assert call(stack, "GET", "/account", jwt_both).json()["usage"]["active_jobs"] == UPLOAD_LIMIT
-
-
-def upload_together(gateways: list[str], jwt: str, body: bytes, chunked: bool,
-                    parallel: int) -> list:
-    """``parallel`` uploads of ``body``, the n-th through gateway n mod len(gateways), each
-    held after its first piece until all have begun (or been answered before it)."""
-    started = threading.Barrier(parallel, timeout=30)
-
-    def hold() -> None:
-        try:
-            started.wait()
-        except threading.BrokenBarrierError:
-            pass
-
-    def one(n: int):
-        held = []
-
-        def after_piece(sent: int) -> None:
-            if sent == PIECE:
-                held.append(True)
-                hold()
-
-        target = SimpleNamespace(gateway_url=gateways[n % len(gateways)])
-        answer = raw_upload(target, jwt, body, chunked=chunked, stop_after=len(body),
-                            while_sending=after_piece)
-        if not held:  # answered before its first piece: the others need not wait for it
-            hold()
-        return answer
-
-    with ThreadPoolExecutor(parallel) as pool:
-        return list(pool.map(one, range(parallel)))
 
 
 def test_uploads_through_two_gateways_at_once_cannot_pass_the_quotas(two_gateways, media,

@@ -3,49 +3,16 @@ together, cannot add up past the storage quota or the limit of conversions waiti
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from tests.e2e.api import classic_upload
-from tests.e2e.rawhttp import PIECE, multipart, raw_upload
+from tests.e2e.rawhttp import multipart, upload_together
 from tests.e2e.storage import VIDEOS, call, inventory
 from tools.media import make_noise
 
 pytestmark = pytest.mark.security
 WEB = ("auth", "gateway")  # no converter: what is accepted stays stored and waiting
 PARALLEL = 4
-
-
-def upload_together(stack, jwt: str, body: bytes, chunked: bool,
-                    parallel: int = PARALLEL) -> list:
-    """``parallel`` uploads of ``body``, each held after its first piece until all have begun
-    (or been answered before their first piece)."""
-    started = threading.Barrier(parallel, timeout=30)
-
-    def hold() -> None:
-        try:
-            started.wait()
-        except threading.BrokenBarrierError:
-            pass
-
-    def one(_):
-        held = []
-
-        def after_piece(sent: int) -> None:
-            if sent == PIECE:
-                held.append(True)
-                hold()
-
-        answer = raw_upload(stack, jwt, body, chunked=chunked, stop_after=len(body),
-                            while_sending=after_piece)
-        if not held:  # answered before its first piece: the others need not wait for it
-            hold()
-        return answer
-
-    with ThreadPoolExecutor(parallel) as pool:
-        return list(pool.map(one, range(parallel)))
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -55,7 +22,7 @@ def test_parallel_uploads_cannot_add_up_past_the_storage_quota(stack_factory, me
     quota = int(video.stat().st_size * 1.5)  # room for one, not two
     stack = stack_factory(services=WEB, USER_STORAGE_QUOTA_BYTES=str(quota))
     _, jwt = stack.user()
-    answers = upload_together(stack, jwt, multipart(video), chunked)
+    answers = upload_together([stack.gateway_url], jwt, multipart(video), chunked, PARALLEL)
     statuses = sorted(answer.status for answer in answers)
     print(f"\nparallel uploads ({'chunked' if chunked else 'with length'}): {statuses}")
     assert set(statuses) <= {202, 413} and statuses.count(202) <= 1, statuses
@@ -75,7 +42,7 @@ def test_parallel_uploads_cannot_pass_the_limit_of_conversions_waiting(stack_fac
     _, jwt = stack.user()
     assert classic_upload(stack, jwt, media("mov"))[0] == 202
     body = multipart(media("mov"))  # about 80 KB: a piece, then the rest
-    answers = upload_together(stack, jwt, body, chunked=False)
+    answers = upload_together([stack.gateway_url], jwt, body, False, PARALLEL)
     statuses = sorted(answer.status for answer in answers)
     print(f"\nparallel uploads with one waiting of two allowed: {statuses}")
     assert set(statuses) <= {202, 429} and statuses.count(202) <= 1, statuses
@@ -94,7 +61,7 @@ def test_parallel_uploads_get_every_free_place_and_no_more(stack_factory, media)
     assert classic_upload(stack, jwt, media("mov"))[0] == 202
     body = multipart(media("mov"))
     for _ in range(2):  # the second once the first round's are deleted: the places free again
-        answers = upload_together(stack, jwt, body, chunked=False, parallel=15)
+        answers = upload_together([stack.gateway_url], jwt, body, False, 15)
         statuses = sorted(answer.status for answer in answers)
         print(f"\n15 parallel uploads with 9 of 10 places free: {statuses}")
         assert statuses == [202] * 9 + [429] * 6, statuses
@@ -117,7 +84,7 @@ def test_parallel_uploads_fill_the_storage_quota_and_no_more(stack_factory, medi
     quota = int(video.stat().st_size * 3.5)
     stack = stack_factory(services=WEB, USER_STORAGE_QUOTA_BYTES=str(quota))
     _, jwt = stack.user()
-    answers = upload_together(stack, jwt, multipart(video), chunked, parallel=8)
+    answers = upload_together([stack.gateway_url], jwt, multipart(video), chunked, 8)
     statuses = sorted(answer.status for answer in answers)
     print(f"\n8 parallel uploads ({'chunked' if chunked else 'with length'}) with room for 3: "
           f"{statuses}")
