@@ -1,10 +1,9 @@
 """Ask auth, at send time, where a job's owner gets email: the account's address, if its owner
 confirmed it."""
 
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
+
+import requests
 
 from common.errors import RetryableError
 
@@ -17,13 +16,16 @@ def confirmed_address(config, owner: str) -> str | None:
     """
     url = f"{config.auth_url}/users/{urllib.parse.quote(owner, safe='@')}"
     try:
-        with urllib.request.urlopen(url, timeout=config.auth_timeout) as response:
-            body = json.load(response)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise RetryableError(f"auth answered {exc.code} about the recipient") from None
-    except (OSError, ValueError) as exc:
+        response = requests.get(url, timeout=config.auth_timeout, allow_redirects=False)
+    except requests.RequestException as exc:
+        raise RetryableError(f"auth unavailable: {exc}") from None
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise RetryableError(f"auth answered {response.status_code} about the recipient")
+    try:
+        body = response.json()
+    except ValueError as exc:
         raise RetryableError(f"auth unavailable: {exc}") from None
     email = body.get("email") if isinstance(body, dict) else None
     return email if body.get("verified") is True and isinstance(email, str) else None
