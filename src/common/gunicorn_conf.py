@@ -103,21 +103,13 @@ if metrics_dir:
 
 
 def when_ready(server):
-    """Serve every worker's metrics from the master (the gateway's queued-jobs gauges too)."""
+    """Serve every worker's metrics from the master."""
     if not metrics_dir:
         return
     from common import metrics
 
     metrics.configure(_service)
-    collectors = []
-    if _service == "gateway":  # queued jobs, asked of MongoDB by a probe process at scrape time
-        probe = metrics.JobsProbe()
-        _probe.append(probe)
-        collectors.append(metrics.QueuedJobsCollector(lambda: probe))
-    metrics.serve_multiprocess(metrics_settings.port, collectors, host=metrics_settings.host)
-
-
-_probe = []  # the gateway master's JobsProbe, stopped on exit
+    metrics.serve_multiprocess(metrics_settings.port, host=metrics_settings.host)
 
 
 def child_exit(server, worker):
@@ -130,8 +122,6 @@ def child_exit(server, worker):
 
 def on_exit(server):
     """Remove the workers' metric files."""
-    for probe in _probe:
-        probe.close()
     if metrics_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 

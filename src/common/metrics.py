@@ -8,20 +8,17 @@ Consumers serve their registry from a thread (``serve``). auth and gateway run s
 workers: each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR (set by
 common.gunicorn_conf before any worker imports this module) and the gunicorn master serves
 them all, summed (``serve_multiprocess``); a dead worker's live gauges are dropped
-(``mark_process_dead``).
+(``mark_process_dead``). The converter also serves the queued jobs gauges, read from MongoDB
+at each scrape (``report_queued_jobs``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import select
-import subprocess
-import sys
-import threading
 import time
 
 from prometheus_client import (
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -257,13 +254,11 @@ def serve(port: int, host: str) -> bool:
     return True
 
 
-def serve_multiprocess(port: int, collectors=(), *, host: str) -> CollectorRegistry:
+def serve_multiprocess(port: int, *, host: str) -> CollectorRegistry:
     """In the gunicorn master: serve every worker's values (from PROMETHEUS_MULTIPROC_DIR)
-    and ``collectors`` (asked at each scrape) on ``host``:``port``."""
+    on ``host``:``port``."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    for collector in collectors:
-        registry.register(collector)
     start_http_server(port, host, registry=registry)
     log.info("serving metrics of every worker", extra={"host": host, "port": port})
     return registry
@@ -274,63 +269,15 @@ def mark_process_dead(pid: int) -> None:
     multiprocess.mark_process_dead(pid)
 
 
-class JobsProbe:
-    """``queued_summary`` asked of a separate ``python -m common.jobs_probe`` process, started
-    at the first question: the gunicorn master itself never imports pymongo."""
-
-    def __init__(self):
-        self._process = None
-        self._asked = 0
-        self._lock = threading.Lock()
-
-    def queued_summary(self, timeout: float) -> tuple[int, float | None]:
-        """(queued jobs, creation time of the oldest); raises when there is no answer in time."""
-        with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-m", "common.jobs_probe"], stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, text=True, bufsize=1)
-            self._asked += 1
-            self._process.stdin.write(json.dumps({"n": self._asked, "timeout": timeout}) + "\n")
-            self._process.stdin.flush()
-            deadline = time.monotonic() + timeout + 1.0
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([self._process.stdout], [], [],
-                                                       remaining)[0]:
-                    raise TimeoutError(f"no answer about queued jobs within {timeout} s")
-                line = self._process.stdout.readline()
-                if not line:
-                    raise EOFError("the queued jobs probe exited")
-                answer = json.loads(line)
-                if answer.get("n") != self._asked:
-                    continue  # the late answer to a question given up on
-                if "error" in answer:
-                    raise RuntimeError(answer["error"])
-                return int(answer["count"]), answer["oldest"]
-
-    def close(self) -> None:
-        """Stop the probe process."""
-        with self._lock:
-            if self._process is not None and self._process.poll() is None:
-                self._process.stdin.close()
-                try:
-                    self._process.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-
-
 class QueuedJobsCollector:
-    """``jobs_queued`` and ``oldest_queued_job_age_seconds``, asked of MongoDB at each scrape.
-
-    ``jobs_factory`` makes the common.jobs.Jobs to ask on the first scrape (not before: the
-    gunicorn master forks its workers first). When MongoDB fails or is slow the two gauges are
-    left out of that scrape; everything else is still served.
+    """``jobs_queued`` and ``oldest_queued_job_age_seconds``, asked of MongoDB at each scrape
+    (``jobs``: a common.jobs.Jobs). When MongoDB fails or takes over ``timeout`` seconds the
+    two gauges are left out of that scrape; everything else is still served. Every process
+    that reports them reports the same values: read them with ``max``.
     """
 
-    def __init__(self, jobs_factory, timeout: float = 2.0):
-        self._factory = jobs_factory
-        self._jobs = None
+    def __init__(self, jobs, timeout: float = 2.0):
+        self._jobs = jobs
         self.timeout = timeout
 
     def describe(self):
@@ -338,8 +285,6 @@ class QueuedJobsCollector:
 
     def collect(self):
         try:
-            if self._jobs is None:
-                self._jobs = self._factory()
             count, oldest = self._jobs.queued_summary(self.timeout)
         except Exception as exc:  # noqa: BLE001 - /metrics must answer without MongoDB
             log.warning("could not count queued jobs", extra={"error": str(exc)[:300]})
@@ -351,3 +296,10 @@ class QueuedJobsCollector:
             family = GaugeMetricFamily(PREFIX + name, help_text, labels=["service"])
             family.add_metric([_service], value)
             yield family
+
+
+def report_queued_jobs(jobs, timeout: float = 2.0) -> QueuedJobsCollector:
+    """Serve the queued jobs gauges with this process's other metrics (``serve``)."""
+    collector = QueuedJobsCollector(jobs, timeout)
+    REGISTRY.register(collector)
+    return collector

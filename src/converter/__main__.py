@@ -2,9 +2,19 @@
 
 import sys
 
+from common import metrics
 from common.consumer import serve
+from common.jobs import Jobs
 from converter.config import ConverterConfig
 from converter.worker import ConvertHandler
 
+
+def make_handler(config: ConverterConfig, store) -> ConvertHandler:
+    """The converter's handler; its metrics report the queued jobs too, read from MongoDB at
+    each scrape (every converter the same values)."""
+    metrics.report_queued_jobs(Jobs(store))
+    return ConvertHandler(config, store)
+
+
 if __name__ == "__main__":
-    sys.exit(serve("converter", ConverterConfig.from_env, ConvertHandler))
+    sys.exit(serve("converter", ConverterConfig.from_env, make_handler))

@@ -99,8 +99,8 @@ def test_prometheus_sees_conversions_uploads_requests_emails_and_logins(
     prom.wait_for('mp3converter_emails_total{kind="failed",outcome="sent"}', lambda v: v == 2)
     prom.wait_for('mp3converter_smtp_duration_seconds_count{service="notification"}',
                   lambda v: v == 3)
-    prom.wait_for('mp3converter_jobs_queued{service="gateway"}', lambda v: v == 0)
-    prom.wait_for('mp3converter_oldest_queued_job_age_seconds{service="gateway"}',
+    prom.wait_for('mp3converter_jobs_queued{service="converter"}', lambda v: v == 0)
+    prom.wait_for('mp3converter_oldest_queued_job_age_seconds{service="converter"}',
                   lambda v: v == 0)
     prom.wait_for('sum(mp3converter_uploads_in_progress)', lambda v: v == 0)
     prom.wait_for('sum(mp3converter_consumer_connected)', lambda v: v == 2)

@@ -7,8 +7,11 @@ from flask import Flask, Response
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from common import metrics
+from common.jobs import Jobs
+from common.settings import MongoSettings
+from common.store import Store
 from common.web import error, register_json_errors
-from tools.processes import ROOT, free_port
+from tools.processes import free_port
 
 SERVICE = "unit-test"
 
@@ -153,45 +156,46 @@ def collected(collector) -> str:
 
 
 def test_queued_jobs_are_asked_at_scrape_time_only(service):
-    made = []
     jobs = FakeJobs((3, time.time() - 120))
-    collector = metrics.QueuedJobsCollector(lambda: made.append(1) or jobs)
     registry = CollectorRegistry()
-    registry.register(collector)
-    assert made == []  # nothing connects before the first scrape
+    registry.register(metrics.QueuedJobsCollector(jobs))
+    assert jobs.calls == 0  # nothing asked at registration
     text = generate_latest(registry).decode()
     assert f'mp3converter_jobs_queued{{service="{SERVICE}"}} 3.0' in text
     age = registry.get_sample_value("mp3converter_oldest_queued_job_age_seconds",
                                     {"service": SERVICE})
     assert 119 <= age < 180
-    assert made == [1] and jobs.calls == 2
+    assert jobs.calls == 2
     generate_latest(registry)
-    assert made == [1] and jobs.calls == 3  # one client, asked at each scrape
+    assert jobs.calls == 3  # asked again at each scrape
 
 
 def test_no_queued_job_is_age_zero(service):
-    text = collected(metrics.QueuedJobsCollector(lambda: FakeJobs((0, None))))
+    text = collected(metrics.QueuedJobsCollector(FakeJobs((0, None))))
     assert f'mp3converter_oldest_queued_job_age_seconds{{service="{SERVICE}"}} 0.0' in text
 
 
 def test_a_database_failure_leaves_the_gauges_out_and_the_scrape_answers(service):
-    down = metrics.QueuedJobsCollector(lambda: FakeJobs(TimeoutError("MongoDB is slow")))
+    down = metrics.QueuedJobsCollector(FakeJobs(TimeoutError("MongoDB is slow")))
     assert "mp3converter_jobs_queued" not in collected(down)
-
-    def refuse():
-        raise ConnectionRefusedError("no MongoDB")
-
-    assert "mp3converter_jobs_queued" not in collected(metrics.QueuedJobsCollector(refuse))
+    refused = metrics.QueuedJobsCollector(FakeJobs(ConnectionRefusedError("no MongoDB")))
+    assert "mp3converter_oldest_queued_job_age_seconds" not in collected(refused)
 
 
-def test_the_probe_gives_up_in_time_when_mongodb_does_not_answer(monkeypatch):
-    monkeypatch.setenv("MONGODB_URI", f"mongodb://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
-    probe = metrics.JobsProbe()
+def test_the_gauges_are_left_out_in_time_when_mongodb_does_not_answer(service):
+    store = Store(MongoSettings(f"mongodb://127.0.0.1:{free_port()}", "mp3test_none"))
     try:
+        collector = metrics.QueuedJobsCollector(Jobs(store), timeout=1.0)
         started = time.monotonic()
-        with pytest.raises(Exception, match="127.0.0.1|timed out|no answer"):
-            probe.queued_summary(1.0)
+        assert "mp3converter_jobs_queued" not in collected(collector)
         assert time.monotonic() - started < 5
     finally:
-        probe.close()
+        store.close()
+
+
+def test_report_queued_jobs_adds_them_to_what_the_process_serves(service):
+    collector = metrics.report_queued_jobs(FakeJobs((1, None)))
+    try:
+        assert REGISTRY.get_sample_value("mp3converter_jobs_queued", {"service": SERVICE}) == 1
+    finally:
+        REGISTRY.unregister(collector)
