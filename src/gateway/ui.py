@@ -1,6 +1,7 @@
 """The web page at ``/`` (files in the app's static folder) and ``/openapi.json``."""
 
 import json
+import mimetypes
 from functools import cache
 from pathlib import Path
 
@@ -10,6 +11,9 @@ bp = Blueprint("ui", __name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self'; "
                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+# The page's scripts are ES modules, which a browser runs only when served with a JavaScript
+# type: text/javascript (RFC 9239) wherever the gateway runs, whatever /etc/mime.types holds.
+mimetypes.add_type("text/javascript", ".js")
 
 
 @cache
