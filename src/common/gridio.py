@@ -1,9 +1,31 @@
-"""GridFS files written and read chunk by chunk with plain queries, in bounded memory.
+"""GridFS files written and read chunk by chunk with plain queries, in bounded memory: the
+GridFS part of common.mongo_compat, used in place of pymongo's GridIn and GridOut.
 
-pymongo's GridIn holds up to ~48 MB of chunks before inserting them, and its GridOut reads
-through one cursor, which some MongoDB-compatible servers answer in a single reply. These
-classes keep at most one chunk (writing) or one batch of chunks (reading) in memory, and store
-the standard GridFS layout (`<bucket>.files`, `<bucket>.chunks`), so any GridFS client reads them.
+They store the standard GridFS layout (`<bucket>.files`, `<bucket>.chunks`), so any GridFS
+client reads what they write, and they read what any GridFS client wrote. They keep at most one
+chunk (writing) or READ_BATCH chunks (reading) in memory. pymongo's own classes do not:
+
+- GridIn (``GridFSBucket.open_upload_stream``) buffers up to 48 MB of chunks per open file
+  before inserting them, on any server.
+- GridOut (``GridFSBucket.open_download_stream``) reads the rest of the file through one query,
+  and again from the new position after each seek. nx-27017 answers a chunk query with every
+  matching chunk in one reply, whatever the batch size, and pymongo refuses a reply over 48 MB:
+  on nx-27017, GridOut cannot read a file larger than that at all.
+
+Measured on nx-27017 0.8.1 with pymongo 4.20 (a 200 MB file, 1 MiB chunks, written and read
+64 KiB at a time; peak resident memory of the client process and of the server):
+
+=========================  ===========================  ==============================
+                           pymongo's GridIn / GridOut   GridWriter / GridReader
+=========================  ===========================  ==============================
+write 200 MB               18.7 s, client 169 MB,       20.8 s, client 38 MB,
+                           server 440 MB                server 54 MB
+read 200 MB                fails: "Message length       2.3 s, client 55 MB,
+                           (209726992) is larger than   server 106 MB
+                           server max message size"
+20 seeks + 256 KiB reads   fails likewise; 3.1 s on a   1.2 s (0.8 s on 40 MB)
+                           40 MB file
+=========================  ===========================  ==============================
 """
 
 import datetime as dt

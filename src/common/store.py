@@ -10,7 +10,8 @@ import pymongo.errors
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from common.gridio import FileMissing, GridReader, GridWriter
+from common import mongo_compat
+from common.gridio import FileMissing
 from common.settings import MongoSettings
 
 VIDEOS = "videos"  # GridFS bucket of uploaded videos (collections videos.files, videos.chunks)
@@ -22,8 +23,8 @@ UNAVAILABLE = (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionT
 
 
 def now() -> float:
-    """The current time as epoch seconds (stored as numbers: every MongoDB server compares
-    them the same way, which is not true of dates set through updates)."""
+    """The current time as epoch seconds, as timestamps are stored (numbers, not dates: see
+    common.mongo_compat)."""
     return round(time.time(), 3)
 
 
@@ -63,16 +64,16 @@ class Store:
         """The ``.chunks`` collection of a bucket."""
         return self.db[f"{bucket}.chunks"]
 
-    def open_upload(self, bucket: str, filename: str, metadata: dict) -> GridWriter:
+    def open_upload(self, bucket: str, filename: str, metadata: dict) -> mongo_compat.GridWriter:
         """A new GridFS file in ``bucket``, written chunk by chunk."""
-        return GridWriter(self.db, bucket, filename, metadata, CHUNK_SIZE)
+        return mongo_compat.GridWriter(self.db, bucket, filename, metadata, CHUNK_SIZE)
 
-    def open_download(self, bucket: str, fid) -> GridReader:
+    def open_download(self, bucket: str, fid) -> mongo_compat.GridReader:
         """A stored GridFS file of ``bucket``; raises FileMissing."""
         doc = self.find_file(bucket, fid)
         if doc is None:
             raise FileMissing(f"no file {fid} in {bucket}")
-        return GridReader(self.db, bucket, doc)
+        return mongo_compat.GridReader(self.db, bucket, doc)
 
     def find_file(self, bucket: str, fid) -> dict | None:
         """The GridFS file document with this id in ``bucket``, or None."""
@@ -86,11 +87,5 @@ class Store:
         oid = object_id(fid)
         if oid is None:
             return
-        try:
-            self.files(bucket).delete_one({"_id": oid})
-        except pymongo.errors.OperationFailure:
-            # Some MongoDB-compatible servers (nx-27017) refuse to delete a file that is not
-            # there; MongoDB deletes nothing. Either way it is gone, which is what was asked.
-            if self.find_file(bucket, oid) is not None:
-                raise
+        mongo_compat.delete_file_document(self.files(bucket), oid)
         self.chunks(bucket).delete_many({"files_id": oid})

@@ -17,10 +17,14 @@ _ATTEMPTS = 3  # to open a window that another process is opening at the same mo
 class MongoCounterStorage(Storage):
     """Fixed-window counters for the ``limits`` library, one document ``{_id, count, expireAt}``.
 
-    The ``limits`` library's own MongoDB storage updates through aggregation pipelines, which
-    nx-27017 (the MongoDB of `make run` and the tests) does not run. This one needs only
-    single-document operations every MongoDB server has: a filtered ``$inc`` through
-    find_one_and_update, delete_one, insert_one (with its duplicate-key error) and a TTL index.
+    A piece of the server seam (common.mongo_compat). The ``limits`` library's own MongoDB
+    storage (``mongodb://``) counts with one find_one_and_update whose update is a pipeline
+    (``[{"$set": {... "$cond" on "$$NOW" ...}}]``, upserting). nx-27017 (the MongoDB of
+    `make run` and the tests; checked with 0.8.1 and ``limits`` 5.8) refuses every update given
+    as a pipeline, in update_one and find_one_and_update alike ("'list' object has no attribute
+    'keys'"), so no request could be counted there. This one uses only operator updates: a
+    filtered ``$inc`` through find_one_and_update, delete_one, insert_one (with its duplicate-key
+    error) and a TTL index, which it does not wait for (an ended window is never counted in).
     """
 
     STORAGE_SCHEME = [SCHEME, f"{SCHEME}+srv"]

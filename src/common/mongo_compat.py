@@ -1,0 +1,48 @@
+"""Where MongoDB access departs from plain pymongo, each piece for one server quirk.
+
+Production runs MongoDB; `make run` and the tests run nx-27017 (a MongoDB wire-protocol server on
+SQLite; 0.8.1 when these were last checked). Each piece below does the standard thing on
+MongoDB and also works on nx-27017. Everything else talks to MongoDB as pymongo documents it.
+
+- ``object_id_equals(oid)``, a filter value: nx-27017 matches no document when a filter's only
+  condition is equality to an ObjectId on a field other than ``_id`` (``{"mp3_fid": oid}`` and
+  ``{"mp3_fid": {"$eq": oid}}`` alike, in find, update and delete). ``{"$in": [oid]}``, which
+  MongoDB treats as that equality, matches.
+- ``delete_file_document(files, oid)``: nx-27017 keeps GridFS buckets in tables of its own and
+  answers a delete of a ``<bucket>.files`` document that is not there with an error ("File with
+  id ... not found"); MongoDB deletes nothing and says so.
+- ``GridWriter`` and ``GridReader`` (common.gridio), in place of pymongo's GridIn and GridOut:
+  nx-27017 answers a ``<bucket>.chunks`` query with every matching chunk in one reply whatever
+  the batch size, so GridOut (one query for the rest of the file) cannot read a file over the
+  48 MB a reply may carry, and pymongo's GridIn holds up to 48 MB per open file on any server.
+  Measurements are in common.gridio.
+- gateway.ratelimit_storage, in place of the ``limits`` library's MongoDB storage: that one
+  counts with an update pipeline, which nx-27017 refuses. It lives with the gateway, the only
+  user of ``limits``.
+
+Not a piece of this module, but chosen for the same server: timestamps are stored as epoch
+seconds (common.store.now), not dates. nx-27017 returns a date set through an update (``$set``,
+``$max``) as a string, and sorts those strings apart from the dates it stored on insert.
+"""
+
+import pymongo.errors
+from bson import ObjectId
+
+from common.gridio import GridReader, GridWriter
+
+__all__ = ["GridReader", "GridWriter", "delete_file_document", "object_id_equals"]
+
+
+def object_id_equals(oid: ObjectId) -> dict:
+    """A filter value matching a field equal to ``oid`` (for fields other than ``_id``)."""
+    return {"$in": [oid]}
+
+
+def delete_file_document(files, oid: ObjectId) -> None:
+    """Delete the ``<bucket>.files`` document ``oid`` of the collection ``files``; one that is
+    not there is fine."""
+    try:
+        files.delete_one({"_id": oid})
+    except pymongo.errors.OperationFailure:
+        if files.find_one({"_id": oid}, {"_id": 1}) is not None:
+            raise

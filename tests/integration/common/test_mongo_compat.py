@@ -1,0 +1,55 @@
+"""The server seam against the real nx-27017: each piece does what plain pymongo means."""
+
+import os
+
+import pytest
+from bson import ObjectId
+
+from common import mongo_compat
+from common.settings import MongoSettings
+from common.store import CHUNK_SIZE, MP3S, Store
+
+pytestmark = pytest.mark.integration
+
+DATABASE = "mongo_compat_test"
+
+
+@pytest.fixture
+def store(mongodb_uri):
+    store = Store(MongoSettings(mongodb_uri, DATABASE))
+    yield store
+    store.client.drop_database(DATABASE)
+    store.close()
+
+
+def test_object_id_equals_matches_that_id_only(store):
+    wanted, other = ObjectId(), ObjectId()
+    things = store.db["things"]
+    things.insert_many([{"name": "wanted", "ref": wanted}, {"name": "other", "ref": other},
+                        {"name": "none", "ref": None}])
+    assert [d["name"] for d in things.find({"ref": mongo_compat.object_id_equals(wanted)})] == [
+        "wanted"]
+    assert things.update_one({"ref": mongo_compat.object_id_equals(other)},
+                             {"$set": {"seen": True}}).matched_count == 1
+    assert things.find_one({"ref": mongo_compat.object_id_equals(ObjectId())}) is None
+
+
+def test_a_file_is_deleted_once_and_a_second_delete_is_fine(store):
+    writer = store.open_upload(MP3S, "a.mp3", {"owner": "a" * 32})
+    writer.write(os.urandom(2 * CHUNK_SIZE + 1))
+    fid = writer.close()
+    store.delete_file(MP3S, fid)
+    assert store.find_file(MP3S, fid) is None
+    assert list(store.chunks(MP3S).find({"files_id": fid})) == []
+    store.delete_file(MP3S, fid)  # already gone
+    store.delete_file(MP3S, ObjectId())  # never there
+    store.delete_file(MP3S, "not an id")
+
+
+def test_deleting_a_missing_file_document_leaves_the_others(store):
+    kept = store.open_upload(MP3S, "kept.mp3", {})
+    kept.write(b"x" * 10)
+    fid = kept.close()
+    mongo_compat.delete_file_document(store.files(MP3S), ObjectId())
+    assert store.open_download(MP3S, fid).read() == b"x" * 10
+
