@@ -6,6 +6,7 @@ from auth.passwords import DEFAULT_MAX_CONCURRENT, DEFAULT_QUEUE_SECONDS
 from common.settings import (
     ConfigError,
     MetricsSettings,
+    MySQLSettings,
     SmtpSettings,
     env_float,
     env_int,
@@ -20,11 +21,7 @@ class AuthConfig:
 
     jwt_secret: str
     jwt_ttl_seconds: int
-    mysql_host: str
-    mysql_port: int
-    mysql_user: str
-    mysql_password: str
-    mysql_db: str
+    mysql: MySQLSettings
     mysql_connect_timeout: int
     log_level: str
     smtp: SmtpSettings
@@ -41,11 +38,7 @@ class AuthConfig:
         return cls(
             jwt_secret=env_secret("JWT_SECRET"),
             jwt_ttl_seconds=env_int("JWT_TTL_SECONDS", 86400, minimum=1),
-            mysql_host=env_str("MYSQL_HOST", "127.0.0.1"),
-            mysql_port=env_int("MYSQL_PORT", 3306),
-            mysql_user=env_str("MYSQL_USER", "auth_user"),
-            mysql_password=env_str("MYSQL_PASSWORD", ""),
-            mysql_db=env_str("MYSQL_DB", "auth"),
+            mysql=MySQLSettings.from_env(),
             mysql_connect_timeout=env_int("MYSQL_CONNECT_TIMEOUT_SECONDS", 3, minimum=1),
             log_level=env_str("LOG_LEVEL", "INFO"),
             smtp=SmtpSettings.from_env(),

@@ -43,8 +43,8 @@ def new_account_id() -> str:
 def connect(config):
     """A new MySQL connection from the app config (rowcount counts matched rows)."""
     return MySQLdb.connect(
-        host=config.mysql_host, port=config.mysql_port, user=config.mysql_user,
-        password=config.mysql_password, database=config.mysql_db,
+        host=config.mysql.host, port=config.mysql.port, user=config.mysql.user,
+        password=config.mysql.password, database=config.mysql.db,
         connect_timeout=config.mysql_connect_timeout, charset="utf8mb4", autocommit=True,
         client_flag=CLIENT.FOUND_ROWS)
 
@@ -66,8 +66,13 @@ def close_db(_exc=None) -> None:
             pass
 
 
+def _cursor():
+    """A cursor on the request's connection whose rows are dicts keyed by column name."""
+    return get_db().cursor(MySQLdb.cursors.DictCursor)
+
+
 def _one(query: str, args: tuple) -> dict | None:
-    with get_db().cursor(MySQLdb.cursors.DictCursor) as cur:
+    with _cursor() as cur:
         cur.execute(query, args)
         row = cur.fetchone()
     if row is None:
@@ -98,7 +103,7 @@ def insert_user(email: str, password: str, admin: bool = False, verified: bool =
     """
     account_id = new_account_id()
     try:
-        with get_db().cursor() as cur:
+        with _cursor() as cur:
             cur.execute(
                 "INSERT INTO users (account_id, email, password_hash, is_admin, verified, "
                 "verify_sent_at) VALUES (%s, %s, %s, %s, %s, IF(%s, NULL, CURRENT_TIMESTAMP))",
@@ -112,8 +117,7 @@ def insert_user(email: str, password: str, admin: bool = False, verified: bool =
 def delete_user(account_id: str) -> bool:
     """Remove the account and remember it was deleted (its files go with the next sweep, if
     not before); False when there is no such account."""
-    conn = get_db()
-    with conn.cursor() as cur:
+    with _cursor() as cur:
         cur.execute("START TRANSACTION")
         try:
             cur.execute("INSERT INTO deleted_users (account_id, email) "
@@ -132,29 +136,31 @@ def deleted_users() -> list[dict]:
     """Accounts deleted in the last DELETED_KEPT_DAYS: account_id, email, deleted_at (epoch
     seconds). Entries from before accounts had ids carry ``account_id`` None and, when the
     address has registered again since, registered_again_at. Older entries are pruned."""
-    with get_db().cursor() as cur:
+    with _cursor() as cur:
         cur.execute("DELETE FROM deleted_users WHERE deleted_at < "
                     "CURRENT_TIMESTAMP - INTERVAL %s DAY", (DELETED_KEPT_DAYS,))
-        cur.execute("SELECT d.account_id, d.email, UNIX_TIMESTAMP(MAX(d.deleted_at)), "
-                    "UNIX_TIMESTAMP(MAX(u.created_at)) FROM deleted_users d "
+        cur.execute("SELECT d.account_id, d.email, "
+                    "UNIX_TIMESTAMP(MAX(d.deleted_at)) AS deleted_at, "
+                    "UNIX_TIMESTAMP(MAX(u.created_at)) AS registered_again_at FROM deleted_users d "
                     "LEFT JOIN users u ON d.account_id IS NULL AND u.email = d.email "
                     "GROUP BY d.account_id, d.email")
         rows = cur.fetchall()
-    return [{"account_id": row[0], "email": row[1], "deleted_at": int(row[2]),
-             "registered_again_at": int(row[3]) if row[3] is not None else None}
+    return [{**row, "deleted_at": int(row["deleted_at"]),
+             "registered_again_at": (int(row["registered_again_at"])
+                                     if row["registered_again_at"] is not None else None)}
             for row in rows]
 
 
 def delete_unverified(account_id: str) -> None:
     """Remove an account whose verification email could not be sent, so it can register again."""
-    with get_db().cursor() as cur:
+    with _cursor() as cur:
         cur.execute("DELETE FROM users WHERE account_id = %s AND NOT verified", (account_id,))
 
 
 def mark_verified(account_id: str, email: str) -> bool:
     """Record that the owner of ``email`` confirmed it for this account; False when the account
     is gone or no longer has that address (the link is void)."""
-    with get_db().cursor() as cur:
+    with _cursor() as cur:
         cur.execute("UPDATE users SET verified = TRUE WHERE account_id = %s AND email = %s",
                     (account_id, email))
         return cur.rowcount == 1
@@ -167,7 +173,7 @@ def claim_resend(account_id: str, cooldown_seconds: int) -> int | None:
     Returns None when the caller may send it now, else the seconds left to wait (0 when the
     account is already verified or unknown: check ``find_account``).
     """
-    with get_db().cursor() as cur:
+    with _cursor() as cur:
         cur.execute(
             "UPDATE users SET verify_sent_at = CURRENT_TIMESTAMP WHERE account_id = %s"
             " AND NOT verified AND (verify_sent_at IS NULL"
@@ -177,23 +183,23 @@ def claim_resend(account_id: str, cooldown_seconds: int) -> int | None:
             return None
         cur.execute(
             "SELECT GREATEST(1, TIMESTAMPDIFF(SECOND, CURRENT_TIMESTAMP,"
-            "                                 verify_sent_at + INTERVAL %s SECOND))"
+            "                                 verify_sent_at + INTERVAL %s SECOND)) AS wait"
             " FROM users WHERE account_id = %s AND NOT verified AND verify_sent_at IS NOT NULL",
             (cooldown_seconds, account_id))
         row = cur.fetchone()
-    return int(row[0]) if row else 0
+    return int(row["wait"]) if row else 0
 
 
 def release_resend(account_id: str) -> None:
     """Forget the account's last verification email: it could not be sent."""
-    with get_db().cursor() as cur:
+    with _cursor() as cur:
         cur.execute("UPDATE users SET verify_sent_at = NULL WHERE account_id = %s",
                     (account_id,))
 
 
 def ping() -> None:
     """Raise when MySQL is unreachable."""
-    with get_db().cursor() as cur:
+    with _cursor() as cur:
         cur.execute("SELECT 1")
 
 

@@ -146,6 +146,28 @@ class MongoSettings:
 
 
 @dataclass(frozen=True)
+class MySQLSettings:
+    """Where auth's MariaDB database lives and who logs in to it (auth, the backup commands)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    db: str
+
+    @classmethod
+    def from_env(cls) -> "MySQLSettings":
+        """Read MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_PASSWORD and MYSQL_DB."""
+        return cls(
+            host=env_str("MYSQL_HOST", "127.0.0.1"),
+            port=env_int("MYSQL_PORT", 3306, minimum=1),
+            user=env_str("MYSQL_USER", "auth_user"),
+            password=env_str("MYSQL_PASSWORD", ""),
+            db=env_str("MYSQL_DB", "auth"),
+        )
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     """How to reach the mail server that delivers the emails users receive."""
 

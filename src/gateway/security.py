@@ -4,9 +4,11 @@ import base64
 import functools
 import hashlib
 import hmac
+import json
 import time
 
 from flask import g, request
+from itsdangerous import BadSignature, Signer
 
 from common.web import error
 from gateway import backends
@@ -51,23 +53,44 @@ def _message(response, default: str) -> str:
         return default
 
 
-def _signature(secret: str, fid: str, owner: str, expires: int) -> str:
-    mac = hmac.new(secret.encode(), f"{fid}\n{owner}\n{expires}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+def _signer(secret: str, fid: str, owner: str) -> Signer:
+    """Signs a link's expiry for this file and owner only: they are the salt of its key, never
+    part of the URL."""
+    return Signer(secret, salt=json.dumps(["download", fid, owner]), key_derivation="hmac",
+                  digest_method=hashlib.sha256)
 
 
 def sign_download(secret: str, fid: str, owner: str, ttl: int) -> tuple[str, int]:
-    """A token that lets the holder download ``fid`` of ``owner`` until it expires."""
+    """A token that lets the holder download ``fid`` of ``owner`` until it expires:
+    ``<expires>.<signature>``."""
     expires = int(time.time()) + ttl
-    return f"{expires}.{_signature(secret, fid, owner, expires)}", expires
+    return _signer(secret, fid, owner).sign(str(expires)).decode(), expires
 
 
 def check_download(secret: str, token: str, fid: str, owner: str) -> bool:
     """True when ``token`` was signed for this file and owner and has not expired."""
-    expires, _, signature = token.partition(".")
+    try:
+        expires = _signer(secret, fid, owner).unsign(token).decode()
+    except BadSignature:
+        return _check_previous_format(secret, token, fid, owner)
+    return _unexpired(expires)
+
+
+def _unexpired(expires: str) -> bool:
     if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
         return False  # also keeps int() away from "²" and 5000-digit numbers
-    if int(expires) < time.time():
+    return int(expires) >= time.time()
+
+
+# The previous format (mp3converter 0.1.0, until December 2026): the same "<expires>.<signature>",
+# signed with HMAC-SHA256 of "<fid>\n<owner>\n<expires>" under the bare secret. Accepted until
+# such a link expires, so that one handed out just before an upgrade keeps working; none outlives
+# DOWNLOAD_URL_TTL_SECONDS (default 15 minutes) after the upgrade. Remove in the next release,
+# from January 2027, with its test in tests/unit/gateway/test_security.py.
+def _check_previous_format(secret: str, token: str, fid: str, owner: str) -> bool:
+    expires, _, signature = token.partition(".")
+    if not _unexpired(expires):
         return False
-    expected = _signature(secret, fid, owner, int(expires))
-    return hmac.compare_digest(signature.encode(), expected.encode())
+    mac = hmac.new(secret.encode(), f"{fid}\n{owner}\n{int(expires)}".encode(), hashlib.sha256)
+    expected = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
+    return hmac.compare_digest(signature.encode(), expected)

@@ -64,7 +64,7 @@ def create(settings, mongo_db) -> Path:
     partial = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{name}-", dir=root))
     try:
         (partial / "mariadb").mkdir()
-        sql_file = f"mariadb/{settings.mysql_db}.sql.gz"
+        sql_file = f"mariadb/{settings.mysql.db}.sql.gz"
         tables, entry = backup_mariadb.dump(settings, partial / sql_file)
         log.info("MariaDB database copied", extra={"tables": tables})
         directory = f"mongodb/{mongo_db.name}"
@@ -76,7 +76,7 @@ def create(settings, mongo_db) -> Path:
             "finished_at": manifests.utc_now(),
             "duration_seconds": round(time.monotonic() - started, 3),
             "release": version, "release_source": source,
-            "mariadb": {"database": settings.mysql_db, "file": sql_file, "tables": tables},
+            "mariadb": {"database": settings.mysql.db, "file": sql_file, "tables": tables},
             "mongodb": {"database": mongo_db.name, "directory": directory,
                         "collections": counts},
             "bytes": sum(e["bytes"] for e in files.values()), "files": files,

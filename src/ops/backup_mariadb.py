@@ -56,9 +56,10 @@ def defaults_file(settings) -> Iterator[str]:
     try:
         with os.fdopen(fd, "w") as f:
             os.fchmod(f.fileno(), 0o600)
-            f.write(f"[client]\nhost={_option(settings.mysql_host)}\n"
-                    f"port={int(settings.mysql_port)}\nuser={_option(settings.mysql_user)}\n"
-                    f"password={_option(settings.mysql_password)}\nprotocol=TCP\n")
+            mysql = settings.mysql
+            f.write(f"[client]\nhost={_option(mysql.host)}\nport={int(mysql.port)}\n"
+                    f"user={_option(mysql.user)}\npassword={_option(mysql.password)}\n"
+                    "protocol=TCP\n")
         yield path
     finally:
         os.unlink(path)
@@ -117,7 +118,7 @@ def dump(settings, path: Path) -> tuple[dict[str, int], dict]:
     out = HashingWriter(path)
     with defaults_file(settings) as cnf, tempfile.TemporaryFile() as errors:
         argv = [_program("mariadb-dump"), f"--defaults-extra-file={cnf}", *DUMP_OPTIONS,
-                settings.mysql_db]
+                settings.mysql.db]
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
         try:
             with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL,

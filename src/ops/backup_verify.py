@@ -28,7 +28,7 @@ def verify(settings, client, set_dir: Path) -> dict:
     started = time.monotonic()
     manifest = manifests.check(set_dir)
     suffix = secrets.token_hex(4)
-    mysql_scratch = f"{settings.mysql_db}_verify_{suffix}"
+    mysql_scratch = f"{settings.mysql.db}_verify_{suffix}"
     # MongoDB grants roles on whole database names only: one fixed scratch name, emptied
     # before (a run killed half-way leaves it) and dropped after
     mongo_scratch = client[f"{manifest['mongodb']['database']}_verify"]

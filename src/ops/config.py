@@ -6,6 +6,7 @@ from common.settings import (
     LifecycleSettings,
     MessagingSettings,
     MongoSettings,
+    MySQLSettings,
     env_int,
     env_str,
 )
@@ -54,11 +55,7 @@ class BackupSettings:
     keep: int
     release: str  # empty: `git describe`, else the installed package's version
     pushgateway_url: str  # empty: nothing is pushed
-    mysql_host: str
-    mysql_port: int
-    mysql_user: str
-    mysql_password: str
-    mysql_db: str
+    mysql: MySQLSettings
 
     @classmethod
     def from_env(cls) -> "BackupSettings":
@@ -68,9 +65,5 @@ class BackupSettings:
             keep=env_int("BACKUP_KEEP", 7, minimum=1),
             release=env_str("RELEASE", ""),
             pushgateway_url=env_str("PUSHGATEWAY_URL", ""),
-            mysql_host=env_str("MYSQL_HOST", "127.0.0.1"),
-            mysql_port=env_int("MYSQL_PORT", 3306, minimum=1),
-            mysql_user=env_str("MYSQL_USER", "auth_user"),
-            mysql_password=env_str("MYSQL_PASSWORD", ""),
-            mysql_db=env_str("MYSQL_DB", "auth"),
+            mysql=MySQLSettings.from_env(),
         )

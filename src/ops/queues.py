@@ -21,6 +21,7 @@ import logging
 
 import pika
 import pika.exceptions
+import pika.spec
 
 from common import topology
 from common.broker import connect
@@ -121,17 +122,8 @@ def _move(connection, source: str, target: str, keep_expiration: bool = True) ->
 
 
 def _exists(connection, name: str) -> bool:
-    scratch = connection.channel()
-    try:
-        scratch.queue_declare(name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code != 404:
-            raise
-        return False
-    finally:
-        if scratch.is_open:
-            scratch.close()
+    return _done_unless_refused(connection, pika.spec.NOT_FOUND,
+                                lambda channel: channel.queue_declare(name, passive=True))
 
 
 def _delete_holding(connection, name: str) -> None:
@@ -150,12 +142,19 @@ def _delete_holding(connection, name: str) -> None:
 
 def _delete_if_empty(connection, name: str) -> bool:
     """Delete the classic queue ``name`` unless a message arrived in it meanwhile."""
+    return _done_unless_refused(connection, pika.spec.PRECONDITION_FAILED,  # not empty
+                                lambda channel: channel.queue_delete(name, if_empty=True))
+
+
+def _done_unless_refused(connection, refusal: int, action) -> bool:
+    """Run ``action(channel)`` on a channel of its own: True, or False when the broker refuses
+    it with reply code ``refusal`` (which closes that channel); any other refusal raises."""
     scratch = connection.channel()
     try:
-        scratch.queue_delete(name, if_empty=True)
+        action(scratch)
         return True
     except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code != 406:  # PRECONDITION_FAILED: not empty
+        if exc.reply_code != refusal:
             raise
         return False
     finally:

@@ -72,16 +72,21 @@ def shared_settings_names() -> dict[str, set[str]]:
     return {n.name: env_names(n) for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
+def names_read(tree: ast.AST, shared: dict[str, set[str]]) -> set[str]:
+    """Variables ``tree`` reads itself or through the common.settings classes it names."""
+    names = env_names(tree)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    for cls in used & shared.keys():
+        names |= shared[cls]
+    return names
+
+
 def variables_read(service: str) -> set[str]:
     """Every environment variable the service reads, from its source."""
     shared = shared_settings_names()
     names: set[str] = set()
     for path in (ROOT / "src" / service).rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        names |= env_names(tree)
-        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        for cls in used & shared.keys():
-            names |= shared[cls]
+        names |= names_read(ast.parse(path.read_text()), shared)
     if service in HTTP_SERVICES:
         names |= env_names(ast.parse((ROOT / "src/common/gunicorn_conf.py").read_text()))
     return names
@@ -130,9 +135,11 @@ def sweep_container(objects: list[dict], name: str = SWEEP) -> dict:
 
 
 def backup_variables() -> set[str]:
-    """The variables only the backup commands use (src/ops/config.py's BackupSettings)."""
+    """The variables only the backup commands use (src/ops/config.py's BackupSettings, with
+    the common.settings classes it reads through, such as MySQLSettings)."""
     tree = ast.parse((ROOT / "src/ops/config.py").read_text())
-    found = [env_names(n) for n in tree.body
+    shared = shared_settings_names()
+    found = [names_read(n, shared) for n in tree.body
              if isinstance(n, ast.ClassDef) and n.name == "BackupSettings"]
     return set().union(*found)
 
@@ -155,7 +162,7 @@ def test_every_variable_the_backup_reads_is_provided(rendered, overlay):
     container = sweep_container(objects, BACKUP)
     assert container["command"] == ["python3", "-m", "ops", "backup", "--verify"]
     needed = backup_variables() | {"MONGODB_URI", "MONGODB_DB", "LOG_LEVEL"}
-    assert {"BACKUP_DIR", "BACKUP_KEEP", "MYSQL_PASSWORD"} <= needed
+    assert {"BACKUP_DIR", "BACKUP_KEEP", "MYSQL_HOST", "MYSQL_PASSWORD", "MYSQL_DB"} <= needed
     missing = needed - BACKUP_LEFT_TO_DEFAULT - container_env(objects, container)
     assert not missing, f"{overlay}: the backup reads {sorted(missing)} but nothing provides them"
 

@@ -11,11 +11,11 @@ import os
 import secrets
 import shutil
 import subprocess
-from dataclasses import replace
 
 import MySQLdb
 import pytest
 
+from common.settings import MySQLSettings
 from ops import backup_mariadb
 from ops.config import BackupSettings
 from tests.manifests.helpers import find
@@ -43,9 +43,9 @@ def run_job(objects, server, database: str, password: str) -> subprocess.Complet
 
 
 def as_user(settings: BackupSettings, statement: str, database: str | None = None) -> None:
-    conn = MySQLdb.connect(host=settings.mysql_host, port=settings.mysql_port,
-                           user=settings.mysql_user, passwd=settings.mysql_password,
-                           db=database or "")
+    mysql = settings.mysql
+    conn = MySQLdb.connect(host=mysql.host, port=mysql.port, user=mysql.user,
+                           passwd=mysql.password, db=database or "")
     try:
         conn.cursor().execute(statement)
         conn.commit()
@@ -77,8 +77,8 @@ def auth_db(mariadb_server):
 
 def settings_for(server, database: str, password: str) -> BackupSettings:
     return BackupSettings(backup_dir="", keep=1, release="", pushgateway_url="",
-                          mysql_host=server.host, mysql_port=server.port, mysql_user="backup",
-                          mysql_password=password, mysql_db=database)
+                          mysql=MySQLSettings(host=server.host, port=server.port, user="backup",
+                                              password=password, db=database))
 
 
 def test_backup_user_dumps_and_trial_restores_but_changes_nothing_live(
@@ -131,7 +131,8 @@ def test_running_the_job_again_sets_the_new_password_and_keeps_the_grants(
     with pytest.raises(MySQLdb.OperationalError) as refused:
         as_user(old, "SELECT 1")
     assert refused.value.args[0] == 1045  # access denied: the old password is gone
-    rows, _ = backup_mariadb.dump(replace(old, mysql_password=second), tmp_path / "a.sql.gz")
+    new = settings_for(mariadb_server, auth_db, second)
+    rows, _ = backup_mariadb.dump(new, tmp_path / "a.sql.gz")
     assert rows["users"] == 25
 
 

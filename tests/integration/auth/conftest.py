@@ -2,13 +2,15 @@
 
 import secrets
 import uuid
+from dataclasses import replace
 
 import MySQLdb
 import pytest
 
 from auth import create_app
 from auth.config import AuthConfig
-from common.settings import SmtpSettings
+from common.settings import MySQLSettings, SmtpSettings
+from tools.processes import free_port
 
 PUBLIC_URL = "http://gw.example:8080"
 
@@ -23,9 +25,10 @@ def auth_config(mysql_db: dict, smtp: SmtpSettings, **overrides) -> AuthConfig:
     """AuthConfig for the test database and mail server, with a fresh JWT secret."""
     values = dict(
         jwt_secret=secrets.token_urlsafe(32), jwt_ttl_seconds=3600,
-        mysql_host=mysql_db["MYSQL_HOST"], mysql_port=int(mysql_db["MYSQL_PORT"]),
-        mysql_user=mysql_db["MYSQL_USER"], mysql_password=mysql_db["MYSQL_PASSWORD"],
-        mysql_db=mysql_db["MYSQL_DB"], mysql_connect_timeout=3, log_level="WARNING",
+        mysql=MySQLSettings(host=mysql_db["MYSQL_HOST"], port=int(mysql_db["MYSQL_PORT"]),
+                            user=mysql_db["MYSQL_USER"], password=mysql_db["MYSQL_PASSWORD"],
+                            db=mysql_db["MYSQL_DB"]),
+        mysql_connect_timeout=3, log_level="WARNING",
         smtp=smtp, public_url=PUBLIC_URL, verify_ttl_seconds=3600, verify_resend_seconds=60)
     values.update(overrides)
     return AuthConfig(**values)
@@ -36,6 +39,13 @@ def make_config(mysql_db, mailsink):
     """make_config(**overrides) -> AuthConfig for the test database and the SMTP sink."""
     smtp = smtp_settings(mailsink.host, mailsink.port)
     return lambda **overrides: auth_config(mysql_db, smtp, **overrides)
+
+
+@pytest.fixture
+def unreachable_config(make_config) -> AuthConfig:
+    """The test config with nothing listening on MariaDB's port (given up on after 1 s)."""
+    config = make_config(mysql_connect_timeout=1)
+    return replace(config, mysql=replace(config.mysql, port=free_port()))
 
 
 @pytest.fixture

@@ -86,5 +86,15 @@ def test_init_db_gives_ids_rewrites_addresses_and_reports_collisions(mailsink, m
             assert {(d["account_id"], d["email"]) for d in listed} == {
                 (None, "gone@example.com"),
                 (after["x@xn--exmple-cua.com"], "x@xn--exmple-cua.com")}
+            assert all(isinstance(d["deleted_at"], int) and d["registered_again_at"] is None
+                       for d in listed), listed
+            # An entry from before ids says when its address registered again.
+            back = Runner(app).invoke(args=["create-user", "gone@example.com",
+                                            "--password-stdin"], input=PASSWORD + "\n")
+            assert back.exit_code == 0, back.output
+            [gone] = [d for d in client.get("/deleted-users").get_json()["deleted"]
+                      if d["account_id"] is None]
+            assert isinstance(gone["registered_again_at"], int), gone
+            assert gone["registered_again_at"] >= gone["deleted_at"]
         finally:
             conn.close()

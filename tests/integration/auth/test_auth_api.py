@@ -210,12 +210,10 @@ def test_healthz_and_readyz(client):
     assert client.get("/readyz").get_json() == {"status": "ready"}
 
 
-def test_readyz_says_only_not_ready_and_logs_why(make_config, capsys):
+def test_readyz_says_only_not_ready_and_logs_why(unreachable_config, capsys):
     from auth import create_app
-    from tools.processes import free_port
 
-    config = make_config(mysql_port=free_port(), mysql_connect_timeout=1)
-    client = create_app({"AUTH": config, "TESTING": True}).test_client()
+    client = create_app({"AUTH": unreachable_config, "TESTING": True}).test_client()
     resp = client.get("/readyz")
     assert resp.status_code == 503 and resp.get_json() == {"error": "not ready"}
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()

@@ -9,7 +9,7 @@ import pytest
 
 from auth import create_app
 from tools.devstack import BIN, process_env
-from tools.processes import ROOT, free_port
+from tools.processes import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -102,9 +102,8 @@ def test_refuses_to_start_without_jwt_secret(mysql_db, secret):
     assert "Traceback" not in result.stderr
 
 
-def test_unreachable_mysql_answers_503_json(make_config, email):
-    config = make_config(mysql_port=free_port(), mysql_connect_timeout=1)
-    client = create_app({"AUTH": config, "TESTING": True}).test_client()
+def test_unreachable_mysql_answers_503_json(unreachable_config, email):
+    client = create_app({"AUTH": unreachable_config, "TESTING": True}).test_client()
     basic = b64encode(f"{email}:whatever1".encode()).decode()
     login = client.post("/login", headers={"Authorization": f"Basic {basic}"})
     assert login.status_code == 503

@@ -17,7 +17,7 @@ from auth.passwords import hash_password
 from tests.integration.auth.conftest import Runner, auth_config, smtp_settings
 from tools.devstack import BIN, process_env
 from tools.isolation import mysql_database
-from tools.processes import ROOT, free_port
+from tools.processes import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -285,9 +285,8 @@ def test_an_upgrade_stopped_before_any_of_its_writes_is_completed_by_the_next_ru
         assert login(app, "mixed.case@EXAMPLE.com") == 200
 
 
-def test_an_upgrade_says_why_it_stopped(mariadb_server, mailsink, make_config):
-    unreachable = create_app({"AUTH": make_config(mysql_port=free_port(),
-                                                  mysql_connect_timeout=1), "TESTING": True})
+def test_an_upgrade_says_why_it_stopped(mariadb_server, mailsink, unreachable_config):
+    unreachable = create_app({"AUTH": unreachable_config, "TESTING": True})
     result = Runner(unreachable).invoke(args=["db-upgrade"])
     assert result.exit_code == 1
     assert "db-upgrade stopped on a MySQL error" in result.output

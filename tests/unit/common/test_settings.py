@@ -5,6 +5,7 @@ import pytest
 from common.settings import (
     ConfigError,
     MessagingSettings,
+    MySQLSettings,
     env_bool,
     env_float,
     env_int,
@@ -88,6 +89,31 @@ def test_messaging_defaults_match_the_documentation(monkeypatch):
     assert settings.max_attempts == int(_documented_default("MAX_DELIVERY_ATTEMPTS"))
     assert settings.retry_base_seconds == float(_documented_default("RETRY_BASE_SECONDS"))
     assert settings.retry_max_seconds == float(_documented_default("RETRY_MAX_SECONDS"))
+
+
+MYSQL_VARIABLES = ("MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DB")
+
+
+def test_mysql_defaults_match_the_documentation(monkeypatch):
+    for name in MYSQL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    settings = MySQLSettings.from_env()
+    assert settings.host == _documented_default("MYSQL_HOST")
+    assert settings.port == int(_documented_default("MYSQL_PORT"))
+    assert settings.user == _documented_default("MYSQL_USER")
+    assert settings.password == "" and _documented_default("MYSQL_PASSWORD") == "empty"
+    assert settings.db == _documented_default("MYSQL_DB")
+
+
+def test_mysql_settings_come_from_their_variables(monkeypatch):
+    for name, value in zip(MYSQL_VARIABLES, ("db.internal", "3307", "backup", "pw", "accounts"),
+                           strict=True):
+        monkeypatch.setenv(name, value)
+    assert MySQLSettings.from_env() == MySQLSettings("db.internal", 3307, "backup", "pw",
+                                                     "accounts")
+    monkeypatch.setenv("MYSQL_PORT", "0")
+    with pytest.raises(ConfigError, match="MYSQL_PORT must be >= 1"):
+        MySQLSettings.from_env()
 
 
 def test_load_or_exit_prints_one_line_and_exits_2(monkeypatch, capsys):
