@@ -13,9 +13,11 @@ const DB = process.env.MONGODB_DB;
 // the GridFS buckets inside DB (common/store.py: VIDEOS, MP3S), each two collections
 const VIDEOS = [DB, ["videos.files", "videos.chunks"]];
 const MP3S = [DB, ["mp3s.files", "mp3s.chunks"]];
-// the buckets' file documents apart from their chunks, for who changes a file's metadata
-const FILE_DOCS = [DB, ["videos.files", "mp3s.files"]];
-const CHUNKS = [DB, ["videos.chunks", "mp3s.chunks"]];
+// each bucket's file documents apart from its chunks, for who changes a file's metadata
+const VIDEO_DOCS = [DB, ["videos.files"]];
+const VIDEO_CHUNKS = [DB, ["videos.chunks"]];
+const MP3_DOCS = [DB, ["mp3s.files"]];
+const MP3_CHUNKS = [DB, ["mp3s.chunks"]];
 const JOBS = [DB, ["jobs"]];
 // the gateway's rate-limit counters (gateway/ratelimit_storage.py; it makes their TTL index)
 const RATE_LIMITS = [DB, ["rate_limits"]];
@@ -73,11 +75,14 @@ const SERVICES = {
   // the operator commands (src/ops; the sweep CronJob): re-publish and re-queue jobs, expire
   // MP3s, delete orphaned files and the jobs and files of deleted accounts, hand jobs and
   // files owned by an address (an earlier release) to its account, redrive dead letters, list
-  // usage; a sweep takes, renews and gives up its lease
+  // usage; a sweep takes, renews and gives up its lease; `migrate` stores the cover pictures
+  // earlier releases kept only inside the MP3s as files of their own (common/covers.py)
   ops: [
     [JOBS, FIND_UPDATE_REMOVE],
-    [FILE_DOCS, FIND_UPDATE_REMOVE],
-    [CHUNKS, FIND_REMOVE],
+    [VIDEO_DOCS, FIND_UPDATE_REMOVE],
+    [VIDEO_CHUNKS, FIND_REMOVE],
+    [MP3_DOCS, [...FIND_UPDATE_REMOVE, "insert", "createCollection"]],
+    [MP3_CHUNKS, FIND_INSERT_REMOVE],
     [UPLOADS, FIND_REMOVE],
     [LEASES, WRITE],
   ],

@@ -16,6 +16,10 @@ MongoDB and also works on nx-27017. Everything else talks to MongoDB as pymongo 
   the batch size, so GridOut (one query for the rest of the file) cannot read a file over the
   48 MB a reply may carry, and pymongo's GridIn holds up to 48 MB per open file on any server.
   Measurements are in common.gridio.
+- ``count_chunks(chunks, files_id, expected)``: nx-27017 cannot count chunks
+  (``count_documents`` on a ``<bucket>.chunks`` fails), ignores a query's projection there, and
+  answers in one reply: a ``find`` of all of a big file's chunks, even asking for ``n`` alone,
+  fails past 48 MB. They are counted a window of ``n`` at a time.
 - gateway.ratelimit_storage, in place of the ``limits`` library's MongoDB storage: that one
   counts with an update pipeline, which nx-27017 refuses. It lives with the gateway, the only
   user of ``limits``.
@@ -30,7 +34,9 @@ from bson import ObjectId
 
 from common.gridio import GridReader, GridWriter
 
-__all__ = ["GridReader", "GridWriter", "delete_file_document", "object_id_equals"]
+__all__ = ["GridReader", "GridWriter", "count_chunks", "delete_file_document",
+           "object_id_equals"]
+COUNT_WINDOW = 8  # chunks a counting query may return (their data too, on nx-27017)
 
 
 def object_id_equals(oid: ObjectId) -> dict:
@@ -46,3 +52,14 @@ def delete_file_document(files, oid: ObjectId) -> None:
     except pymongo.errors.OperationFailure:
         if files.find_one({"_id": oid}, {"_id": 1}) is not None:
             raise
+
+
+def count_chunks(chunks, files_id: ObjectId, expected: int) -> int:
+    """How many of the chunks ``0 .. expected - 1`` of file ``files_id`` the ``<bucket>.chunks``
+    collection ``chunks`` holds."""
+    found = 0
+    for start in range(0, expected, COUNT_WINDOW):
+        found += len(list(chunks.find(
+            {"files_id": files_id, "n": {"$gte": start, "$lt": start + COUNT_WINDOW}},
+            {"_id": 1})))
+    return found

@@ -1,7 +1,8 @@
 """A conversion's options: what an upload may ask for, checked once, stored with its job.
 
-The gateway reads them from the upload's form fields (``from_fields``), the job record keeps
-them (``to_doc``), the converter follows them (``from_doc``) and ``GET /jobs/<id>`` shows them.
+The gateway parses each of the upload's form fields as it arrives (``parse_field``) and
+combines them (``combine``; ``from_fields`` does both), the job record keeps them (``to_doc``),
+the converter follows them (``from_doc``, ``QUALITIES``) and ``GET /jobs/<id>`` shows them.
 Every field is optional; the defaults reproduce a plain conversion.
 """
 
@@ -13,11 +14,26 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 
-# quality -> what it means; None (not given): the service's default VBR quality, and an MP3
-# source's own audio frames, copied as they are.
-QUALITIES = {"v0": "VBR V0 (about 245 kbit/s)", "v2": "VBR V2 (about 190 kbit/s)",
-             "v5": "VBR V5 (about 130 kbit/s)", "128": "CBR 128 kbit/s",
-             "192": "CBR 192 kbit/s", "256": "CBR 256 kbit/s", "320": "CBR 320 kbit/s"}
+
+@dataclass(frozen=True)
+class Quality:
+    """One MP3 quality an upload may ask for: what it means, and how ffmpeg makes it."""
+
+    label: str
+    ffmpeg_args: tuple[str, ...]  # the encoder's: LAME's -V scale (VBR) or a bitrate (CBR)
+
+
+# quality -> what it is; None (not given): the service's default VBR quality (MP3_QUALITY), and
+# an MP3 source's own audio frames, copied as they are.
+QUALITIES = {
+    "v0": Quality("VBR V0 (about 245 kbit/s)", ("-q:a", "0")),
+    "v2": Quality("VBR V2 (about 190 kbit/s)", ("-q:a", "2")),
+    "v5": Quality("VBR V5 (about 130 kbit/s)", ("-q:a", "5")),
+    "128": Quality("CBR 128 kbit/s", ("-b:a", "128k")),
+    "192": Quality("CBR 192 kbit/s", ("-b:a", "192k")),
+    "256": Quality("CBR 256 kbit/s", ("-b:a", "256k")),
+    "320": Quality("CBR 320 kbit/s", ("-b:a", "320k")),
+}
 COVERS = ("auto", "none")
 TAGS = ("title", "artist", "album")
 FIELDS = ("quality", "start", "end", "normalize", *TAGS, "cover")
@@ -79,14 +95,22 @@ def default_title(filename: str | None) -> str | None:
     return stem[:TAG_MAX_CHARS] or None
 
 
-def check_field(name: str, value: str) -> object:
-    """One form field's value, parsed; InvalidOption naming the field when it is wrong.
+def parse_field(name: str, value: bytes | str) -> object:
+    """One form field parsed, its value as sent (bytes: at most MAX_FIELD_BYTES of UTF-8) or
+    as text; InvalidOption naming the field when it is no option or its value is wrong.
 
-    An empty value means "not given" (a browser form sends its empty inputs).
+    An empty value means "not given" (None; a browser form sends its empty inputs).
     """
     if name not in FIELDS:
         raise InvalidOption(f"unknown field '{name[:40]}': the upload's fields are file, "
                             + ", ".join(FIELDS))
+    if isinstance(value, bytes):
+        if len(value) > MAX_FIELD_BYTES:
+            raise InvalidOption(f"{name} is longer than {MAX_FIELD_BYTES} bytes")
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidOption(f"{name} must be UTF-8 text") from None
     value = value.strip()
     if not value:
         return None
@@ -139,10 +163,15 @@ def parse_time(name: str, text: str) -> float:
     return round(seconds, 3)
 
 
-def from_fields(fields: dict[str, str], filename: str | None) -> Options:
-    """The options of an upload from its form fields (each checked), or InvalidOption."""
-    values = {name: check_field(name, value) for name, value in fields.items()}
-    values = {name: value for name, value in values.items() if value is not None}
+def from_fields(fields: dict[str, bytes | str], filename: str | None) -> Options:
+    """The options of an upload from its form fields (each parsed), or InvalidOption."""
+    return combine({name: parse_field(name, value) for name, value in fields.items()}, filename)
+
+
+def combine(parsed: dict[str, object], filename: str | None) -> Options:
+    """The options of an upload from its fields as ``parse_field`` gave them: InvalidOption
+    when they do not go together (a trim that ends before it starts, or keeps too little)."""
+    values = {name: value for name, value in parsed.items() if value is not None}
     start, end = values.get("start"), values.get("end")
     if start is not None and end is not None and end <= start:
         raise InvalidOption(f"end ({clock(end)}) must be after start ({clock(start)})")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from common.id3 import Chapter
 from common.options import clean_text
+from converter.id3 import Chapter
 
 MAX_CHAPTERS = 256
 TITLE_MAX_CHARS = 200

@@ -5,12 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.errors import PermanentError
-from common.options import MIN_TRIM_SECONDS, Options, clock
+from common.options import MIN_TRIM_SECONDS, QUALITIES, Options, clock
 
-# ffmpeg arguments of each quality; VBR through LAME's -V scale, CBR through a fixed bitrate.
-QUALITY_ARGS = {"v0": ["-q:a", "0"], "v2": ["-q:a", "2"], "v5": ["-q:a", "5"],
-                "128": ["-b:a", "128k"], "192": ["-b:a", "192k"], "256": ["-b:a", "256k"],
-                "320": ["-b:a", "320k"]}
 # EBU R128 for spoken word and music on phones and podcasts (the level podcast platforms use).
 LOUDNESS = {"I": -16.0, "TP": -1.5, "LRA": 11.0}
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -67,7 +63,8 @@ def make(info, options: Options, default_quality: int) -> Plan:
         if info.multichannel:
             encode += ["-ac", "2"]  # stereo downmix
         encode += ["-c:a", "libmp3lame"]
-        encode += QUALITY_ARGS.get(options.quality or "", ["-q:a", str(default_quality)])
+        quality = QUALITIES.get(options.quality or "")
+        encode += quality.ffmpeg_args if quality else ("-q:a", str(default_quality))
     sample_rate = None
     if options.normalize:
         sample_rate = info.sample_rate if info.sample_rate in MP3_SAMPLE_RATES else 48000

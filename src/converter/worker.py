@@ -1,4 +1,5 @@
-"""Handle one `video` message: claim the job, convert, store the MP3, finish the job."""
+"""Handle one `video` message: claim the job, convert, store the MP3 and its cover picture,
+finish the job."""
 
 import logging
 import os
@@ -9,7 +10,7 @@ from pathlib import PurePath
 
 import pymongo.errors
 
-from common import id3, messages, metrics, topology
+from common import covers, messages, metrics, topology
 from common.consumer import Delivery, Handler
 from common.errors import PermanentError, ProcessingError
 from common.gridio import FileMissing
@@ -17,7 +18,7 @@ from common.jobs import Cancelled, Jobs, Status
 from common.log import bound_job
 from common.options import TAGS, Options
 from common.store import MP3S, VIDEOS, Store
-from converter import chapters, cover, ffmpeg, plan
+from converter import chapters, cover, ffmpeg, id3, plan
 
 log = logging.getLogger(__name__)
 COPY_BUFFER = 1024 * 1024
@@ -82,7 +83,7 @@ class ConvertHandler(Handler):
             if not self.jobs.finish(job, token, mp3["fid"], mp3["size"], mp3["duration"],
                                     delivery.publisher, mp3["details"]):
                 log.warning("job was deleted or taken over while converting; discarding this MP3")
-                self.store.delete_file(MP3S, mp3["fid"])
+                self.jobs.remove_outputs({"mp3_fid": mp3["fid"], **mp3["details"]})
                 metrics.CONVERSIONS.labels("cancelled", "").inc()
                 return
             metrics.CONVERSIONS.labels("done", "").inc()
@@ -111,7 +112,8 @@ class ConvertHandler(Handler):
 
     # -- steps --------------------------------------------------------------------------------
     def _convert(self, job: dict, token: str, delivery: Delivery) -> dict:
-        """Probe, plan, (measure the loudness,) convert, tag and store: the MP3's record."""
+        """Probe, plan, (measure the loudness,) convert, tag and store the MP3 and its cover:
+        the MP3's record."""
         cfg = self.config
         options = Options.from_doc(job.get("options"), job.get("filename"))
         progress = self._progress_writer(job, token)
@@ -140,12 +142,13 @@ class ConvertHandler(Handler):
             tag = id3.build(options.title, options.artist, options.album, jpeg, parts)
             self.jobs.progress(job["_id"], token, 99.0)  # still wanted? (raises Cancelled)
             fid = self._store_mp3(job, tag, dst)
+        cover_fid = self._store_cover(job, jpeg, fid) if jpeg else None
         width, height = cover.dimensions(jpeg) if jpeg else (0, 0)
         return {"fid": fid, "size": len(tag) + size, "duration": duration, "details": {
             "mode": "copy" if recipe.copy else "encode",
             "bitrate": round(size * 8 / duration / 1000) if duration else None,
             "cover": {"width": width, "height": height, "size": len(jpeg)} if jpeg else None,
-            "chapters": len(parts)}}
+            "cover_fid": cover_fid, "chapters": len(parts)}}
 
     def _fetch_video(self, video_fid, path: str) -> None:
         try:
@@ -171,6 +174,15 @@ class ConvertHandler(Handler):
             return writer.close()
         except BaseException:
             writer.abort()
+            raise
+
+    def _store_cover(self, job: dict, jpeg: bytes, mp3_fid):
+        """The cover picture as a file of its own (``common.covers``); the MP3 just stored
+        goes too when it cannot be stored."""
+        try:
+            return covers.save(self.store, job, jpeg)
+        except BaseException:
+            self.store.delete_file(MP3S, mp3_fid)
             raise
 
     def _progress_writer(self, job: dict, token: str):

@@ -52,7 +52,7 @@ def account():
     """The caller's address, whether it is confirmed, what they store and their limits."""
     cfg = backends.config()
     limits = cfg.limits_for(g.claims)  # the ones POST /upload applies
-    usage = backends.jobs().usage(g.user)
+    usage = backends.quotas().usage(g.user)
     return {"email": g.claims.get("email"), "verified": bool(g.claims.get("verified")),
             "usage": {"bytes": usage.bytes, "active_jobs": usage.active_jobs},
             "quota": {"bytes": limits.storage_quota_bytes,
@@ -91,10 +91,10 @@ def delete_account():
 @admin_required
 def usage_by_owner():
     """Every user with jobs, by storage used, largest first (admins only)."""
-    jobs = backends.jobs()
+    quotas = backends.quotas()
     rows = []
-    for owner in jobs.owners():
-        usage = jobs.usage(owner)
+    for owner in backends.jobs().owners():
+        usage = quotas.usage(owner)
         rows.append({"owner": owner, "bytes": usage.bytes, "active_jobs": usage.active_jobs,
                      "jobs": usage.counts})
     rows.sort(key=lambda row: row["bytes"], reverse=True)

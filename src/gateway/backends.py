@@ -8,6 +8,7 @@ from flask import current_app
 
 from common.broker import PublisherPool
 from common.jobs import Jobs
+from common.quotas import Quotas
 from common.store import Store
 
 _lock = threading.Lock()
@@ -50,6 +51,11 @@ def jobs() -> Jobs:
             if "jobs" not in ext:
                 ext["jobs"] = Jobs(mongo, config().lifecycle)
     return ext["jobs"]
+
+
+def quotas() -> Quotas:
+    """The owners' usage and uploads in progress, on the worker process's MongoDB client."""
+    return Quotas(store())
 
 
 def publisher() -> PublisherPool:

@@ -8,10 +8,10 @@ from flask import Blueprint, current_app, g, request
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import wrap_file
 
-from common import metrics
+from common import covers, metrics
 from common.gridio import FileMissing
-from common.jobs import Status
-from common.store import MP3S, now
+from common.jobs import is_expired
+from common.store import MP3S
 from common.web import error
 from gateway import backends
 from gateway.jobs import expired_message
@@ -44,6 +44,8 @@ def _send(owner: str | None, token: str | None):
     fid = request.args.get("fid", "")
     store = backends.store()
     doc = store.find_file(MP3S, fid)
+    if covers.is_cover(doc):  # a cover picture is served by GET /jobs/<id>/cover only
+        doc = None
     job = backends.jobs().by_mp3(fid)
     # The job decides (its owner is handed over with it); a file without a job, its metadata.
     file_owner = (job or {}).get("owner") or (doc or {}).get("metadata", {}).get("owner")
@@ -54,8 +56,7 @@ def _send(owner: str | None, token: str | None):
         allowed = file_owner is not None and file_owner == owner
     if not allowed:
         return _not_found(token)
-    if job is not None and (job["status"] == Status.EXPIRED
-                            or (job.get("expires_at") or float("inf")) < now()):
+    if job is not None and is_expired(job):
         return error(410, expired_message(job))
     if doc is None:
         return _not_found(token)

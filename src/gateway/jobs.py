@@ -5,11 +5,9 @@ import datetime as dt
 
 from flask import Blueprint, Response, g, url_for
 
-from common import id3
-from common.gridio import FileMissing
-from common.jobs import Status
+from common import covers
+from common.jobs import Status, is_expired
 from common.options import Options
-from common.store import MP3S, now
 from common.web import error
 from gateway import backends
 from gateway.security import login_required, sign_download
@@ -76,20 +74,12 @@ def delete_job(job_id: str):
 @bp.get("/jobs/<job_id>/cover")
 @login_required
 def cover(job_id: str):
-    """The front-cover picture embedded in the job's MP3 (a JPEG)."""
+    """The front-cover picture embedded in the job's MP3 (a JPEG), from its cover file."""
     doc, refused = _finished(job_id)
     if refused is not None:
         return refused
-    if not doc.get("cover"):
-        return error(404, "this MP3 has no cover picture")
-    try:
-        with backends.store().open_download(MP3S, doc["mp3_fid"]) as mp3:
-            head = mp3.read(id3.HEADER_BYTES)
-            length = id3.tag_size(head)
-            picture = id3.read_cover(head + mp3.read(min(length, id3.MAX_TAG_BYTES)
-                                                     - len(head))) if length else None
-    except FileMissing:
-        picture = None
+    # A job of an earlier release has no cover file until `python -m ops migrate` makes it.
+    picture = covers.load(backends.store(), doc.get("cover_fid")) if doc.get("cover") else None
     if picture is None:
         return error(404, "this MP3 has no cover picture")
     response = Response(picture, mimetype="image/jpeg")
@@ -115,15 +105,14 @@ def _finished(job_id: str):
     doc = backends.jobs().get(job_id, owner=g.user)
     if doc is None:
         return None, error(404, "no such job")
-    if doc["status"] == Status.EXPIRED or (doc["status"] == Status.DONE
-                                           and (doc.get("expires_at") or now() + 1) < now()):
-        return None, error(410, expired_message(doc))  # past its expiry, even before the sweep
+    if is_expired(doc):
+        return None, error(410, expired_message(doc))
     if doc["status"] != Status.DONE:
         return None, error(409, f"the job is {doc['status']}, not done")
     return doc, None
 
 
 def expired_message(doc: dict) -> str:
-    """What a person is told about an MP3 that has been deleted after its retention."""
+    """What a person is told about an MP3 past its retention (``is_expired``), from any view."""
     return (f"this MP3 expired on {iso(doc.get('expires_at'))} and has been deleted; "
             "upload the video again to convert it once more")

@@ -13,6 +13,7 @@ from common import topology
 from common.broker import Publisher
 from common.errors import RetryableError
 from common.jobs import Jobs
+from common.quotas import Quotas
 from common.settings import load_or_exit
 from common.store import Store
 from common.units import size
@@ -90,7 +91,8 @@ def dlq_redrive_command(ctx, queue: str):
 def usage_command(ctx, as_json: bool):
     """Users by storage used, largest first."""
     jobs = ctx.obj["jobs"]
-    rows = [(owner, jobs.usage(owner)) for owner in jobs.owners()]
+    quotas = Quotas(jobs.store)
+    rows = [(owner, quotas.usage(owner)) for owner in jobs.owners()]
     rows.sort(key=lambda row: row[1].bytes, reverse=True)
     for owner, usage in rows:
         if as_json:

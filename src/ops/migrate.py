@@ -14,6 +14,12 @@ jobs of a release without MP3 retention get an ``expires_at`` a retention from n
 are addresses are left to the sweep (ops.sweep.adopt_address_owners). GridFS metadata kept the
 same shape (owner, job_id, content_type, video_fid) in every release: it is copied as it is.
 
+Covers: a done job of a release before cover files (``cover`` set, no ``cover_fid``) gets one
+(common.covers), taken out of the ID3 tag at its MP3's start (ops.embedded_cover); its job then
+records it, only if still done with that MP3. A cover file that a stopped run stored but did not
+record is deleted before the job is taken again; a job that has its cover file is left alone.
+Until then GET /jobs/<id>/cover answers that job 404 "this MP3 has no cover picture".
+
 Run it with the services stopped (like `flask --app auth init-db`), one run at a time.
 """
 
@@ -23,8 +29,11 @@ import logging
 
 import pymongo.errors
 
+from common import covers
 from common.jobs import ACTIVE, Status
+from common.mongo_compat import object_id_equals
 from common.store import MP3S, VIDEOS, Store, now
+from ops import embedded_cover
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +55,8 @@ def checkpoint(event: str) -> None:
 
 
 def migrate(store: Store, retention_seconds: float) -> dict:
-    """Move every legacy file, upgrade the jobs, drop legacy databases left empty; the counts."""
+    """Move every legacy file, upgrade the jobs, give their covers files of their own, drop
+    legacy databases left empty; the counts."""
     counts = {"files_copied": 0, "files_verified": 0, "already_copied": 0,
               "sources_deleted": 0, "bytes_copied": 0, "incomplete_sources": 0,
               "conflicts": 0}
@@ -57,6 +67,7 @@ def migrate(store: Store, retention_seconds: float) -> dict:
                 {}, {"_id": 1})), key=str):
             _move(store, source, LEGACY[database], fid, counts)
     counts.update(upgrade_jobs(store, retention_seconds))
+    counts.update(extract_covers(store))
     counts["legacy_databases"] = {
         database: _dispose(store, database) if database in present else "absent"
         for database in LEGACY}
@@ -258,3 +269,40 @@ def _upgraded_fields(job: dict, expires: float) -> dict:
     if job.get("status") == Status.DONE and "expires_at" not in job:
         fields["expires_at"] = expires
     return fields
+
+
+# -- covers -----------------------------------------------------------------------------------
+def extract_covers(store: Store) -> dict:
+    """Store the cover embedded in the MP3 of each done job that has one but no cover file,
+    and record it on the job."""
+    counts = {"covers_extracted": 0, "covers_not_found": 0}
+    for job in list(store.jobs.find({"status": Status.DONE.value},
+                                    {"owner": 1, "filename": 1, "mp3_fid": 1, "cover": 1,
+                                     "cover_fid": 1})):
+        if not job.get("cover") or job.get("cover_fid"):
+            continue
+        where = {"job_id": str(job["_id"]), "mp3_fid": str(job.get("mp3_fid"))}
+        for doc in list(store.files(MP3S).find({"metadata.job_id": str(job["_id"])},
+                                               {"metadata": 1})):
+            if covers.is_cover(doc):  # stored by a run that stopped before recording it
+                store.delete_file(MP3S, doc["_id"])
+        jpeg = embedded_cover.read(store, job.get("mp3_fid"))
+        if jpeg is None:
+            counts["covers_not_found"] += 1
+            log.warning("no cover picture in the MP3 of a job that records one; its cover "
+                        "stays unavailable", extra=where)
+            continue
+        fid = covers.save(store, job, jpeg)
+        checkpoint("cover stored")
+        recorded = store.jobs.update_one(
+            {"_id": job["_id"], "status": Status.DONE.value,
+             "mp3_fid": object_id_equals(job["mp3_fid"]), "cover_fid": None},
+            {"$set": {"cover_fid": fid}})
+        if not recorded.matched_count:  # deleted, expired or given a cover meanwhile
+            store.delete_file(MP3S, fid)
+            continue
+        counts["covers_extracted"] += 1
+        log.info("cover taken out of the MP3", extra={**where, "cover_fid": str(fid),
+                                                       "length": len(jpeg)})
+        checkpoint("cover recorded")
+    return counts

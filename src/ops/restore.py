@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from common.jobs import Jobs
-from ops import backup_mariadb, mongodump
+from ops import backup_mariadb, mongodump, upkeep
 from ops import manifest as manifests
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,12 @@ def restore(config, store, set_dir: Path, force: bool) -> dict:
     set_dir = Path(set_dir)
     manifest = manifests.check(set_dir)
     settings = config.backup
-    held = holdings(settings, settings.mysql_db, store.db)
+    held = holdings(settings, settings.mysql.db, store.db)
     if held and not force:
         raise TargetNotEmpty("refusing to restore over data: " + "; ".join(held)
                              + ". Pass --force to replace it with the backup set's")
-    loaded = load_set(settings, set_dir, manifest, settings.mysql_db, store.db, replace=force)
-    reconciled = Jobs(store, config.lifecycle).reconcile_restored()
+    loaded = load_set(settings, set_dir, manifest, settings.mysql.db, store.db, replace=force)
+    reconciled = upkeep.reconcile_restored(Jobs(store, config.lifecycle))
     return {"event": "restore", "set": str(set_dir), "created_at": manifest.get("created_at"),
             "release": manifest.get("release"), "forced": bool(held) and force,
             **loaded, "reconciled": reconciled,

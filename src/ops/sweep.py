@@ -14,6 +14,7 @@ from collections.abc import Callable
 import requests
 
 from common.jobs import Jobs
+from ops import upkeep
 from ops.lease import Lease, LeaseHeld, LeaseLost, iso
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,11 @@ def sweep(jobs: Jobs, publisher, config, still_held: Callable[[], None] = lambda
     is called before each step and raises to stop the pass."""
     counts = {} if counts is None else counts
     steps = (
-        lambda: jobs.recover_unpublished(config.unpublished_job_seconds, publisher),
-        lambda: jobs.recover_stuck(config.stuck_job_seconds, config.messaging.max_attempts,
-                                   publisher),
-        jobs.expire,
-        lambda: jobs.remove_orphans(config.orphan_grace_seconds),
+        lambda: upkeep.recover_unpublished(jobs, config.unpublished_job_seconds, publisher),
+        lambda: upkeep.recover_stuck(jobs, config.stuck_job_seconds,
+                                     config.messaging.max_attempts, publisher),
+        lambda: upkeep.expire(jobs),
+        lambda: upkeep.remove_orphans(jobs, config.orphan_grace_seconds),
         lambda: {"deleted_accounts_jobs": purge_deleted_accounts(jobs, config)},
         lambda: adopt_address_owners(jobs, config),
     )

@@ -7,6 +7,7 @@ import time
 import pymongo
 import requests
 
+from common import covers
 from common.store import MP3S, VIDEOS
 
 
@@ -62,8 +63,8 @@ def stored_files(stack, bucket: str, job_id: str) -> list[dict]:
 
 
 def mp3_files(stack, job_id: str) -> list[dict]:
-    """The MP3s stored in GridFS for a job."""
-    return stored_files(stack, MP3S, job_id)
+    """The MP3s stored in GridFS for a job (not its cover picture, a file of the same bucket)."""
+    return [doc for doc in stored_files(stack, MP3S, job_id) if not covers.is_cover(doc)]
 
 
 def video_files(stack, job_id: str) -> list[dict]:

@@ -40,7 +40,8 @@ def test_delete_account_with_basic_credentials_removes_everything_of_that_user_o
     email, jwt, jobs = user_with_jobs(stack, media)
     other_email, other_jwt, other_jobs = user_with_jobs(stack, media, ("mov",))
     stored = owned(stack, stack.account_id(jwt))
-    assert stored["jobs"] == 2 and stored["videos.files"] == 2 and stored["mp3s.files"] == 2
+    # each job's MP3 and its cover picture (a file of its own)
+    assert stored["jobs"] == 2 and stored["videos.files"] == 2 and stored["mp3s.files"] == 4
     link = call(stack, "GET", f"/jobs/{jobs[0]['job_id']}/download-url", jwt).json()["url"]
 
     wrong = requests.delete(f"{stack.gateway_url}/account", auth=(email, "not my password"),
@@ -61,7 +62,7 @@ def test_delete_account_with_basic_credentials_removes_everything_of_that_user_o
 
     # The other user keeps everything.
     assert user_row(stack, other_email) is not None
-    assert owned(stack, stack.account_id(other_jwt))["mp3s.files"] == 1
+    assert owned(stack, stack.account_id(other_jwt))["mp3s.files"] == 2  # MP3 and cover
     resp = call(stack, "GET", f"/download?fid={other_jobs[0]['mp3_fid']}", other_jwt)
     assert resp.status_code == 200 and len(resp.content) == other_jobs[0]["mp3_size"]
 
@@ -74,7 +75,7 @@ def test_delete_account_with_token_and_password_in_json(stack, media):
         assert resp.json()["error"]
     assert call(stack, "DELETE", "/account", jwt).status_code == 400  # no body at all
     assert user_row(stack, email) is not None
-    assert owned(stack, stack.account_id(jwt))["mp3s.files"] == 1
+    assert owned(stack, stack.account_id(jwt))["mp3s.files"] == 2  # the MP3 and its cover
 
     resp = call(stack, "DELETE", "/account", jwt, json={"password": PASSWORD})
     assert resp.status_code == 204, resp.text
@@ -92,7 +93,7 @@ def test_operator_deletes_a_user_and_the_sweep_removes_their_files(stack_factory
     assert user_row(stack, email) is None
     resp = call(stack, "GET", "/jobs", jwt)  # the token stops working at once
     assert resp.status_code == 401 and resp.json() == {"error": GONE}
-    assert owned(stack, stack.account_id(jwt))["mp3s.files"] == 2  # the files wait for the sweep
+    assert owned(stack, stack.account_id(jwt))["mp3s.files"] == 4  # they wait for the sweep
 
     # The address is registered again before the sweep, in the same second: a new account,
     # whose job stays, and which never sees the old one's.
@@ -108,9 +109,9 @@ def test_operator_deletes_a_user_and_the_sweep_removes_their_files(stack_factory
     assert kept["job_id"] == fresh["job_id"]
     assert owned(stack, stack.account_id(jwt)) == NOTHING
     left = owned(stack, stack.account_id(new_jwt))
-    assert left["jobs"] == 1 and left["mp3s.files"] == 1
+    assert left["jobs"] == 1 and left["mp3s.files"] == 2  # the MP3 and its cover
     assert call(stack, "GET", f"/download?fid={kept['mp3_fid']}", new_jwt).status_code == 200
-    assert owned(stack, stack.account_id(other_jwt))["mp3s.files"] == 1
+    assert owned(stack, stack.account_id(other_jwt))["mp3s.files"] == 2
     assert sweep(stack)["deleted_accounts_jobs"] == 0
 
     missing = auth_command(stack, "delete-user", "nobody-here@example.com")

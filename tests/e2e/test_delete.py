@@ -1,4 +1,5 @@
-"""DELETE /jobs/<id>: the job, its video and its MP3 go; a conversion in progress stops."""
+"""DELETE /jobs/<id>: the job, its video, its MP3 and its cover go; a conversion in progress
+stops."""
 
 import os
 import time
@@ -25,6 +26,7 @@ def test_delete_removes_the_job_its_video_and_its_mp3_for_the_owner_only(stack_f
     job_id, video_fid, mp3_fid = job["job_id"], ObjectId(job["video_fid"]), ObjectId(
         job["mp3_fid"])
     assert files(stack, VIDEOS, _id=video_fid) and files(stack, MP3S, _id=mp3_fid)
+    assert len(files(stack, MP3S, **{"metadata.job_id": job_id})) == 2  # the MP3 and its cover
 
     # Someone else cannot delete it, nor learn that it exists.
     for who in (other, None):
@@ -41,6 +43,7 @@ def test_delete_removes_the_job_its_video_and_its_mp3_for_the_owner_only(stack_f
         kept["job_id"]]
     assert files(stack, VIDEOS, _id=video_fid) == [] and chunks(stack, VIDEOS, video_fid) == 0
     assert files(stack, MP3S, _id=mp3_fid) == [] and chunks(stack, MP3S, mp3_fid) == 0
+    assert files(stack, MP3S, **{"metadata.job_id": job_id}) == []  # the cover went too
     resp = call(stack, "GET", f"/download?fid={mp3_fid}", jwt)
     assert resp.status_code == 404 and resp.json() == {"error": "no such file"}
 

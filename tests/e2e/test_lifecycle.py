@@ -1,5 +1,5 @@
-"""What stays stored, and for how long: source videos go once converted, MP3s expire, the sweep
-removes orphans."""
+"""What stays stored, and for how long: source videos go once converted, MP3s (and their cover
+pictures) expire, the sweep removes orphans."""
 
 import datetime as dt
 import time
@@ -9,6 +9,7 @@ import pytest
 import requests
 from bson import ObjectId
 
+from common import covers
 from tests.e2e.api import classic_upload, wait_for_job
 from tests.e2e.storage import (
     MP3S,
@@ -28,6 +29,12 @@ def parse_iso(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def stored_job(stack, job_id: str) -> dict:
+    """The job's document as MongoDB holds it."""
+    with database(stack) as db:
+        return db["jobs"].find_one({"_id": ObjectId(job_id)})
+
+
 def test_a_converted_job_leaves_no_video_in_gridfs(stack, media):
     email, jwt = stack.user()
     status, accepted = classic_upload(stack, jwt, media("mov"))
@@ -38,8 +45,11 @@ def test_a_converted_job_leaves_no_video_in_gridfs(stack, media):
     assert files(stack, VIDEOS, _id=video_fid) == []
     assert chunks(stack, VIDEOS, video_fid) == 0
     assert files(stack, VIDEOS, **{"metadata.owner": stack.account_id(jwt)}) == []
-    [mp3] = files(stack, MP3S, **{"metadata.job_id": accepted["job_id"]})
+    mp3, cover = sorted(files(stack, MP3S, **{"metadata.job_id": accepted["job_id"]}),
+                        key=covers.is_cover)  # the MP3, then its cover picture
     assert mp3["_id"] == ObjectId(job["mp3_fid"]) and chunks(stack, MP3S, mp3["_id"]) >= 1
+    assert covers.is_cover(cover) and cover["length"] == job["cover"]["size"]
+    assert cover["_id"] == stored_job(stack, accepted["job_id"])["cover_fid"]
     assert call(stack, "GET", f"/download?fid={job['mp3_fid']}", jwt).status_code == 200
 
 
@@ -90,16 +100,21 @@ def test_an_expired_mp3_is_deleted_by_the_sweep_and_answers_410(stack_factory, m
     link = f"{stack.gateway_url}{signed.json()['url']}"
     assert requests.get(link, timeout=10).status_code == 200
 
+    assert call(stack, "GET", f"/jobs/{accepted['job_id']}/cover", jwt).status_code == 200
+    cover_fid = stored_job(stack, accepted["job_id"])["cover_fid"]
+
     time.sleep(max(0.0, expires.timestamp() - time.time()) + 0.5)
     counts = sweep(stack)
     assert counts["expired"] == 1, counts
     assert files(stack, MP3S, _id=mp3_fid) == [] and chunks(stack, MP3S, mp3_fid) == 0
+    assert files(stack, MP3S, _id=cover_fid) == [] and chunks(stack, MP3S, cover_fid) == 0
     job = call(stack, "GET", f"/jobs/{accepted['job_id']}", jwt).json()
     assert job["status"] == "expired" and job["expires_at"] == listed["expires_at"]
 
     for resp in (call(stack, "GET", f"/download?fid={mp3_fid}", jwt),
                  requests.get(link, timeout=10),
-                 call(stack, "GET", f"/jobs/{accepted['job_id']}/download-url", jwt)):
+                 call(stack, "GET", f"/jobs/{accepted['job_id']}/download-url", jwt),
+                 call(stack, "GET", f"/jobs/{accepted['job_id']}/cover", jwt)):
         assert resp.status_code == 410, resp.text
         message = resp.json()["error"]
         assert message.startswith(f"this MP3 expired on {job['expires_at']} and has been "
@@ -119,7 +134,8 @@ def test_an_mp3_past_its_expiry_answers_410_even_before_the_sweep(stack_factory,
     _, accepted = classic_upload(stack, jwt, media("mov"))
     job = wait_for_job(stack, jwt, accepted["job_id"])
     time.sleep(max(0.0, parse_iso(job["expires_at"]).timestamp() - time.time()) + 0.5)
-    for path in (f"/download?fid={job['mp3_fid']}", f"/jobs/{job['job_id']}/download-url"):
+    for path in (f"/download?fid={job['mp3_fid']}", f"/jobs/{job['job_id']}/download-url",
+                 f"/jobs/{job['job_id']}/cover"):
         resp = call(stack, "GET", path, jwt)
         assert resp.status_code == 410, resp.text
         assert resp.json()["error"].startswith(f"this MP3 expired on {job['expires_at']}")
@@ -140,6 +156,11 @@ def test_the_sweep_removes_orphan_files_and_chunks_and_keeps_live_ones(stack_fac
         # An MP3 nobody recorded, with no metadata at all.
         lost_mp3 = gridfs.GridFSBucket(db, bucket_name=MP3S).upload_from_stream(
             "lost.mp3", b"\xff\xfb" * 5000)
+        # A cover picture its job never recorded (a converter stopped before finishing).
+        lost_cover = gridfs.GridFSBucket(db, bucket_name=MP3S).upload_from_stream(
+            "clip.jpg", b"\xff\xd8" * 500,
+            metadata={"owner": stack.account_id(jwt), "job_id": job["job_id"],
+                      "kind": "cover", "content_type": "image/jpeg"})
         # Chunks of an upload that never completed: no file document.
         unfinished = ObjectId()
         db[f"{VIDEOS}.chunks"].insert_many(
@@ -151,15 +172,18 @@ def test_the_sweep_removes_orphan_files_and_chunks_and_keeps_live_ones(stack_fac
 
     counts = sweep(stack, ORPHAN_GRACE_SECONDS="0")
     # MongoDB finds the chunks by their missing file; nx-27017 shows them as a file of length
-    # 0 with no job, so they are counted as a file there. Either way three orphans went.
-    assert counts["orphan_files"] + counts["orphan_chunks"] == 3, counts
-    assert counts["orphan_files"] >= 2, counts
+    # 0 with no job, so they are counted as a file there. Either way four orphans went.
+    assert counts["orphan_files"] + counts["orphan_chunks"] == 4, counts
+    assert counts["orphan_files"] >= 3, counts
     assert files(stack, VIDEOS, _id=lost_video) == [] and chunks(stack, VIDEOS, lost_video) == 0
     assert files(stack, MP3S, _id=lost_mp3) == [] and chunks(stack, MP3S, lost_mp3) == 0
+    assert files(stack, MP3S, _id=lost_cover) == [] and chunks(stack, MP3S, lost_cover) == 0
     assert chunks(stack, VIDEOS, unfinished) == 0
-    # The finished job and its MP3 are untouched.
+    # The finished job, its MP3 and its cover are untouched.
     assert call(stack, "GET", f"/jobs/{accepted['job_id']}", jwt).json()["status"] == "done"
     resp = call(stack, "GET", f"/download?fid={job['mp3_fid']}", jwt)
     assert resp.status_code == 200 and len(resp.content) == job["mp3_size"]
+    resp = call(stack, "GET", f"/jobs/{accepted['job_id']}/cover", jwt)
+    assert resp.status_code == 200 and len(resp.content) == job["cover"]["size"]
     again = sweep(stack, ORPHAN_GRACE_SECONDS="0")
     assert again["orphan_files"] == 0 and again["orphan_chunks"] == 0, again

@@ -6,6 +6,7 @@ import json
 import pymongo
 import pytest
 import requests
+from bson import ObjectId
 from mutagen.id3 import ID3, PictureType
 from mutagen.mp3 import MP3, BitrateMode
 
@@ -58,6 +59,14 @@ def test_options_after_the_file_shape_the_mp3_its_job_and_its_cover(stack, media
     assert len(picture.content) == job["cover"]["size"]
     refused = _get(stack, other_jwt, f"/jobs/{job_id}/cover")
     assert refused.status_code == 404 and refused.json()["error"]
+    # The picture is a file of its own, served by /cover only: /download knows no such MP3.
+    client = pymongo.MongoClient(stack.env["MONGODB_URI"])
+    try:
+        record = client[stack.env["MONGODB_DB"]]["jobs"].find_one({"_id": ObjectId(job_id)})
+    finally:
+        client.close()
+    not_mp3 = _get(stack, jwt, f"/download?fid={record['cover_fid']}")
+    assert not_mp3.status_code == 404 and not_mp3.json() == {"error": "no such file"}
 
     mp3 = tmp_path / "download.mp3"
     status, _ = curl("--output", str(mp3), "-H", f"Authorization: Bearer {jwt}",

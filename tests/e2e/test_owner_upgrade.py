@@ -57,7 +57,7 @@ def test_the_sweep_hands_address_owned_jobs_to_the_account_of_the_address(stack_
     assert listed["job_id"] == job["job_id"]
     download = call(stack, "GET", f"/download?fid={job['mp3_fid']}", jwt)
     assert download.status_code == 200 and len(download.content) == job["mp3_size"]
-    assert owned(stack, account_id)["mp3s.files"] == 1
+    assert owned(stack, account_id)["mp3s.files"] == 2  # the MP3 and its cover picture
     for address in (email, "nobody-has-this@example.com"):
         assert owned(stack, address) == NOTHING, address
     with database(stack) as db:

@@ -1,9 +1,10 @@
 """The upgrade drill: the previous release (its code, from the commit named in
 ``tools/previous_release``) runs, people use it, it stops; this release migrates what it left
-(`python -m ops migrate`: its classic dead-letter and delay queues become quorum queues) and
-starts. Old users log in with their passwords, their MP3s download byte for byte, the job the
-old release queued, waiting in its classic delay queue, is converted and mailed, the old
-release's dead letter is still there to read, and no new one is made."""
+(`python -m ops migrate`: its classic dead-letter and delay queues become quorum queues, the
+covers it kept only inside the MP3s become files of their own) and starts. Old users log in with
+their passwords, their MP3s and covers download byte for byte, the job the old release queued,
+waiting in its classic delay queue, is converted and mailed, the old release's dead letter is
+still there to read, and no new one is made."""
 
 from __future__ import annotations
 
@@ -111,6 +112,10 @@ def test_an_upgrade_from_the_previous_release_loses_nothing(stack_factory, previ
         assert [job["status"] for job in done] == ["done", "done"], done
         mp3s = {job["job_id"]: sha256(call(old, "GET", f"/download?fid={job['mp3_fid']}",
                                            jwt).content) for job in done}
+        pictures = [call(old, "GET", f"/jobs/{job['job_id']}/cover", jwt) for job in done]
+        assert [picture.status_code for picture in pictures] == [200, 200]
+        covers = {job["job_id"]: sha256(picture.content)
+                  for job, picture in zip(done, pictures, strict=True)}
         listed = [job["job_id"] for job in call(old, "GET", "/jobs", jwt).json()["jobs"]]
         url = shared["RABBITMQ_URL"]
         connection = pika.BlockingConnection(pika.URLParameters(url))
@@ -129,7 +134,9 @@ def test_an_upgrade_from_the_previous_release_loses_nothing(stack_factory, previ
 
         # This release's migration, before its services start (docs/operations.md).
         env = {key: value for key, value in old.env.items() if key != "PYTHONPATH"}
-        queues = json.loads(ops(env, "migrate").strip().splitlines()[-1])["queues"]
+        migrated = json.loads(ops(env, "migrate").strip().splitlines()[-1])
+        assert migrated["covers_extracted"] == 2 and migrated["covers_not_found"] == 0, migrated
+        queues = migrated["queues"]
         assert queues == {"dead_letter_queues_converted": 2, "dead_letters_moved": 1,
                           "legacy_delay_queues_deleted": 4, "delayed_messages_moved": 1}, queues
         vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
@@ -154,6 +161,8 @@ def test_an_upgrade_from_the_previous_release_loses_nothing(stack_factory, previ
         for job in done:
             download = call(new, "GET", f"/download?fid={job['mp3_fid']}", token)
             assert download.status_code == 200 and sha256(download.content) == mp3s[job["job_id"]]
+            cover = call(new, "GET", f"/jobs/{job['job_id']}/cover", token)
+            assert cover.status_code == 200 and sha256(cover.content) == covers[job["job_id"]]
         [ready] = [m for m in mailsink.wait_for(3, to=email)
                    if queued["job_id"] in m.get("X-Mp3converter-Job", "")]
         assert converted["mp3_fid"] in ready.get_body(("plain",)).get_content()

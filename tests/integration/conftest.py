@@ -9,7 +9,7 @@ import gridfs
 import pytest
 from bson import ObjectId
 
-from common import messages
+from common import covers, messages
 from common.broker import PublisherPool, connect
 from common.jobs import Jobs, Status
 from common.settings import LifecycleSettings, MongoSettings
@@ -89,8 +89,9 @@ class Pipeline:
                 found.append((props.headers or {}, body))
 
     def mp3_files(self, job_id: str) -> list[dict]:
-        """GridFS `mp3s` files made for the job."""
-        return list(self.store.files(MP3S).find({"metadata.job_id": job_id}))
+        """GridFS `mp3s` files made for the job: its MP3s (not its cover picture)."""
+        return [doc for doc in self.store.files(MP3S).find({"metadata.job_id": job_id})
+                if not covers.is_cover(doc)]
 
     def video_stored(self, msg: messages.VideoMessage) -> bool:
         """Whether the job's uploaded video is still in GridFS."""

@@ -72,13 +72,14 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
         "notification": {(db, "jobs"): UPDATE},  # reads the job, records the email
         # the sweep and the DLQ tools: re-queue, fail, expire, delete deleted accounts' jobs;
         # expired MP3s, dropped videos and orphaned files go; jobs and files owned by an
-        # address (an earlier release) are handed to its account: their metadata changes
+        # address (an earlier release) are handed to its account: their metadata changes;
+        # `migrate` stores the covers earlier releases kept only inside the MP3s
         "ops": {
             (db, "jobs"): {"find", "update", "remove"},
             **bucket("videos", REMOVE),
-            **bucket("mp3s", REMOVE),
+            **bucket("mp3s", REMOVE | {"insert", "createCollection"}),
             (db, "videos.files"): {"find", "update", "remove"},
-            (db, "mp3s.files"): {"find", "update", "remove"},
+            (db, "mp3s.files"): {"find", "update", "remove", "insert", "createCollection"},
             (db, "uploads"): REMOVE,  # usage counts uploads in progress; stale ones go
             (db, "leases"): WRITE,  # one sweep at a time (ops/lease.py)
         },

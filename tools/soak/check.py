@@ -9,6 +9,7 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
+from common import covers
 from common.jobs import Status
 from tools.mailsink import message_paths
 from tools.soak.load import Upload
@@ -188,7 +189,7 @@ class Checker:
         if status != upload.expected:
             verdict.add("unexplained", f"{status} where {upload.expected} was due "
                                        f"({upload.label}): {job.get('error') or ''}", upload)
-        mp3s = self._files("mp3s", job_id)
+        mp3s = [f for f in self._files("mp3s", job_id) if not covers.is_cover(f)]
         emails = self.emails.get(job_id, [])
         mine = [e for e in emails if e.to == upload.user]
         if len(mine) != len(emails):
@@ -236,7 +237,8 @@ class Checker:
             for doc in self.files[bucket]:
                 job_id = (doc.get("metadata") or {}).get("job_id")
                 job = self.jobs.get(job_id)
-                if job is None or job.get(ref) != doc["_id"]:
+                field = "cover_fid" if covers.is_cover(doc) else ref  # a job's cover picture
+                if job is None or job.get(field) != doc["_id"]:
                     verdict.add("unexplained", f"orphan {bucket} file {doc['_id']} after the "
                                                "sweep", job_id=job_id)
             files = {doc["_id"] for doc in self.files[bucket]}

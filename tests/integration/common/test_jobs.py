@@ -2,20 +2,21 @@
 cancel, expiry, deletion by owner, and what a redelivered message may do."""
 
 import json
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import gridfs
 import pika
 import pytest
 from bson import ObjectId
 
+from common import covers
 from common.broker import Publisher
-from common.jobs import UPLOAD_STALE_SECONDS, UPLOADS, Cancelled, Jobs, OverLimit, Status
+from common.jobs import Cancelled, Jobs, Status
+from common.quotas import Quotas
 from common.settings import LifecycleSettings, MongoSettings
 from common.store import MP3S, VIDEOS, Store
+from ops import upkeep
 
 pytestmark = pytest.mark.integration
 
@@ -61,13 +62,18 @@ def upload(store, jobs, publisher, owner: str, data: bytes = b"video bytes") -> 
     return jobs.create(job_id, owner, fid, "clip.mov", "video/quicktime", len(data), publisher)
 
 
-def convert(store, jobs, publisher, job: dict, mp3: bytes = b"mp3 bytes") -> dict:
-    """What a converter does with the job: claim, store an MP3, finish."""
+def convert(store, jobs, publisher, job: dict, mp3: bytes = b"mp3 bytes",
+            cover: bytes | None = None) -> dict:
+    """What a converter does with the job: claim, store an MP3 (and its cover), finish."""
     token = uuid.uuid4().hex
     claimed = jobs.claim(job["_id"], token, 1)
     mp3_fid = gridfs.GridFSBucket(store.db, bucket_name=MP3S).upload_from_stream(
         "clip.mp3", mp3, metadata={"owner": job["owner"], "job_id": str(job["_id"])})
-    assert jobs.finish(claimed, token, mp3_fid, len(mp3), 3.0, publisher)
+    details = {"cover": None, "cover_fid": None}
+    if cover is not None:
+        details = {"cover": {"width": 1, "height": 1, "size": len(cover)},
+                   "cover_fid": covers.save(store, claimed, cover)}
+    assert jobs.finish(claimed, token, mp3_fid, len(mp3), 3.0, publisher, details)
     return jobs.get(job["_id"])
 
 
@@ -77,7 +83,7 @@ def test_an_owner_has_at_most_conversions_at_once_in_the_queue(store, publisher,
     other = upload(store, jobs, publisher, "b@example.com")
     sent = [m["job_id"] for m in queue("video")]
     assert sent == [str(backlog[0]["_id"]), str(backlog[1]["_id"]), str(other["_id"])]
-    assert jobs.usage("a@example.com").active_jobs == 5
+    assert Quotas(store).usage("a@example.com").active_jobs == 5
 
     # Each end sends the owner's next job: done, failed, or deleted (its message is left for
     # the converter to drop).
@@ -131,16 +137,72 @@ def test_expired_mp3s_are_deleted_and_their_jobs_marked(store, publisher, queue)
     old = convert(store, jobs, publisher, upload(store, jobs, publisher, "a@example.com"))
     time.sleep(0.6)
     fresh = convert(store, jobs, publisher, upload(store, jobs, publisher, "a@example.com"))
-    assert jobs.expire()["expired"] == 1
+    assert upkeep.expire(jobs)["expired"] == 1
     gone = jobs.get(old["_id"])
     assert gone["status"] == Status.EXPIRED and gone["expires_at"] == old["expires_at"]
     assert store.find_file(MP3S, old["mp3_fid"]) is None
     assert jobs.by_mp3(old["mp3_fid"])["_id"] == old["_id"]  # a download learns it expired
     assert jobs.get(fresh["_id"])["status"] == Status.DONE
     assert store.find_file(MP3S, fresh["mp3_fid"]) is not None
-    assert jobs.usage("a@example.com").bytes == fresh["mp3_size"]
-    assert jobs.usage("a@example.com").counts["expired"] == 1
-    assert jobs.expire()["expired"] == 0
+    usage = Quotas(store).usage("a@example.com")
+    assert usage.bytes == fresh["mp3_size"] and usage.counts["expired"] == 1
+    assert upkeep.expire(jobs)["expired"] == 0
+
+
+def test_a_cover_goes_with_its_mp3_when_the_job_is_deleted_or_expires(store, publisher,
+                                                                       queue):
+    jobs = Jobs(store, LifecycleSettings(mp3_retention_seconds=0.5))
+    made = [convert(store, jobs, publisher, upload(store, jobs, publisher, "a@example.com"),
+                    cover=b"\xff\xd8 picture %d" % n) for n in range(3)]
+    for job in made:
+        assert covers.load(store, job["cover_fid"]) == b"\xff\xd8 picture %d" % made.index(job)
+    deleted, expired, lost = made
+    assert jobs.expire(lost, reason="its MP3 was not in the backup")  # the MP3 alone goes
+    assert jobs.delete(deleted["_id"], "a@example.com")
+    time.sleep(0.6)
+    assert upkeep.expire(jobs)["expired"] == 1
+    for job in made:
+        assert store.find_file(MP3S, job["mp3_fid"]) is None
+        assert store.find_file(MP3S, job["cover_fid"]) is None
+        assert list(store.chunks(MP3S).find({"files_id": job["cover_fid"]})) == []
+    assert jobs.get(expired["_id"])["status"] == Status.EXPIRED
+
+
+def test_the_sweep_keeps_a_cover_while_its_job_is_done_and_no_longer(store, publisher, queue):
+    jobs = Jobs(store)
+    job = convert(store, jobs, publisher, upload(store, jobs, publisher, "a@example.com"),
+                  cover=b"\xff\xd8 kept")
+    stray = covers.save(store, job, b"\xff\xd8 never recorded")  # a converter stopped
+    gone = convert(store, jobs, publisher, upload(store, jobs, publisher, "a@example.com"),
+                   cover=b"\xff\xd8 of an expired job")
+    store.jobs.update_one({"_id": gone["_id"]}, {"$set": {"status": Status.EXPIRED.value}})
+    counts = upkeep.remove_orphans(jobs, -60)  # every file is old enough
+    assert counts["orphan_files"] == 2, counts  # the stray, and the expired job's cover
+    assert covers.load(store, job["cover_fid"]) == b"\xff\xd8 kept"
+    assert store.find_file(MP3S, job["mp3_fid"]) is not None
+    assert store.find_file(MP3S, stray) is None and store.find_file(MP3S, gone["cover_fid"]) is None
+
+
+def test_a_restore_that_lost_a_cover_file_keeps_the_job_and_its_mp3(store, publisher, queue):
+    jobs = Jobs(store)
+    whole, partial, lost, no_mp3 = (
+        convert(store, jobs, publisher, upload(store, jobs, publisher, "a@example.com"),
+                cover=b"\xff\xd8" + bytes(300)) for _ in range(4))
+    store.chunks(MP3S).delete_many({"files_id": partial["cover_fid"]})
+    store.delete_file(MP3S, lost["cover_fid"])
+    store.delete_file(MP3S, no_mp3["mp3_fid"])
+    counts = upkeep.reconcile_restored(jobs)
+    assert counts == {"expired": 1, "failed": 0, "requeued": 0, "covers_dropped": 2}, counts
+    assert jobs.get(whole["_id"]) == whole
+    for job in (partial, lost):
+        after = jobs.get(job["_id"])
+        assert after["status"] == Status.DONE and after["cover_fid"] is None
+        assert after["cover"] == job["cover"]  # ops migrate takes it out of the MP3 again
+        assert store.find_file(MP3S, job["cover_fid"]) is None
+        assert store.find_file(MP3S, job["mp3_fid"]) is not None
+    assert jobs.get(no_mp3["_id"])["status"] == Status.EXPIRED
+    assert store.find_file(MP3S, no_mp3["cover_fid"]) is None
+    assert upkeep.reconcile_restored(jobs)["covers_dropped"] == 0
 
 
 def test_a_redelivered_message_for_a_finished_job_publishes_nothing_twice(store, publisher,
@@ -165,84 +227,3 @@ def test_delete_owner_keeps_what_a_later_account_of_the_same_address_made(store,
     assert all(store.find_file(VIDEOS, job["video_fid"]) is None for job in old)
     assert jobs.get(later["_id"]) is not None and jobs.get(mine["_id"]) is not None
     assert jobs.delete_owner("a@example.com") == 1 and jobs.owners() == ["b@example.com"]
-
-
-def test_uploads_in_progress_count_until_recorded_or_released(store, publisher, queue):
-    jobs = Jobs(store)
-    first, second, stale = ObjectId(), ObjectId(), ObjectId()
-    assert jobs.reserve(first, "a@example.com", 1000).bytes == 0  # the usage before it
-    assert jobs.reserve(second, "a@example.com", 0).bytes == 1000
-    jobs.resize(second, "a@example.com", 300)
-    jobs.reserve(stale, "a@example.com", 5000)
-    ago = time.time() - UPLOAD_STALE_SECONDS - 1
-    store.db[UPLOADS].update_one({"_id": "a@example.com"},
-                                 {"$set": {f"uploads.{stale}.updated_at": ago}})
-    usage = jobs.usage("a@example.com")
-    assert (usage.bytes, usage.active_jobs) == (1300, 2)  # the stale one no longer counts
-    assert jobs.usage("b@example.com").bytes == 0
-
-    # A job recorded while its upload is still counted (create() not yet past its insert):
-    # counted once.
-    store.jobs.insert_one({"_id": first, "owner": "a@example.com", "status": "queued",
-                           "size": 1000})
-    usage = jobs.usage("a@example.com")
-    assert (usage.bytes, usage.active_jobs) == (1300, 2)
-    store.jobs.delete_one({"_id": first})
-
-    fid = gridfs.GridFSBucket(store.db, bucket_name=VIDEOS).upload_from_stream(
-        "clip.mov", b"x" * 1000, metadata={"owner": "a@example.com", "job_id": str(first)})
-    jobs.create(first, "a@example.com", fid, "clip.mov", "video/quicktime", 1000, publisher)
-    jobs.release(second, "a@example.com")
-    usage = jobs.usage("a@example.com")
-    assert (usage.bytes, usage.active_jobs) == (1000, 1)  # the job alone
-    assert set(store.db[UPLOADS].find_one({"_id": "a@example.com"})["uploads"]) == {str(stale)}
-    # The sweep removes what no one wrote to since the stale upload (and a record of one
-    # upload as the previous release kept them).
-    store.db[UPLOADS].update_one({"_id": "a@example.com"}, {"$set": {"updated_at": ago}})
-    store.db[UPLOADS].insert_one({"_id": ObjectId(), "owner": "c@example.com", "size": 5,
-                                  "updated_at": ago})
-    assert jobs.remove_orphans(3600)["stale_uploads"] == 2
-    assert store.db[UPLOADS].count_documents({}) == 0
-
-
-def test_uploads_counted_at_once_take_what_is_free_one_after_the_other(store, publisher,
-                                                                       queue):
-    """15 uploads counted at the same moment with 9 places free: 9 fit, 6 are refused; 8 of
-    300 bytes with 1000 free: 3 fit. Each is checked against those counted before it only."""
-    jobs = Jobs(store)
-    upload(store, jobs, publisher, "a@example.com")  # one waiting already
-
-    def together(count: int, reserve) -> list:
-        ready = threading.Barrier(count, timeout=30)
-
-        def one(_):
-            ready.wait()
-            try:
-                reserve(ObjectId())
-            except OverLimit as exc:
-                return exc.limit
-            return "counted"
-
-        with ThreadPoolExecutor(count) as pool:
-            return sorted(pool.map(one, range(count)))
-
-    places = together(15, lambda job_id: jobs.reserve(job_id, "a@example.com", 100,
-                                                      max_active=10, max_bytes=10**9))
-    assert places == ["active_jobs"] * 6 + ["counted"] * 9, places
-    assert jobs.usage("a@example.com").active_jobs == 10
-
-    room = together(8, lambda job_id: jobs.reserve(job_id, "b@example.com", 300,
-                                                   max_active=100, max_bytes=1000))
-    assert room == ["bytes"] * 5 + ["counted"] * 3, room
-    assert jobs.usage("b@example.com").bytes == 900
-
-    # Growing past what it was counted for is checked too; a refusal leaves its count as it was.
-    growing = ObjectId()
-    jobs.reserve(growing, "c@example.com", 0, max_active=1, max_bytes=1000)
-    jobs.resize(growing, "c@example.com", 600, max_bytes=1000)
-    with pytest.raises(OverLimit) as refused:
-        jobs.resize(growing, "c@example.com", 1200, max_bytes=1000)
-    assert refused.value.limit == "bytes" and refused.value.usage.bytes == 0
-    assert jobs.usage("c@example.com").bytes == 600
-    jobs.resize(growing, "c@example.com", 500, max_bytes=1000)  # the exact size at the end
-    assert jobs.usage("c@example.com").bytes == 500

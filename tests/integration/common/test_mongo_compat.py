@@ -53,3 +53,19 @@ def test_deleting_a_missing_file_document_leaves_the_others(store):
     mongo_compat.delete_file_document(store.files(MP3S), ObjectId())
     assert store.open_download(MP3S, fid).read() == b"x" * 10
 
+
+
+def test_chunks_of_a_file_past_one_reply_are_counted(store):
+    """60 MB: more than one reply may carry, were every chunk asked for at once; and the same
+    file written without its tenth chunk (a restore cut short)."""
+    block = os.urandom(CHUNK_SIZE)
+    count = 60 * 1024 * 1024 // CHUNK_SIZE
+    writer = store.open_upload(MP3S, "big.mp3", {})
+    for _ in range(count):
+        writer.write(block)
+    fid = writer.close()
+    assert mongo_compat.count_chunks(store.chunks(MP3S), fid, count) == count
+    gap = ObjectId()
+    store.chunks(MP3S).insert_many([{"files_id": gap, "n": n, "data": block}
+                                    for n in range(count) if n != 9])
+    assert mongo_compat.count_chunks(store.chunks(MP3S), gap, count) == count - 1

@@ -38,7 +38,7 @@ def nothing_left(store, channel, msg) -> None:
     assert channel.basic_get("mp3", auto_ack=True)[0] is None  # no email will be sent
 
 
-@pytest.mark.parametrize("moment", ["claimed", "probed", "converted"])
+@pytest.mark.parametrize("moment", ["claimed", "probed", "converted", "stored"])
 def test_a_job_deleted_while_held_is_dropped_quietly(media, store, converter_config, publisher,
                                                      deliver, channel, monkeypatch, moment):
     msg = queued(store, publisher, channel, media("mov"))
@@ -56,8 +56,10 @@ def test_a_job_deleted_while_held_is_dropped_quietly(media, store, converter_con
         monkeypatch.setattr(handler.jobs, "claim", delete_then(handler.jobs.claim))
     elif moment == "probed":  # while ffmpeg runs: progress notices
         monkeypatch.setattr(worker.ffmpeg, "probe", delete_then(worker.ffmpeg.probe))
-    else:  # after ffmpeg, before the MP3 is stored
+    elif moment == "converted":  # after ffmpeg, before the MP3 is stored
         monkeypatch.setattr(worker.ffmpeg, "check_output",
                             delete_then(worker.ffmpeg.check_output))
+    else:  # the MP3 and its cover stored, the job not finished: finish refuses
+        monkeypatch.setattr(worker.covers, "save", delete_then(worker.covers.save))
     handler.handle(deliver(messages.encode(msg)))  # returns: the message is acknowledged
     nothing_left(store, channel, msg)

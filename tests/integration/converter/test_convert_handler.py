@@ -1,4 +1,5 @@
-"""ConvertHandler against real nx-27017 and RabbitMQ: one MP3 per job, temp files cleaned up."""
+"""ConvertHandler against real nx-27017 and RabbitMQ: one MP3 (and cover file) per job, temp
+files cleaned up."""
 
 import dataclasses
 import json
@@ -8,8 +9,9 @@ import time
 import gridfs
 import pytest
 from bson import ObjectId
+from mutagen.id3 import ID3
 
-from common import messages
+from common import covers, messages
 from common.errors import PermanentError
 from common.jobs import Jobs, Status
 from common.store import MP3S, VIDEOS
@@ -60,7 +62,13 @@ def _drain(channel, queue: str) -> list[dict]:
 
 
 def _mp3_files(store, job_id: str) -> list[dict]:
-    return list(store.files(MP3S).find({"metadata.job_id": job_id}))
+    return [doc for doc in store.files(MP3S).find({"metadata.job_id": job_id})
+            if not covers.is_cover(doc)]
+
+
+def _cover_files(store, job_id: str) -> list[dict]:
+    return [doc for doc in store.files(MP3S).find({"metadata.job_id": job_id})
+            if covers.is_cover(doc)]
 
 
 def _video_stored(store, msg) -> bool:
@@ -89,6 +97,14 @@ def test_good_video_becomes_one_mp3_and_one_result_message(
     bucket = gridfs.GridFSBucket(store.db, bucket_name=MP3S)
     out.write_bytes(bucket.open_download_stream(job["mp3_fid"]).read())
     assert ffprobe_codec(out) == "mp3"
+    # The cover is a file of its own, and still embedded in the MP3.
+    (picture,) = _cover_files(store, msg.job_id)
+    assert picture["_id"] == job["cover_fid"] and picture["length"] == job["cover"]["size"]
+    assert picture["filename"] == "Family Trip.final.jpg"
+    assert picture["metadata"] == {"owner": OWNER, "job_id": msg.job_id, "kind": "cover",
+                                   "content_type": "image/jpeg"}
+    (apic,) = ID3(out).getall("APIC")
+    assert covers.load(store, job["cover_fid"]) == apic.data
     assert _drain(channel, "mp3") == [{"job_id": msg.job_id, "video_fid": msg.video_fid,
                                        "owner": OWNER, "mp3_fid": str(job["mp3_fid"]),
                                        "error": None}]
@@ -104,8 +120,26 @@ def test_redelivered_message_for_a_done_job_does_nothing(
     assert len(_drain(channel, "mp3")) == 1
     handler.handle(deliver(messages.encode(msg), redelivered=True, attempt=2))
     assert _drain(channel, "mp3") == []
-    assert len(_mp3_files(store, msg.job_id)) == 1
+    assert len(_mp3_files(store, msg.job_id)) == 1 and len(_cover_files(store, msg.job_id)) == 1
     assert _job(store, msg.job_id)["attempts"] == 1
+
+
+def test_a_job_taken_over_meanwhile_keeps_neither_this_mp3_nor_its_cover(
+        media, store, converter_config, publisher, deliver, channel, tmpdir_env, monkeypatch):
+    msg = _queued_job(store, publisher, channel, media("mov"), "clip.mov")
+    handler = ConvertHandler(converter_config, store)
+    real_finish = handler.jobs.finish
+
+    def taken_over(job, token, *args, **kwargs):
+        assert len(_mp3_files(store, msg.job_id)) == len(_cover_files(store, msg.job_id)) == 1
+        store.jobs.update_one({"_id": ObjectId(msg.job_id)}, {"$set": {"claim": "another"}})
+        return real_finish(job, token, *args, **kwargs)
+
+    monkeypatch.setattr(handler.jobs, "finish", taken_over)
+    handler.handle(deliver(messages.encode(msg)))
+    assert _job(store, msg.job_id)["status"] == Status.CONVERTING  # the other converter's
+    assert store.files(MP3S).find_one({"metadata.job_id": msg.job_id}) is None
+    assert _drain(channel, "mp3") == [] and list(tmpdir_env.iterdir()) == []
 
 
 def test_done_job_whose_result_never_went_out_is_published_once(

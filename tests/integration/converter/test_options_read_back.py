@@ -13,7 +13,7 @@ from bson import ObjectId
 from mutagen.id3 import ID3, CTOCFlags, PictureType
 from mutagen.mp3 import MP3, BitrateMode
 
-from common import messages
+from common import covers, messages
 from common.errors import PermanentError
 from common.jobs import Jobs, Status
 from common.options import from_fields
@@ -61,7 +61,7 @@ def convert(store, converter_config, publisher, deliver, channel, tmp_path):
         out.write_bytes(bucket.open_download_stream(job["mp3_fid"]).read())
         return job, out
 
-    run.handler = handler
+    run.handler, run.store = handler, store
     return run
 
 
@@ -144,6 +144,7 @@ def test_a_video_at_cbr_320_with_tags_cover_and_chapters(convert, media_dir):
     width, height = jpeg_size(apic.data)
     assert width == COVER[0] and abs(height - COVER[1]) <= 1, (width, height)
     assert job["cover"] == {"width": width, "height": height, "size": len(apic.data)}
+    assert covers.load(convert.store, job["cover_fid"]) == apic.data  # its own file too
 
     duration = _seconds(mp3)
     assert abs(duration - MUSIC_SECONDS) <= DURATION_TOLERANCE
@@ -169,6 +170,7 @@ def test_vbr_qualities_order_their_bit_rates_on_music(convert, media_dir):
     assert tag["TIT2"].text == ["Night Drive"]  # no title asked: the file's name
     assert "TPE1" not in tag and "TALB" not in tag
     assert tag.getall("APIC") == [] and job["cover"] is None  # audio only: no picture
+    assert job["cover_fid"] is None
     assert tag.getall("CTOC") == [] and tag.getall("CHAP") == [] and job["chapters"] == 0
 
 
@@ -185,6 +187,9 @@ def test_a_trimmed_video_is_encoded_from_start_to_end_with_its_chapters_moved(
 
     tag = ID3(mp3)
     assert tag.getall("APIC") == [] and job["cover"] is None  # cover=none
+    assert job["cover_fid"] is None
+    assert [doc for doc in convert.store.files(MP3S).find({"metadata.job_id": str(job["_id"])})
+            if covers.is_cover(doc)] == []
     # The first chapter ended before the start; the next two move 5 s earlier, the last is
     # cut at the end.
     _assert_chapters(tag, [(CHAPTERS[1][0], 0, 3500), (CHAPTERS[2][0], 3500, 4250)],

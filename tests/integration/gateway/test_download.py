@@ -9,6 +9,7 @@ import gridfs
 import pytest
 from werkzeug.http import parse_options_header
 
+from common import covers
 from common.settings import MessagingSettings, MongoSettings
 from common.store import MP3S, Store
 from gateway import create_app
@@ -162,3 +163,10 @@ def test_without_token_or_bearer_is_401(gateway_app, store):
     fid = _put_mp3(store, "locked.mp3")
     resp = gateway_app.test_client().get("/download", query_string={"fid": fid})
     assert resp.status_code == 401 and resp.is_json
+
+
+def test_a_cover_picture_is_no_mp3_to_download(gateway_app, store):
+    job = {"_id": "j", "owner": OWNER, "filename": "holiday.mp4"}
+    fid = str(covers.save(store, job, b"\xff\xd8 a picture"))
+    resp = _get(gateway_app, fid)  # even through a link signed for it
+    assert resp.status_code == 404 and resp.json == LINK_NOT_FOUND

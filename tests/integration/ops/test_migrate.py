@@ -1,8 +1,9 @@
 """`python -m ops migrate` against nx-27017, run as an operator runs it: GridFS files of earlier
 releases (databases `videos` and `mp3s`, bucket `fs`) move into today's buckets byte for byte,
-a run killed at any step loses nothing and the next one finishes, and job documents of earlier
-releases become readable. The legacy database names are fixed: these tests empty them before
-and after, and nothing else uses them."""
+a run killed at any step loses nothing and the next one finishes, job documents of earlier
+releases become readable, and covers they kept only in the MP3 become files of their own. The
+legacy database names are fixed: these tests empty them before and after, and nothing else uses
+them."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from common.gridio import GridReader
+from common import covers
+from common.gridio import GridReader, GridWriter
 from common.jobs import Jobs
 from common.settings import MongoSettings
 from common.store import CHUNK_SIZE, MP3S, VIDEOS, Store
+from converter import id3
 from gateway.jobs import job_json
 from tools import devstack
 
@@ -285,3 +288,73 @@ def test_job_documents_of_earlier_releases_are_upgraded(env):
     finally:
         store.close()
     assert counts(migrate(env))["jobs_upgraded"] == 0
+
+
+def legacy_done_job(db, jpeg: bytes | None, cover: bool = True) -> dict:
+    """A done job as the release before cover files left it: the cover only in the ID3 tag at
+    the start of its MP3 (``jpeg``; None: a tag without one), ``cover`` recorded on the job."""
+    job_id, video_fid = ObjectId(), ObjectId()
+    mp3 = id3.build("Talk", None, None, jpeg) + os.urandom(3 * CHUNK_SIZE)  # tag, then audio
+    writer = GridWriter(db, MP3S, "talk.mp3", {"owner": "0" * 32, "job_id": str(job_id),
+                                               "video_fid": str(video_fid),
+                                               "content_type": "audio/mpeg"}, CHUNK_SIZE)
+    writer.write(mp3)
+    job = {"_id": job_id, "owner": "0" * 32, "video_fid": video_fid, "filename": "talk.mp4",
+           "content_type": "video/mp4", "size": 10, "options": {}, "status": "done",
+           "progress": 100, "attempts": 1, "dispatched_at": 1.0, "published_at": 1.0,
+           "created_at": 1.0, "updated_at": 2.0, "mp3_fid": writer.close(),
+           "mp3_size": len(mp3), "duration": 1.5, "error": None, "expires_at": 2e9,
+           "mode": "encode", "bitrate": 128, "chapters": 0,
+           "cover": {"width": 600, "height": 338, "size": len(jpeg or b"")} if cover else None}
+    db["jobs"].insert_one(job)
+    return job
+
+
+def cover_files(db, job: dict) -> list[dict]:
+    return [doc for doc in db[f"{MP3S}.files"].find({"metadata.job_id": str(job["_id"])})
+            if covers.is_cover(doc)]
+
+
+def test_covers_embedded_by_an_earlier_release_become_cover_files_once(env):
+    client = pymongo.MongoClient(env["MONGODB_URI"], tz_aware=True)
+    db = client[env["MONGODB_DB"]]
+    jpeg = b"\xff\xd8\xff\xe0" + os.urandom(30_000) + b"\xff\xd9"
+    legacy = legacy_done_job(db, jpeg)
+    no_picture = legacy_done_job(db, None)  # recorded, yet not in the tag: left as it is
+    no_cover = legacy_done_job(db, None, cover=False)  # cover=none or audio only: nothing to do
+
+    done = counts(migrate(env))
+    assert (done["covers_extracted"], done["covers_not_found"]) == (1, 1), done
+    job = db["jobs"].find_one({"_id": legacy["_id"]})
+    [picture] = cover_files(db, legacy)
+    assert job["cover_fid"] == picture["_id"] and job["cover"] == legacy["cover"]
+    assert picture["metadata"] == {"owner": "0" * 32, "job_id": str(legacy["_id"]),
+                                   "kind": "cover", "content_type": "image/jpeg"}
+    store = Store(MongoSettings(env["MONGODB_URI"], env["MONGODB_DB"]))
+    try:
+        assert covers.load(store, job["cover_fid"]) == jpeg  # what GET /jobs/<id>/cover sends
+    finally:
+        store.close()
+    for other in (no_picture, no_cover):
+        assert db["jobs"].find_one({"_id": other["_id"]}) == other and not cover_files(db, other)
+    assert stored_sha(db, MP3S, legacy["mp3_fid"]) is not None  # the MP3 keeps its tag
+
+    again = counts(migrate(env))
+    assert (again["covers_extracted"], again["covers_not_found"]) == (0, 1), again
+    assert cover_files(db, legacy) == [picture]
+
+
+def test_a_migration_killed_between_storing_and_recording_a_cover_leaves_one(env):
+    client = pymongo.MongoClient(env["MONGODB_URI"], tz_aware=True)
+    db = client[env["MONGODB_DB"]]
+    jpeg = b"\xff\xd8" + os.urandom(1000) + b"\xff\xd9"
+    first, second = legacy_done_job(db, jpeg), legacy_done_job(db, jpeg)
+    out = migrate(env, ("cover stored", 2))  # the first job done, the second's not recorded
+    assert out.returncode == -9, (out.stdout, out.stderr)
+    assert len(cover_files(db, first)) == len(cover_files(db, second)) == 1
+    assert "cover_fid" not in db["jobs"].find_one({"_id": second["_id"]})
+
+    assert counts(migrate(env))["covers_extracted"] == 1
+    for job in (first, second):
+        [picture] = cover_files(db, job)
+        assert db["jobs"].find_one({"_id": job["_id"]})["cover_fid"] == picture["_id"]

@@ -1,8 +1,19 @@
-"""The upload's conversion options: each field checked, combinations refused, defaults kept."""
+"""The upload's conversion options: each field parsed once, combinations refused, defaults
+kept."""
 
 import pytest
 
-from common.options import InvalidOption, Options, clock, from_fields, parse_time
+from common.options import (
+    MAX_FIELD_BYTES,
+    QUALITIES,
+    InvalidOption,
+    Options,
+    clock,
+    combine,
+    from_fields,
+    parse_field,
+    parse_time,
+)
 
 
 @pytest.mark.parametrize("text, seconds", [
@@ -107,3 +118,46 @@ def test_a_job_recorded_before_options_existed_reads_as_the_defaults():
                                            (3600, "1:00:00"), (43509.5, "12:05:09.500")])
 def test_clock(seconds, text):
     assert clock(seconds) == text
+
+
+@pytest.mark.parametrize("name, sent, value", [
+    ("quality", b" V0 ", "v0"), ("start", b"1:30", 90.0), ("normalize", b"yes", True),
+    ("title", "Ünïcode".encode(), "Ünïcode"), ("title", b"", None), ("cover", b"  ", None),
+    ("album", b"a" * 200, "a" * 200),
+])
+def test_a_field_as_sent_is_parsed_once(name, sent, value):
+    assert parse_field(name, sent) == value
+    assert parse_field(name, sent.decode()) == value  # the same as text
+
+
+@pytest.mark.parametrize("name, sent, message", [
+    ("tags", b"x" * 5000, "unknown field 'tags'"),  # the name first, whatever the value
+    ("title", b"x" * (MAX_FIELD_BYTES + 1), f"title is longer than {MAX_FIELD_BYTES} bytes"),
+    ("title", b"\xff" * (MAX_FIELD_BYTES + 1), "title is longer than"),  # before its encoding
+    ("title", b"\xff\xfe", "title must be UTF-8 text"),
+    ("title", "\u00e9".encode("utf-8")[:1], "title must be UTF-8 text"),
+    ("end", b"9" * 20, "end must be seconds"),
+    ("artist", "a\u202eb".encode(), "artist must be plain text without control characters"),
+])
+def test_a_field_as_sent_is_refused_naming_it(name, sent, message):
+    with pytest.raises(InvalidOption) as refused:
+        parse_field(name, sent)
+    assert message in str(refused.value)
+
+
+def test_parsed_fields_are_combined_and_checked_together():
+    parsed = {name: parse_field(name, sent) for name, sent in
+              (("start", b"0"), ("end", b"5"), ("title", b""), ("quality", b"v5"))}
+    assert combine(parsed, "talk.mp4") == Options(quality="v5", end=5.0, title="talk")
+    with pytest.raises(InvalidOption, match=r"end \(0:00:03\) must be after start"):
+        combine({"start": 9.0, "end": 3.0}, "a.mp4")
+
+
+def test_each_quality_has_its_label_and_its_encoder_arguments_in_one_table():
+    assert list(QUALITIES) == ["v0", "v2", "v5", "128", "192", "256", "320"]
+    for key, quality in QUALITIES.items():
+        flag, value = quality.ffmpeg_args
+        if key.startswith("v"):
+            assert (flag, value) == ("-q:a", key[1:]) and quality.label.startswith("VBR")
+        else:
+            assert (flag, value) == ("-b:a", f"{key}k") and quality.label == f"CBR {key} kbit/s"

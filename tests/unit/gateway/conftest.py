@@ -1,5 +1,5 @@
 """The gateway app and its test client, as in the Flask tutorial, with in-memory stand-ins for
-its backends (gateway.backends: auth, the MongoDB job store, the broker).
+its backends (gateway.backends: auth, the MongoDB job store and quotas, the broker).
 
 The stand-ins serve only tests of request handling that needs no server: what the gateway
 answers to bad input, unknown routes, its OpenAPI document and its headers. Everything that
@@ -16,7 +16,7 @@ from bson import ObjectId
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
-from common.jobs import Usage
+from common.quotas import Quotas, Usage
 from common.settings import MessagingSettings, MongoSettings
 from gateway import backends, create_app, ratelimit
 from gateway.config import GatewayConfig
@@ -85,12 +85,12 @@ class StoreStandIn:
         return writer
 
 
-class JobsStandIn:
-    """Stands in for the job store (backends.jobs): an owner with nothing stored or waiting;
-    records the jobs the gateway would create."""
+class QuotasStandIn(Quotas):
+    """Stands in for the quotas (backends.quotas): an owner with nothing stored or waiting,
+    whose uploads always fit."""
 
-    def __init__(self):
-        self.created: list[dict] = []
+    def __init__(self):  # no MongoDB collections
+        pass
 
     def usage(self, owner: str) -> Usage:
         return Usage()
@@ -103,6 +103,14 @@ class JobsStandIn:
 
     def release(self, job_id, owner: str) -> None:
         pass
+
+
+class JobsStandIn:
+    """Stands in for the job store (backends.jobs): records the jobs the gateway would
+    create."""
+
+    def __init__(self):
+        self.created: list[dict] = []
 
     def create(self, job_id, owner, video_fid, filename, content_type, size, publisher,
                options=None) -> dict:
@@ -123,16 +131,19 @@ class Backends:
         self.auth = AuthStandIn()
         self.store = StoreStandIn()
         self.jobs = JobsStandIn()
+        self.quotas = QuotasStandIn()
         self.publisher = PublisherStandIn()
 
 
 @pytest.fixture
 def stand_ins(monkeypatch) -> Backends:
-    """In-memory stand-ins in place of gateway.backends' auth, store, jobs and broker."""
+    """In-memory stand-ins in place of gateway.backends' auth, store, jobs, quotas and
+    broker."""
     made = Backends()
     monkeypatch.setattr(backends, "call_auth", made.auth)
     monkeypatch.setattr(backends, "store", lambda: made.store)
     monkeypatch.setattr(backends, "jobs", lambda: made.jobs)
+    monkeypatch.setattr(backends, "quotas", lambda: made.quotas)
     monkeypatch.setattr(backends, "publisher", lambda: made.publisher)
     return made
 

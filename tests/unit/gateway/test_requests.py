@@ -3,8 +3,8 @@ OpenAPI document and the headers of its page. Backends are the in-memory stand-i
 
 import pytest
 
+from gateway.multipart import FRAMING
 from gateway.ui import PAGE_POLICY, openapi_document
-from gateway.upload import FRAMING
 from tests.unit.gateway.conftest import MAX_UPLOAD_BYTES, USER
 
 BOUNDARY = "----form-boundary-7MA4YWxk"

@@ -1,13 +1,14 @@
-"""The streaming multipart parser of POST /upload (gateway.upload._receive), fed crafted bodies
-in crafted pieces: the one file goes to the store, whatever the framing around it."""
+"""What POST /upload makes of a body (gateway.upload._receive over gateway.multipart), fed
+crafted bodies in crafted pieces: the one file goes to the store, whatever the framing around
+it, and every refusal leaves nothing behind. The reader alone: test_multipart.py."""
 
 import io
 
 import pytest
 from bson import ObjectId
 
-from common.options import Options
-from gateway import upload
+from common.options import InvalidOption, Options
+from gateway import multipart, upload
 from tests.unit.gateway.conftest import StoreStandIn
 
 BOUNDARY = b"b0undary-Xy3"
@@ -46,14 +47,27 @@ def video(media) -> bytes:
     return media("mp4_aac51").read_bytes()
 
 
-def receive(data: bytes, sizes=(), limit: int = 10 * 1024 * 1024, watch=None):
-    store = StoreStandIn()
+class Refused(Exception):
+    """A refusal as the view answers it: a bad option is 422 (gateway.upload._accept)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def ignore(size: int, final: bool = False) -> None:
+    """A quota check that lets everything through."""
+
+
+def receive(data: bytes, sizes=(), limit: int = 10 * 1024 * 1024, watch=ignore,
+            store=None, pieces=None):
+    store = StoreStandIn() if store is None else store
     try:
-        stored = upload._receive(Pieces(data, sizes), BOUNDARY, store, ObjectId(),
+        stored = upload._receive(pieces or Pieces(data, sizes), BOUNDARY, store, ObjectId(),
                                  "user@example.com", limit, watch)
-    except upload.UploadRejected:
+    except (upload.UploadRejected, multipart.Unreadable, InvalidOption) as exc:
         assert all(w.aborted for w in store.uploads), "a refused upload was left behind"
-        raise
+        raise Refused(getattr(exc, "status", 422), str(exc)) from None
     return stored, store
 
 
@@ -88,7 +102,7 @@ def test_the_closing_boundary_split_byte_by_byte_is_still_found(video):
 
 
 def test_a_body_without_its_final_boundary_is_refused(video):
-    with pytest.raises(upload.UploadRejected) as refused:
+    with pytest.raises(Refused) as refused:
         receive(body(part("file", video, "a.mp4"), end=False), [4096] * 100)
     assert refused.value.status == 400 and "malformed multipart body" in str(refused.value)
 
@@ -115,7 +129,7 @@ def test_option_fields_before_and_after_the_file_are_read(video):
 ])
 def test_bad_options_are_refused_and_the_file_removed(video, fields, message):
     parts = [part(*field) for field in fields]
-    with pytest.raises(upload.UploadRejected) as refused:
+    with pytest.raises(Refused) as refused:
         receive(body(part("file", video, "a.mp4"), *parts))
     assert refused.value.status == 422 and message in str(refused.value)  # file removed
 
@@ -123,14 +137,13 @@ def test_bad_options_are_refused_and_the_file_removed(video, fields, message):
 def test_a_bad_option_before_the_file_stops_the_upload_before_it_is_stored(video):
     store = StoreStandIn()
     data = body(part("cover", b"maybe"), part("file", video, "a.mp4"))
-    with pytest.raises(upload.UploadRejected, match="cover must be auto") as refused:
-        upload._receive(Pieces(data, ()), BOUNDARY, store, ObjectId(), "user@example.com",
-                        10 * 1024 * 1024)
+    with pytest.raises(Refused, match="cover must be auto") as refused:
+        receive(data, store=store)
     assert refused.value.status == 422 and store.uploads == []
 
 
 def test_a_second_file_is_refused(video):
-    with pytest.raises(upload.UploadRejected, match="exactly one file") as refused:
+    with pytest.raises(Refused, match="exactly one file") as refused:
         receive(body(part("file", video, "a.mp4"), part("file", video, "b.mp4")))
     assert refused.value.status == 400
 
@@ -153,33 +166,32 @@ def test_the_filename_keeps_only_its_printable_base_name(video, sent, kept):
 
 
 def test_an_empty_file_is_refused_before_anything_is_stored():
-    with pytest.raises(upload.UploadRejected, match="empty") as refused:
+    with pytest.raises(Refused, match="empty") as refused:
         receive(body(part("file", b"", "a.mp4")))
     assert refused.value.status == 400
 
 
 def test_a_body_without_the_file_field_is_refused():
-    with pytest.raises(upload.UploadRejected, match="missing multipart field 'file'"):
+    with pytest.raises(Refused, match="missing multipart field 'file'"):
         receive(body(part("title", b"a title")))
 
 
 def test_a_file_under_another_name_is_refused_as_soon_as_its_headers_arrive(video):
     sent = body(part("video", video * 50, "a.mp4"))
     pieces = Pieces(sent, [1024] * (len(sent) // 1024 + 1))
-    with pytest.raises(upload.UploadRejected, match="unknown field 'video'") as refused:
-        upload._receive(pieces, BOUNDARY, StoreStandIn(), ObjectId(), "user@example.com",
-                        len(sent) * 2)
+    with pytest.raises(Refused, match="unknown field 'video'") as refused:
+        receive(sent, pieces=pieces, limit=len(sent) * 2)
     assert refused.value.status == 422 and pieces.at < 4096  # the body is not read on
 
 
 def test_a_file_that_is_not_media_is_refused_from_its_first_bytes():
-    with pytest.raises(upload.UploadRejected, match="does not look like audio or video") as r:
+    with pytest.raises(Refused, match="does not look like audio or video") as r:
         receive(body(part("file", b"#EXTM3U\n" + b"x" * 100_000, "a.mp4")), [4096] * 100)
     assert r.value.status == 415
 
 
 def test_a_file_over_the_limit_is_stopped_and_its_start_removed(video):
-    with pytest.raises(upload.UploadRejected) as refused:
+    with pytest.raises(Refused) as refused:
         receive(body(part("file", video, "a.mp4")), [1024] * 1000, limit=len(video) - 1)
     assert refused.value.status == 413
 
@@ -197,6 +209,6 @@ def test_a_body_longer_than_the_limit_is_refused_whatever_its_parts(video):
     """Without a Content-Length (chunked) nothing else bounds what is read: here a preamble
     before the first part, which the multipart parser skips."""
     sent = b"junk before the first part\r\n" * 100_000 + body(part("file", video, "a.mp4"))
-    with pytest.raises(upload.UploadRejected, match="file too large") as refused:
+    with pytest.raises(Refused, match="file too large") as refused:
         receive(sent, limit=len(video))
     assert refused.value.status == 413

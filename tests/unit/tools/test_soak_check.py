@@ -53,7 +53,8 @@ def world(tmp_path):
         uploads.append(one)
         return one
 
-    def job(one: Upload, status="done", job_id=None, mp3s=1, emails=1, error=None) -> dict:
+    def job(one: Upload, status="done", job_id=None, mp3s=1, emails=1, error=None,
+            cover=False) -> dict:
         doc = {"_id": ObjectId(job_id or one.job_id or str(ObjectId())), "owner": OWNER,
                "filename": one.filename, "status": status, "error": error,
                "notification": "sent", "notified_at": time.time()}
@@ -64,6 +65,11 @@ def world(tmp_path):
                                           "metadata": {"job_id": job_id}})
             db["mp3s.chunks"].docs.append({"files_id": fid})
             doc["mp3_fid"] = fid
+        if cover:  # the MP3's cover picture, a file of its own in the same bucket
+            doc["cover_fid"] = ObjectId()
+            db["mp3s.files"].docs.append({"_id": doc["cover_fid"], "filename": "x.jpg",
+                                          "metadata": {"job_id": job_id, "kind": "cover"}})
+            db["mp3s.chunks"].docs.append({"files_id": doc["cover_fid"]})
         db["jobs"].docs.append(doc)
         for _ in range(emails):
             message = compose(CONFIG, USER, job_id, one.filename,
@@ -92,6 +98,15 @@ def test_jobs_that_ended_once_with_their_mp3_and_email_pass(world):
     verdict = world.check()
     assert verdict.findings == []
     assert verdict.unanswered_kept == 1 and len(verdict.latencies) == 3
+
+
+def test_a_cover_picture_is_neither_a_second_mp3_nor_an_orphan(world):
+    world.job(world.upload("with-cover.mp4"), cover=True)
+    world.db["mp3s.files"].docs.append({"_id": ObjectId(), "filename": "x.jpg",
+                                        "metadata": {"job_id": "gone", "kind": "cover"}})
+    verdict = world.check()
+    assert [f.what for f in verdict.findings] == [
+        f"orphan mp3s file {world.db['mp3s.files'].docs[-1]['_id']} after the sweep"]
 
 
 def test_lost_and_duplicated_are_counted_per_upload(world):

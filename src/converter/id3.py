@@ -1,12 +1,11 @@
-"""The MP3's ID3v2.4 tag: written by the converter (text tags, front cover, chapters) in
-front of the audio frames, read back by the gateway (the cover)."""
+"""The MP3's ID3v2.4 tag, written in front of ffmpeg's audio frames: text tags, the front
+cover, chapters (built with mutagen; ffmpeg writes none)."""
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
 
-from mutagen import MutagenError
 from mutagen.id3 import (
     APIC,
     CHAP,
@@ -17,12 +16,9 @@ from mutagen.id3 import (
     TPE1,
     CTOCFlags,
     Encoding,
-    ID3NoHeaderError,
     PictureType,
 )
 
-HEADER_BYTES = 10
-MAX_TAG_BYTES = 4 << 20  # a tag this service writes is far smaller (a cover of 600 px)
 TOC_ID = "toc"
 
 
@@ -58,25 +54,3 @@ def build(title: str | None, artist: str | None, album: str | None,
     out = io.BytesIO()
     tag.save(out, v2_version=4, padding=lambda _info: 0)
     return out.getvalue()
-
-
-def tag_size(header: bytes) -> int:
-    """How many bytes the tag at the start of a file takes, from its 10-byte header (0: none)."""
-    if len(header) < HEADER_BYTES or header[:3] != b"ID3":
-        return 0
-    size = 0
-    for byte in header[6:10]:
-        size = (size << 7) | (byte & 0x7F)  # "synchsafe": 7 bits per byte
-    return HEADER_BYTES + size + (HEADER_BYTES if header[5] & 0x10 else 0)  # + footer
-
-
-def read_cover(tag_bytes: bytes) -> bytes | None:
-    """The front cover's JPEG in a tag's bytes, if it has one."""
-    try:
-        tag = ID3(io.BytesIO(tag_bytes))
-    except (ID3NoHeaderError, MutagenError, ValueError):  # none, or cut short
-        return None
-    for frame in tag.getall("APIC"):
-        if frame.type == PictureType.COVER_FRONT and frame.mime == "image/jpeg":
-            return frame.data
-    return None
