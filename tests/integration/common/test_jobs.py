@@ -11,29 +11,13 @@ import pytest
 from bson import ObjectId
 
 from common import covers
-from common.broker import Publisher
 from common.jobs import Cancelled, Jobs, Status
 from common.quotas import Quotas
-from common.settings import LifecycleSettings, MongoSettings
-from common.store import MP3S, VIDEOS, Store
+from common.settings import LifecycleSettings
+from common.store import MP3S, VIDEOS
 from ops import upkeep
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(mongodb_uri):
-    store = Store(MongoSettings(mongodb_uri, f"mp3test_jobs_{uuid.uuid4().hex[:8]}"))
-    yield store
-    store.client.drop_database(store.db.name)
-    store.close()
-
-
-@pytest.fixture
-def publisher(fresh_vhost):
-    publisher = Publisher(fresh_vhost, 3)
-    yield publisher
-    publisher.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ once, parallel uploads taking what is free one after the other, stale uploads fo
 
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import gridfs
@@ -12,29 +11,12 @@ import pytest
 from bson import ObjectId
 
 from common import quotas as quotas_module
-from common.broker import Publisher
 from common.jobs import Jobs
 from common.quotas import UPLOAD_STALE_SECONDS, UPLOADS, OverLimit, Quotas, Usage
-from common.settings import MongoSettings
-from common.store import VIDEOS, Store
+from common.store import VIDEOS
 from ops import upkeep
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(mongodb_uri):
-    store = Store(MongoSettings(mongodb_uri, f"mp3test_quotas_{uuid.uuid4().hex[:8]}"))
-    yield store
-    store.client.drop_database(store.db.name)
-    store.close()
-
-
-@pytest.fixture
-def publisher(fresh_vhost):
-    publisher = Publisher(fresh_vhost, 3)
-    yield publisher
-    publisher.close()
 
 
 def record(store, publisher, job_id, owner: str, size: int) -> dict:

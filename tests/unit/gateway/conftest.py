@@ -7,6 +7,7 @@ stores, queues or checks a password for real is tested against the real servers 
 tests/integration and tests/e2e.
 """
 
+import io
 import json
 import secrets
 
@@ -32,6 +33,20 @@ def _response(status: int, body: dict) -> requests.Response:
     response._content = json.dumps(body).encode()
     response.headers["Content-Type"] = "application/json"
     return response
+
+
+class Pieces(io.RawIOBase):
+    """A request stream that returns at most the next of ``sizes`` bytes per read, the way a
+    slow client's body arrives (then the rest in one read); ``at`` is how far it was read."""
+
+    def __init__(self, body: bytes, sizes=()):
+        self.body, self.sizes, self.at = body, list(sizes), 0
+
+    def read(self, n=-1):
+        size = self.sizes.pop(0) if self.sizes else len(self.body)
+        chunk = self.body[self.at: self.at + min(n, size)]
+        self.at += len(chunk)
+        return chunk
 
 
 class AuthStandIn:

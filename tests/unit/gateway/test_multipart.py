@@ -1,29 +1,15 @@
 """The streaming multipart reader (gateway.multipart) alone, no server: the events of crafted
 bodies, whatever pieces they arrive in, and the bodies it refuses."""
 
-import io
 
 import pytest
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway import multipart
+from tests.unit.gateway.conftest import Pieces
 
 BOUNDARY = b"b0undary-Xy3"
 MAX_FIELD = 64
-
-
-class Pieces(io.RawIOBase):
-    """A request stream that returns at most the next of ``sizes`` bytes per read (then the
-    rest in one read); ``at`` is how far it was read."""
-
-    def __init__(self, body: bytes, sizes=()):
-        self.body, self.sizes, self.at = body, list(sizes), 0
-
-    def read(self, n=-1):
-        size = self.sizes.pop(0) if self.sizes else len(self.body)
-        chunk = self.body[self.at: self.at + min(n, size)]
-        self.at += len(chunk)
-        return chunk
 
 
 def part(name: str | None, content: bytes, filename: str | None = None,

@@ -2,30 +2,15 @@
 crafted bodies in crafted pieces: the one file goes to the store, whatever the framing around
 it, and every refusal leaves nothing behind. The reader alone: test_multipart.py."""
 
-import io
 
 import pytest
 from bson import ObjectId
 
 from common.options import InvalidOption, Options
 from gateway import multipart, upload
-from tests.unit.gateway.conftest import StoreStandIn
+from tests.unit.gateway.conftest import Pieces, StoreStandIn
 
 BOUNDARY = b"b0undary-Xy3"
-
-
-class Pieces(io.RawIOBase):
-    """A request stream that returns at most the next of ``sizes`` bytes per read, the way a
-    slow client's body arrives (then the rest in one read)."""
-
-    def __init__(self, body: bytes, sizes):
-        self.body, self.sizes, self.at = body, list(sizes), 0
-
-    def read(self, n=-1):
-        size = self.sizes.pop(0) if self.sizes else len(self.body)
-        chunk = self.body[self.at: self.at + min(n, size)]
-        self.at += len(chunk)
-        return chunk
 
 
 def part(name: str, content: bytes, filename: str | None = None,
