@@ -1,4 +1,4 @@
-"""The seven measurements of `make bench`; each returns result rows for the report."""
+"""The eight measurements of `make bench`; each returns result rows for the report."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import gridfs
 
 from bench import direct, media
 from bench.context import Bench
+from bench.report import row
+from bench.scale import cost_vs_stored_work
 from bench.timing import (
     RssSampler,
     cpu_seconds,
@@ -32,13 +34,6 @@ QUEUED_CLIPS = 30
 CONVERTER_COUNTS = (1, 2, 3, 4)  # measurement 6, each beside raw ffmpeg as many at once
 PARTS_TARGETS = {10: 1.3, 600: 1.10}  # clip seconds -> job / parts
 COVER_MAX_SECONDS = 0.2  # what the default cover may add to one job on the 600 s clip
-
-
-def row(case: str, what: str, value: float, target: str | None, ok: bool | None,
-        detail: str = "", unit: str | None = None) -> dict:
-    """One line of the results table; ``unit`` when the value is no ratio (e.g. " s")."""
-    return {"case": case, "what": what, "value": value, "target": target, "ok": ok,
-            "detail": detail, "unit": unit}
 
 
 def _ratio_row(case: str, what: str, value: float, limit: float, at_most: bool,
@@ -515,4 +510,5 @@ CASES = {
     "5": end_to_end,
     "6": throughput,
     "7": option_costs,
+    "8": cost_vs_stored_work,
 }

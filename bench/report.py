@@ -21,6 +21,13 @@ def machine() -> dict[str, str]:
             "load average": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
 
 
+def row(case: str, what: str, value: float, target: str | None, ok: bool | None,
+        detail: str = "", unit: str | None = None) -> dict:
+    """One line of the results table; ``unit`` when the value is no ratio (e.g. " s")."""
+    return {"case": case, "what": what, "value": value, "target": target, "ok": ok,
+            "detail": detail, "unit": unit}
+
+
 def _value(r: dict) -> str:
     if isinstance(r["value"], float) and math.isnan(r["value"]):
         return "failed"

@@ -41,6 +41,9 @@ const FIND_REMOVE = ["find", "remove"];
 const INSERT_REMOVE = ["insert", "remove", "createCollection"];
 const FIND_INSERT_REMOVE = ["find", "insert", "remove", "createCollection"];
 const WRITE = ["find", "insert", "update", "remove", "createCollection"];
+// a service creates, at its start, the indexes of the collections it queries (src/common/
+// indexes.py; a no-op once they exist); `ops migrate` builds them first on an upgrade
+const INDEX = ["createIndex"];
 // a backup lists the collections and their indexes and reads every document; a restore also
 // empties or drops a collection, refills it and rebuilds its indexes
 const READ_ALL = ["find", "listCollections", "listIndexes"];
@@ -55,20 +58,20 @@ const SERVICES = {
   // records uploads as jobs and dispatches them, stores videos (removing an interrupted one),
   // serves MP3s, deletes a job or a whole account with their files, counts usage for quotas
   gateway: [
-    [JOBS, WRITE],
-    [VIDEOS, FIND_INSERT_REMOVE],
-    [MP3S, FIND_REMOVE],
-    [RATE_LIMITS, [...WRITE, "createIndex"]],
-    [UPLOADS, WRITE],
+    [JOBS, [...WRITE, ...INDEX]],
+    [VIDEOS, [...FIND_INSERT_REMOVE, ...INDEX]],
+    [MP3S, [...FIND_REMOVE, ...INDEX]],
+    [RATE_LIMITS, [...WRITE, ...INDEX]],
+    [UPLOADS, [...WRITE, ...INDEX]],
   ],
   // claims, updates and finishes jobs and dispatches the owner's next, reads the video and
   // removes it once the job is final, stores the MP3 (removing it if the job went meanwhile)
   converter: [
-    [JOBS, FIND_UPDATE],
-    [VIDEOS, FIND_REMOVE],
-    [MP3S, INSERT_REMOVE],
+    [JOBS, [...FIND_UPDATE, ...INDEX]],
+    [VIDEOS, [...FIND_REMOVE, ...INDEX]],
+    [MP3S, [...INSERT_REMOVE, ...INDEX]],
   ],
-  // reads the job and records what became of its email
+  // reads the job and records what became of its email (by _id alone: no index of its own)
   notification: [
     [JOBS, FIND_UPDATE],
   ],
@@ -76,14 +79,15 @@ const SERVICES = {
   // MP3s, delete orphaned files and the jobs and files of deleted accounts, hand jobs and
   // files owned by an address (an earlier release) to its account, redrive dead letters, list
   // usage; a sweep takes, renews and gives up its lease; `migrate` stores the cover pictures
-  // earlier releases kept only inside the MP3s as files of their own (common/covers.py)
+  // earlier releases kept only inside the MP3s as files of their own (common/covers.py) and
+  // builds the indexes (the sweep makes any missing)
   ops: [
-    [JOBS, FIND_UPDATE_REMOVE],
-    [VIDEO_DOCS, FIND_UPDATE_REMOVE],
-    [VIDEO_CHUNKS, FIND_REMOVE],
-    [MP3_DOCS, [...FIND_UPDATE_REMOVE, "insert", "createCollection"]],
-    [MP3_CHUNKS, FIND_INSERT_REMOVE],
-    [UPLOADS, FIND_REMOVE],
+    [JOBS, [...FIND_UPDATE_REMOVE, ...INDEX]],
+    [VIDEO_DOCS, [...FIND_UPDATE_REMOVE, ...INDEX]],
+    [VIDEO_CHUNKS, [...FIND_REMOVE, ...INDEX]],
+    [MP3_DOCS, [...FIND_UPDATE_REMOVE, "insert", "createCollection", ...INDEX]],
+    [MP3_CHUNKS, [...FIND_INSERT_REMOVE, ...INDEX]],
+    [UPLOADS, [...FIND_REMOVE, ...INDEX]],
     [LEASES, WRITE],
   ],
   // `python -m ops backup --verify` (the backup CronJob): reads everything and changes nothing

@@ -20,8 +20,9 @@ import enum
 import logging
 
 import pymongo
+from bson import ObjectId
 
-from common import messages, topology
+from common import messages, mongo_compat, topology
 from common.mongo_compat import object_id_equals
 from common.settings import LifecycleSettings
 from common.store import MP3S, VIDEOS, Store, now, object_id
@@ -49,6 +50,7 @@ def is_expired(job: dict) -> bool:
 
 
 ACTIVE = (Status.QUEUED, Status.CONVERTING)
+PAGE_ORDER = [("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]  # an owner's list
 
 
 class Cancelled(Exception):
@@ -81,7 +83,20 @@ class Jobs:
 
     def of_owner(self, owner: str, limit: int = 200) -> list[dict]:
         """The owner's jobs, newest first."""
-        return list(self._jobs.find({"owner": owner}).sort("created_at", -1).limit(limit))
+        return self.page(owner, limit)[0]
+
+    def page(self, owner: str, limit: int, after: tuple[float, ObjectId] | None = None
+             ) -> tuple[list[dict], bool]:
+        """Up to ``limit`` of the owner's jobs, newest first (by ``created_at``, then ``_id``,
+        so jobs created at the same instant keep one order), starting after the job whose
+        ``(created_at, _id)`` is ``after`` (None: from the newest); and whether more follow."""
+        query: dict = {"owner": owner}
+        if after is not None:
+            created_at, oid = after
+            query["$or"] = [{"created_at": {"$lt": created_at}},
+                            {"created_at": created_at, "_id": {"$lt": oid}}]
+        found = list(self._jobs.find(query).sort(PAGE_ORDER).limit(limit + 1))
+        return found[:limit], len(found) > limit
 
     def by_mp3(self, mp3_fid) -> dict | None:
         """The job that made (or made and expired) this MP3, or None."""
@@ -93,7 +108,7 @@ class Jobs:
         raises when MongoDB does not answer within ``timeout`` seconds (for the metrics)."""
         query = {"status": Status.QUEUED.value}
         with pymongo.timeout(timeout):
-            count = self._jobs.count_documents(query)
+            count = mongo_compat.count(self._jobs, query)
             oldest = self._jobs.find_one(query, {"created_at": 1},
                                          sort=[("created_at", pymongo.ASCENDING)])
         return count, (oldest or {}).get("created_at")
@@ -142,7 +157,8 @@ class Jobs:
         return sent
 
     def _in_flight(self, owner: str) -> int:
-        return self._jobs.count_documents(
+        return mongo_compat.count(
+            self._jobs,
             {"owner": owner, "status": {"$in": [s.value for s in ACTIVE]},
              "dispatched_at": {"$ne": None}})
 

@@ -16,6 +16,11 @@ MongoDB and also works on nx-27017. Everything else talks to MongoDB as pymongo 
   the batch size, so GridOut (one query for the rest of the file) cannot read a file over the
   48 MB a reply may carry, and pymongo's GridIn holds up to 48 MB per open file on any server.
   Measurements are in common.gridio.
+- ``count(collection, query)``, for ``collection.count_documents(query)``: pymongo sends that as
+  an aggregation ``$match`` + ``$group`` on a constant, which nx-27017 runs in Python over the
+  whole collection (0.7 s at 10,000 jobs, 8-11 s at 100,000, whatever the indexes); a ``$match``
+  + ``$count`` pipeline it runs in SQL, with the indexes (0.9 ms and 7 ms). MongoDB answers both
+  alike.
 - ``count_chunks(chunks, files_id, expected)``: nx-27017 cannot count chunks
   (``count_documents`` on a ``<bucket>.chunks`` fails), ignores a query's projection there, and
   answers in one reply: a ``find`` of all of a big file's chunks, even asking for ``n`` alone,
@@ -34,7 +39,7 @@ from bson import ObjectId
 
 from common.gridio import GridReader, GridWriter
 
-__all__ = ["GridReader", "GridWriter", "count_chunks", "delete_file_document",
+__all__ = ["GridReader", "GridWriter", "count", "count_chunks", "delete_file_document",
            "object_id_equals"]
 COUNT_WINDOW = 8  # chunks a counting query may return (their data too, on nx-27017)
 
@@ -52,6 +57,12 @@ def delete_file_document(files, oid: ObjectId) -> None:
     except pymongo.errors.OperationFailure:
         if files.find_one({"_id": oid}, {"_id": 1}) is not None:
             raise
+
+
+def count(collection, query: dict) -> int:
+    """How many documents of ``collection`` match ``query``."""
+    found = list(collection.aggregate([{"$match": query}, {"$count": "n"}]))
+    return int(found[0]["n"]) if found else 0
 
 
 def count_chunks(chunks, files_id: ObjectId, expected: int) -> int:

@@ -56,6 +56,14 @@ class Store:
         """Close the client."""
         self.client.close()
 
+    def ensure_indexes(self, collections=None, timeout: float | None = None) -> dict:
+        """Create the indexes the queries on ``collections`` (default: all) need, as listed in
+        common.indexes; what cannot be created is logged, never raised."""
+        from common import indexes  # which names this module's buckets
+
+        return indexes.ensure(self.db, collections or indexes.COLLECTIONS,
+                              timeout or indexes.SERVICE_TIMEOUT)
+
     def files(self, bucket: str):
         """The ``.files`` collection of a bucket."""
         return self.db[f"{bucket}.files"]

@@ -2,7 +2,7 @@
 
 import sys
 
-from common import metrics
+from common import indexes, metrics
 from common.consumer import serve
 from common.jobs import Jobs
 from converter.config import ConverterConfig
@@ -10,8 +10,10 @@ from converter.worker import ConvertHandler
 
 
 def make_handler(config: ConverterConfig, store) -> ConvertHandler:
-    """The converter's handler; its metrics report the queued jobs too, read from MongoDB at
-    each scrape (every converter the same values)."""
+    """The converter's handler, once the indexes its queries need are there (common.indexes);
+    its metrics report the queued jobs too, read from MongoDB at each scrape (every converter
+    the same values)."""
+    store.ensure_indexes(indexes.JOBS_AND_FILES)
     metrics.report_queued_jobs(Jobs(store))
     return ConvertHandler(config, store)
 

@@ -33,12 +33,15 @@ def config():
 
 
 def store() -> Store:
-    """The worker process's MongoDB client (created after gunicorn forks)."""
+    """The worker process's MongoDB client (created after gunicorn forks), with the indexes
+    its queries need (common.indexes)."""
     ext = current_app.extensions
     if "store" not in ext:
         with _lock:
             if "store" not in ext:
-                ext["store"] = Store(config().mongo)
+                mongo = Store(config().mongo)
+                mongo.ensure_indexes()  # first use in the process: at its readiness check
+                ext["store"] = mongo
     return ext["store"]
 
 

@@ -3,16 +3,18 @@ URLs for finished jobs."""
 
 import datetime as dt
 
-from flask import Blueprint, Response, g, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from common import covers
 from common.jobs import Status, is_expired
 from common.options import Options
 from common.web import error
-from gateway import backends
+from gateway import backends, cursors
 from gateway.security import login_required, sign_download
 
 bp = Blueprint("jobs", __name__)
+MAX_PAGE = 200  # jobs in one answer of GET /jobs, at most
+DEFAULT_PAGE = 200  # when no limit is given: what GET /jobs answered before it had pages
 
 
 def job_json(doc: dict) -> dict:
@@ -48,8 +50,33 @@ def iso(epoch: float | None) -> str | None:
 @bp.get("/jobs")
 @login_required
 def list_jobs():
-    """The caller's jobs, newest first."""
-    return {"jobs": [job_json(doc) for doc in backends.jobs().of_owner(g.user)]}
+    """A page of the caller's jobs, newest first, and the cursor of the next page (or null)."""
+    limit = _limit(request.args.get("limit", ""))
+    if limit is None:
+        return error(400, f"limit must be a whole number from 1 to {MAX_PAGE}")
+    after = None
+    if cursor := request.args.get("cursor", ""):
+        try:
+            after = cursors.decode(cursor)
+        except cursors.BadCursor:
+            return error(400, "cursor is not valid: pass the next of an earlier "
+                              "GET /jobs answer unchanged, or leave it out for the newest jobs")
+    docs, more = backends.jobs().page(g.user, limit, after)
+    following = cursors.encode(docs[-1]["created_at"], docs[-1]["_id"]) if more else None
+    response = jsonify({"jobs": [job_json(doc) for doc in docs], "next": following})
+    if following:
+        link = url_for("jobs.list_jobs", limit=limit, cursor=following)
+        response.headers["Link"] = f'<{link}>; rel="next"'
+    return response
+
+
+def _limit(text: str) -> int | None:
+    """The page size asked (``DEFAULT_PAGE`` when not given), or None when out of range."""
+    if not text:
+        return DEFAULT_PAGE
+    if not text.isascii() or not text.isdigit() or len(text) > 4:
+        return None
+    return int(text) if 1 <= int(text) <= MAX_PAGE else None
 
 
 @bp.get("/jobs/<job_id>")

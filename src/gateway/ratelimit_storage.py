@@ -98,6 +98,13 @@ class MongoCounterStorage(Storage):
             return False
         return True
 
+    def close(self) -> None:
+        """Close the MongoDB client, if one was made."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
     def reset(self) -> int:
         """Remove every counter; returns how many there were."""
         return self.counters.delete_many({}).deleted_count

@@ -47,6 +47,7 @@ def sweep_command(ctx):
     (nothing, exit 0, while another sweep holds the lease: it says until when)."""
     from ops.sweep import run
 
+    ctx.obj["store"].ensure_indexes()
     try:
         counts = run(ctx.obj["store"], ctx.obj["jobs"], lambda: _publisher(ctx),
                      ctx.obj["config"])
@@ -105,17 +106,21 @@ def usage_command(ctx, as_json: bool):
 @cli.command("migrate")
 @click.pass_context
 def migrate_command(ctx):
-    """Move GridFS files of earlier releases into today's buckets and upgrade their jobs, then
-    make their classic queues quorum queues (run before the services start; a stopped run is
-    finished by the next one)."""
+    """Move GridFS files of earlier releases into today's buckets and upgrade their jobs, build
+    the indexes (common.indexes), then make their classic queues quorum queues (run before the
+    services start; a stopped run is finished by the next one)."""
     import pika.exceptions
 
+    from common.indexes import MIGRATE_TIMEOUT
     from ops.migrate import Inconsistent, migrate
     from ops.queues import QueuesBusy, migrate_queues
 
     config = ctx.obj["config"]
+    # first: the copy's checks read chunks by file, the covers' files by job
+    built = ctx.obj["store"].ensure_indexes(timeout=MIGRATE_TIMEOUT)
     try:
-        counts = migrate(ctx.obj["store"], config.lifecycle.mp3_retention_seconds)
+        counts = {**migrate(ctx.obj["store"], config.lifecycle.mp3_retention_seconds),
+                  "indexes": built}
     except Inconsistent as exc:
         click.echo(f"ops: migrate stopped: {exc}; every source is kept, run it again", err=True)
         sys.exit(1)
@@ -183,6 +188,8 @@ def restore_command(ctx, path: Path, force: bool):
 
     try:
         done = restore(ctx.obj["config"], ctx.obj["store"], path, force)
+        # a set made before an index was added restores without it
+        done["indexes_ensured"] = ctx.obj["store"].ensure_indexes()
     except (SetDamaged, TargetNotEmpty) as exc:
         click.echo(f"ops: restore refused: {exc}", err=True)
         sys.exit(1)

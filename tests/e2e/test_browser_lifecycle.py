@@ -133,7 +133,7 @@ def test_delete_conversions_from_their_cards(stack, media, page):
     expect(page.locator("#jobs-title")).to_be_focused()
     expect(page.locator("#jobs-note")).to_contain_text("No conversions yet")
     expect(usage).to_have_text("0 bytes of 5 GB")
-    assert _api(stack, "GET", "/jobs", token).json() == {"jobs": []}
+    assert _api(stack, "GET", "/jobs", token).json() == {"jobs": [], "next": None}
     # The list is polled: a deleted card does not come back.
     page.wait_for_timeout(3000)
     expect(page.locator("li.job")).to_have_count(0)
@@ -188,7 +188,7 @@ def test_quota_refusals_and_a_failed_delete_are_explained(stack_factory, media, 
     expect(refused.locator(".upload-message")).to_have_text(
         "Not uploaded: this upload does not fit in your storage quota: you use 0 bytes of "
         "87.9 KiB; delete some conversions or wait for their MP3s to expire.")
-    assert _api(small, "GET", "/jobs", token).json() == {"jobs": []}
+    assert _api(small, "GET", "/jobs", token).json() == {"jobs": [], "next": None}
     assert _account(small, token)["usage"] == {"bytes": 0, "active_jobs": 0}
     expect(usage).to_have_text(f"0 bytes of {shown_size(quota)}")
     shot("over-quota")

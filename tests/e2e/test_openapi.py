@@ -19,6 +19,7 @@ from schemathesis.checks import (
 
 from gateway import create_app
 from gateway.ui import OPENAPI_PATH
+from tests.e2e.test_jobs_pages import seed
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -101,3 +102,25 @@ def test_generated_requests_never_cause_a_server_error(case, stack, fuzz_user):
     elif security and {"bearerAuth": []} in security:
         case.headers = {**(case.headers or {}), "Authorization": fuzz_user["bearer"]}
     case.call_and_validate(base_url=stack.gateway_url, checks=CHECKS, timeout=30)
+
+
+@pytest.mark.e2e
+def test_pages_of_jobs_and_their_refusals_match_the_document(stack):
+    """A page with a `next` (and its Link header), the last page, and the 400s of a bad limit or
+    cursor, each checked against the document as the generated requests are."""
+    _email, jwt = stack.user(PASSWORD)
+    seed(stack, stack.account_id(jwt), 3)
+    operation = schema["/jobs"]["GET"]
+    auth = {"Authorization": f"Bearer {jwt}"}
+
+    def answer(query: dict) -> requests.Response:
+        case = operation.Case(query=query, headers=auth)
+        return case.call_and_validate(base_url=stack.gateway_url, checks=CHECKS, timeout=30)
+
+    first = answer({"limit": 2})
+    assert first.status_code == 200 and first.json()["next"]
+    assert first.headers["link"] == [f'</jobs?limit=2&cursor={first.json()["next"]}>; rel="next"']
+    last = answer({"limit": 2, "cursor": first.json()["next"]})
+    assert last.status_code == 200 and last.json()["next"] is None
+    assert answer({"limit": 0}).status_code == 400
+    assert answer({"cursor": "not-a-cursor"}).status_code == 400

@@ -44,6 +44,7 @@ COMPOSE_CLIENTS = {"gateway": "gateway", "converter": "converter",
 UPDATE = {"find", "update"}  # find-and-modify, counting and distinct need find
 REMOVE = {"find", "remove"}
 WRITE = {"find", "insert", "update", "remove", "createCollection"}
+INDEX = {"createIndex"}  # the indexes of what it queries, made at its start (common/indexes.py)
 
 
 def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
@@ -56,31 +57,32 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
     return {
         "gateway": {
             # records and dispatches jobs, deletes one or all of an owner's, counts usage
-            (db, "jobs"): WRITE,
-            **bucket("videos", {"find", "insert", "remove", "createCollection"}),  # uploads
-            **bucket("mp3s", REMOVE),  # serves MP3s, deletes them with their job
+            (db, "jobs"): WRITE | INDEX,
+            **bucket("videos", {"find", "insert", "remove", "createCollection"} | INDEX),
+            **bucket("mp3s", REMOVE | INDEX),  # serves MP3s, deletes them with their job
             # flask-limiter's counters (gateway/ratelimit_storage.py makes their TTL index)
-            (db, "rate_limits"): WRITE | {"createIndex"},
-            (db, "uploads"): WRITE,  # uploads in progress, counted against the quotas
+            (db, "rate_limits"): WRITE | INDEX,
+            (db, "uploads"): WRITE | INDEX,  # uploads in progress, counted against the quotas
         },
         "converter": {
-            (db, "jobs"): UPDATE,  # claims, reports progress, finishes, dispatches the next
-            **bucket("videos", REMOVE),  # reads the video, drops it once the job is final
+            (db, "jobs"): UPDATE | INDEX,  # claims, reports progress, finishes, dispatches
+            **bucket("videos", REMOVE | INDEX),  # reads the video, drops it once the job is final
             # stores the MP3; removes it when the job was deleted meanwhile (reads none)
-            **bucket("mp3s", {"insert", "remove", "createCollection"}),
+            **bucket("mp3s", {"insert", "remove", "createCollection"} | INDEX),
         },
-        "notification": {(db, "jobs"): UPDATE},  # reads the job, records the email
+        # reads the job, records the email: by _id alone, no index to make
+        "notification": {(db, "jobs"): UPDATE},
         # the sweep and the DLQ tools: re-queue, fail, expire, delete deleted accounts' jobs;
         # expired MP3s, dropped videos and orphaned files go; jobs and files owned by an
         # address (an earlier release) are handed to its account: their metadata changes;
         # `migrate` stores the covers earlier releases kept only inside the MP3s
         "ops": {
-            (db, "jobs"): {"find", "update", "remove"},
-            **bucket("videos", REMOVE),
-            **bucket("mp3s", REMOVE | {"insert", "createCollection"}),
-            (db, "videos.files"): {"find", "update", "remove"},
-            (db, "mp3s.files"): {"find", "update", "remove", "insert", "createCollection"},
-            (db, "uploads"): REMOVE,  # usage counts uploads in progress; stale ones go
+            (db, "jobs"): {"find", "update", "remove"} | INDEX,
+            **bucket("videos", REMOVE | INDEX),
+            **bucket("mp3s", REMOVE | {"insert", "createCollection"} | INDEX),
+            (db, "videos.files"): {"find", "update", "remove"} | INDEX,
+            (db, "mp3s.files"): {"find", "update", "remove", "insert", "createCollection"} | INDEX,
+            (db, "uploads"): REMOVE | INDEX,  # usage counts uploads in progress; stale ones go
             (db, "leases"): WRITE,  # one sweep at a time (ops/lease.py)
         },
         # every collection of the database (collection ""): the backup lists them and their

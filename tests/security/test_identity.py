@@ -118,7 +118,7 @@ def test_a_deleted_accounts_files_never_pass_to_the_next_registrant(stack, media
     stack.verify(victim)
     new_jwt = stack.login(victim, ATTACKER_PASSWORD)
     assert stack.account_id(new_jwt) != old_id
-    assert call(stack, "GET", "/jobs", new_jwt).json() == {"jobs": []}
+    assert call(stack, "GET", "/jobs", new_jwt).json() == {"jobs": [], "next": None}
     for path in (f"/jobs/{job['job_id']}", f"/download?fid={job['mp3_fid']}"):
         assert call(stack, "GET", path, new_jwt).status_code == 404, path
     assert call(stack, "GET", "/jobs", jwt).status_code == 401  # the old token stays dead

@@ -6,10 +6,12 @@ Two checks keep it so:
 - a unit test asking for a fixture that starts or reaches a server fails before the fixture
   runs (this also covers clients that connect from C, such as MySQLdb, which the second check
   cannot see);
-- a unit test whose code opens a TCP connection fails, unless the port is one the test bound in
-  this process itself: a listener it runs (an in-process SMTP server) or a port it reserved with
+- a unit test whose code opens a TCP connection fails, unless the port is one this process bound
+  itself: a listener a test runs (an in-process SMTP server) or a port a test reserved with
   ``free_port()`` to find nothing there. The connection is refused as a closed port would refuse
-  it, and the test fails at teardown even if the code under test swallowed the error.
+  it, and the test fails at teardown even if the code under test swallowed the error. The ports
+  are remembered for the whole run: a client a test closed may still try its port once more from
+  its own thread (pymongo's monitor) while the next test runs.
 """
 
 import socket
@@ -37,10 +39,13 @@ def _tcp(family) -> bool:
     return family in (socket.AF_INET, socket.AF_INET6)
 
 
+_BOUND: set[int] = set()  # TCP ports this process bound, in any unit test so far
+
+
 @pytest.fixture(autouse=True)
 def no_server_connections(monkeypatch):
-    """Fail the test if it connected over TCP to a port it did not bind itself."""
-    bound: set[int] = set()
+    """Fail the test if it connected over TCP to a port this process did not bind itself."""
+    bound = _BOUND
     refused: list[str] = []
     real_bind, real_connect, real_connect_ex = (
         socket.socket.bind, socket.socket.connect, socket.socket.connect_ex)

@@ -1,5 +1,7 @@
 // The list of conversions: polled while logged in, one card per job with its progress, player,
-// download, cover and delete button.
+// download, cover and delete button. The server answers a page at a time (newest first); the poll
+// fetches the first page, and "Show older conversions" follows the `next` cursor. Older pages,
+// once shown, stay shown across polls.
 
 import { refreshAccount } from "./account.js";
 import { api, errorText, expired, token } from "./api.js";
@@ -8,12 +10,16 @@ import { STATUS_LABELS, humanDuration, humanSize, mp3Name } from "./format.js";
 import { optionsText, tagsText } from "./options.js";
 
 const POLL_MS = 2500;
+const PAGE = 50; // jobs per answer of GET /jobs
 const COVER_TRIES = 3; // fetches of a job's cover picture that failed on the way, at most
 
 const rows = new Map(); // job_id -> {el, job, urlExpires, cover, coverUrl, coverTries}
 const gone = new Set(); // jobs deleted from this page: a list fetched before must not bring them back
 let pollTimer = null;
 let statuses = null; // the jobs and their statuses at the last refresh: storage changes with them
+let shown = []; // the jobs on the page, in list order
+let older = null; // the cursor of the jobs after the last one shown; null: it is the oldest
+let loadingOlder = false;
 
 // ---- playing and downloading a finished MP3 ----
 
@@ -209,6 +215,7 @@ function removeRow(id, focusNext) {
   const next = row.el.nextElementSibling || row.el.previousElementSibling;
   row.el.remove();
   rows.delete(id);
+  shown = shown.filter((job) => job.job_id !== id);
   if (!rows.size) $("#jobs-note").textContent = "No conversions yet. Upload a video to start.";
   if (focusNext) (next ? $(".job-delete", next) || next : $("#jobs-title")).focus();
 }
@@ -342,14 +349,87 @@ function render(all) {
       rows.delete(id);
     }
   }
+  shown = jobs;
   $("#jobs-note").textContent = jobs.length ? "" : "No conversions yet. Upload a video to start.";
+  showMore();
+}
+
+// Whether a job comes after another in the list (newest first; the server orders jobs created at
+// the same instant by id, as is done here).
+function isAfter(job, other) {
+  const [a, b] = [job.created_at || "", other.created_at || ""];
+  return a !== b ? a < b : job.job_id < other.job_id;
+}
+
+// The jobs to show after a fresh first page: those shown below its last job (older pages the
+// person asked for, or jobs new ones pushed off the first page), kept with their cursor; a job
+// shown above it that is not on it was deleted meanwhile.
+function withOlder(first, next) {
+  const ids = new Set(first.map((job) => job.job_id));
+  const last = first[first.length - 1];
+  let below = [];
+  if (last) {
+    const at = shown.findIndex((job) => job.job_id === last.job_id);
+    if (at >= 0) below = shown.slice(at + 1);
+    else if (shown.length && !isAfter(last, shown[shown.length - 1])) below = shown;
+    below = below.filter((job) => !ids.has(job.job_id));
+  }
+  if (!below.length) older = next;
+  return first.concat(below);
+}
+
+function showMore() {
+  const button = $("#jobs-more");
+  button.hidden = !older;
+  button.disabled = loadingOlder;
+  button.textContent = loadingOlder ? "Loading older conversions…" : "Show older conversions";
+}
+
+async function loadOlder() {
+  const jwt = token();
+  const cursor = older;
+  const button = $("#jobs-more");
+  const problem = $("#jobs-more-problem");
+  if (!jwt || !cursor || loadingOlder) return;
+  loadingOlder = true;
+  showMore();
+  showProblem(problem, "");
+  let added = [];
+  try {
+    const response = await api("GET", `/jobs?limit=${PAGE}&cursor=${encodeURIComponent(cursor)}`);
+    if (token() !== jwt) return; // logged out meanwhile
+    if (response.status === 401) {
+      expired();
+      return;
+    }
+    if (!response.ok) {
+      showProblem(problem, `Could not load older conversions: ${await errorText(response)}`);
+      return;
+    }
+    const { jobs, next } = await response.json();
+    if (token() !== jwt) return;
+    const ids = new Set(shown.map((job) => job.job_id));
+    added = (jobs || []).filter((job) => !ids.has(job.job_id) && !gone.has(job.job_id));
+    older = next || null;
+    render(shown.concat(added));
+  } catch (_) {
+    if (token() === jwt) showProblem(problem, "Could not load older conversions: the server could not be reached. Try again.");
+  } finally {
+    loadingOlder = false;
+    if (token() === jwt) showMore();
+    // The control goes once the oldest job is shown: the first card it brought takes the focus.
+    if (button.hidden && document.activeElement === document.body && added.length) {
+      const row = rows.get(added[0].job_id);
+      if (row) $(".job-delete", row.el).focus();
+    }
+  }
 }
 
 async function refresh() {
   const jwt = token();
   if (!jwt) return;
   try {
-    const response = await api("GET", "/jobs");
+    const response = await api("GET", `/jobs?limit=${PAGE}`);
     if (token() !== jwt) return; // logged out meanwhile
     if (response.status === 401) {
       expired();
@@ -359,8 +439,8 @@ async function refresh() {
       $("#jobs-note").textContent = `Could not refresh the list: ${await errorText(response)}`;
       return;
     }
-    const { jobs } = await response.json();
-    if (token() === jwt) render(jobs || []);
+    const { jobs, next } = await response.json();
+    if (token() === jwt) render(withOlder(jobs || [], next || null));
   } catch (_) {
     $("#jobs-note").textContent = "Could not reach the server; retrying…";
   }
@@ -383,6 +463,11 @@ export function refreshSoon() {
 
 export function startJobs() {
   $("#jobs-note").textContent = "Loading…";
+  const button = $("#jobs-more");
+  if (!button.dataset.bound) {
+    button.dataset.bound = "1";
+    button.addEventListener("click", loadOlder);
+  }
   statuses = null;
   poll(); // its first answer also loads the storage used (see render)
 }
@@ -398,5 +483,9 @@ export function stopJobs() {
   rows.clear();
   gone.clear();
   statuses = null;
+  shown = [];
+  older = null;
   $("#jobs").replaceChildren();
+  showProblem($("#jobs-more-problem"), "");
+  showMore();
 }

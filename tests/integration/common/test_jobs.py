@@ -211,3 +211,44 @@ def test_delete_owner_keeps_what_a_later_account_of_the_same_address_made(store,
     assert all(store.find_file(VIDEOS, job["video_fid"]) is None for job in old)
     assert jobs.get(later["_id"]) is not None and jobs.get(mine["_id"]) is not None
     assert jobs.delete_owner("a@example.com") == 1 and jobs.owners() == ["b@example.com"]
+
+
+def _walk(jobs: Jobs, owner: str, limit: int) -> list[list[dict]]:
+    """Every page of the owner's list, following each page's last job."""
+    pages, after = [], None
+    while True:
+        found, more = jobs.page(owner, limit, after)
+        pages.append(found)
+        if not more:
+            return pages
+        after = (found[-1]["created_at"], found[-1]["_id"])
+
+
+def test_pages_of_jobs_created_at_the_same_instant_skip_and_repeat_none(store):
+    jobs = Jobs(store)
+    instant = 1_767_000_000.123
+    ids = [ObjectId() for _ in range(250)]
+    store.jobs.insert_many([{"_id": oid, "owner": "a@example.com", "status": "done",
+                             "created_at": instant} for oid in ids])
+    store.jobs.insert_many([{"_id": ObjectId(), "owner": "b@example.com", "status": "done",
+                             "created_at": instant} for _ in range(5)])
+    pages = _walk(jobs, "a@example.com", 60)
+    assert [len(page) for page in pages] == [60, 60, 60, 60, 10]
+    assert [job["_id"] for page in pages for job in page] == sorted(ids, reverse=True)
+    assert jobs.page("a@example.com", 200) == (jobs.of_owner("a@example.com"), True)
+    assert len(jobs.of_owner("b@example.com")) == 5
+
+
+def test_pages_are_newest_first_and_ties_are_ordered_by_id(store):
+    jobs = Jobs(store)
+    docs = [{"_id": ObjectId(), "owner": "a@example.com", "status": "done",
+             "created_at": 1_767_000_000.0 + (i // 3) * 0.001} for i in range(20)]
+    store.jobs.insert_many(list(reversed(docs)))
+    expected = sorted(docs, key=lambda d: (d["created_at"], d["_id"]), reverse=True)
+    for limit in (1, 2, 3, 7, 20, 200):
+        pages = _walk(jobs, "a@example.com", limit)
+        assert [job["_id"] for page in pages for job in page] == [d["_id"] for d in expected]
+        assert all(len(page) == limit for page in pages[:-1])
+    last = expected[-1]
+    assert jobs.page("a@example.com", 5, (last["created_at"], last["_id"])) == ([], False)
+    assert jobs.page("nobody@example.com", 5) == ([], False)

@@ -69,3 +69,13 @@ def test_chunks_of_a_file_past_one_reply_are_counted(store):
     store.chunks(MP3S).insert_many([{"files_id": gap, "n": n, "data": block}
                                     for n in range(count) if n != 9])
     assert mongo_compat.count_chunks(store.chunks(MP3S), gap, count) == count - 1
+
+
+def test_count_matches_what_a_find_returns(store):
+    things = store.db["things"]
+    things.insert_many([{"owner": f"o{i % 3}", "status": ["queued", "converting", "done"][i % 3],
+                         "dispatched_at": None if i % 4 else 1.0} for i in range(40)])
+    for query in ({}, {"owner": "o1"}, {"status": {"$in": ["queued", "converting"]}},
+                  {"owner": "o0", "status": {"$in": ["queued", "done"]},
+                   "dispatched_at": {"$ne": None}}, {"owner": "nobody"}):
+        assert mongo_compat.count(things, query) == len(list(things.find(query))), query

@@ -19,9 +19,12 @@ from tools.processes import free_port
 def test_an_unreachable_mongodb_is_reported_not_hidden():
     down = storage_from_string(f"{ratelimit_storage.SCHEME}://127.0.0.1:{free_port()}",
                                serverSelectionTimeoutMS=200)
-    assert down.check() is False
-    with pytest.raises(pymongo.errors.PyMongoError):
-        down.incr("key", 60)
+    try:
+        assert down.check() is False
+        with pytest.raises(pymongo.errors.PyMongoError):
+            down.incr("key", 60)
+    finally:  # its client would go on trying to connect, from a thread, in later tests
+        down.close()
 
 
 def test_limits_and_trusted_proxies_come_from_the_environment(monkeypatch):

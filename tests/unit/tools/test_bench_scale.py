@@ -1,0 +1,73 @@
+"""The benchmark's stored work (measurement 8) looks like what the services leave: the user's
+share, finished statuses, retention and the public view; its rows mark a cost that grows."""
+
+import random
+
+import pytest
+
+from bench import scale
+from common.jobs import Status, is_expired
+from gateway.jobs import job_json
+
+OWNERS = ["me"] + [f"other-{i}" for i in range(99)]
+MOMENT = 2_000_000_000.0
+
+
+def _jobs(count: int = 2000) -> list[dict]:
+    return scale.stored_jobs(count, OWNERS, random.Random(1), moment=MOMENT)
+
+
+def test_a_tenth_of_the_stored_jobs_are_the_users_and_the_rest_spread_over_the_others():
+    docs = _jobs()
+    assert sum(d["owner"] == "me" for d in docs) == 200
+    assert len({d["owner"] for d in docs}) > 90
+    assert len({d["_id"] for d in docs}) == len(docs)
+
+
+def test_stored_jobs_are_finished_mostly_done_or_expired_and_read_as_their_status():
+    docs = _jobs()
+    counts = {status: sum(d["status"] == status for d in docs) for status in Status}
+    assert counts[Status.QUEUED] == counts[Status.CONVERTING] == 0
+    assert counts[Status.FAILED] < counts[Status.DONE] < counts[Status.EXPIRED]
+    assert counts[Status.FAILED] > 0
+    for doc in docs:
+        age = MOMENT - doc["created_at"]
+        assert 0 < age <= scale.WEEKS * 7 * 86400
+        if doc["status"] == Status.DONE:
+            assert doc["expires_at"] > MOMENT and doc["mp3_fid"] and doc["mp3_size"] > 0
+        elif doc["status"] == Status.EXPIRED:
+            assert doc["expires_at"] < MOMENT and is_expired(doc)
+        else:
+            assert doc["error"] and "mp3_fid" not in doc
+
+
+def test_stored_jobs_have_the_public_view_of_real_ones():
+    for doc in _jobs(50):
+        view = job_json(doc)
+        assert view["status"] == doc["status"] and view["created_at"].endswith("Z")
+        assert view["options"]["title"]
+
+
+def test_a_queued_job_is_waiting_for_dispatch():
+    doc = scale.queued_job("me")
+    assert doc["status"] == Status.QUEUED and doc["dispatched_at"] is None
+
+
+def test_repetitions_stop_after_the_minimum_once_the_budget_is_spent():
+    calls = []
+    runs = {name: (lambda n=name: calls.append(n) or {"seconds": 0.0}) for name in "ab"}
+    assert [len(v) for v in scale.repeat(runs, 10, budget=-1).values()] == [scale.MIN_REPS] * 2
+    assert [len(v) for v in scale.repeat(runs, 10, budget=3600).values()] == [10, 10]
+    assert calls[:4] == ["a", "b", "b", "a"]  # the order rotates
+
+
+def test_a_cost_that_grows_with_the_stored_jobs_misses_the_flat_target():
+    times = {(level, ""): {op: [{"seconds": 0.1 * (1 + (op == "dispatch") * level / 1000),
+                                 "jobs": 200}]
+                           for op in scale.OPERATIONS} for level in scale.LEVELS}
+    rows = {r["what"]: r for r in scale.level_rows(times, "", None)}
+    flat = rows["GET /account: 100,000 stored jobs / none"]
+    grown = rows["dispatch: 100,000 stored jobs / none"]
+    assert flat["value"] == 1.0 and flat["ok"] and flat["target"] == "<= 1.5x"
+    assert grown["value"] == pytest.approx(101.0) and grown["ok"] is False
+    assert "100,000: 10.1 s" in grown["detail"]
