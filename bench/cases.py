@@ -12,6 +12,7 @@ import gridfs
 
 from bench import direct, media
 from bench.context import Bench
+from bench.queues import purge_video_queue
 from bench.report import row
 from bench.scale import cost_vs_stored_work
 from bench.timing import (
@@ -23,8 +24,6 @@ from bench.timing import (
     median,
     pids_named,
 )
-from common import topology
-from common.broker import connect
 from common.options import from_fields
 from common.store import MP3S, VIDEOS
 
@@ -213,7 +212,7 @@ def end_to_end(bench: Bench) -> list[dict]:
     """5. Upload accepted -> email received, 60 s clip, over raw ffmpeg of that clip."""
     web = bench.web()
     gateway = bench.gateway
-    _purge(web.env["RABBITMQ_URL"])
+    purge_video_queue(web.env["RABBITMQ_URL"])
     # notification asks auth whether the owner confirmed their address: the web stack's auth
     consumers = bench.stack.services(["converter", "notification"], web.env["RABBITMQ_URL"],
                                      "e2e", AUTH_URL=web.env["AUTH_URL"],
@@ -377,17 +376,6 @@ def _broker_pids(url: str) -> list[int]:
     nodes = pids_named("beam.smp")
     pid = listening_pid(urllib.parse.urlsplit(url).port or 5672, nodes)
     return [pid] if pid else nodes
-
-
-def _purge(url: str) -> None:
-    """Empty a vhost's `video` queue (left over by the upload measurement)."""
-    connection = connect(url)
-    try:
-        channel = connection.channel()
-        topology.declare(channel, 3)
-        channel.queue_purge(topology.VIDEO)
-    finally:
-        connection.close()
 
 
 def option_costs(bench: Bench) -> list[dict]:

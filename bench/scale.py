@@ -14,10 +14,9 @@ from bson import ObjectId
 from bench import media
 from bench.context import Bench
 from bench.driver import QueueDriver
+from bench.queues import purge_video_queue
 from bench.report import row
-from bench.timing import median
-from common import topology
-from common.broker import connect
+from bench.timing import interleaved, median
 from common.jobs import Jobs as Lifecycle
 from common.jobs import Status
 from common.options import from_fields
@@ -86,7 +85,7 @@ def cost_vs_stored_work(bench: Bench) -> list[dict]:
                     indexes.create(store)
     finally:
         probe.close()
-        _purge(web.env["RABBITMQ_URL"])
+        purge_video_queue(web.env["RABBITMQ_URL"])
         for start in range(0, len(seeded), BATCH):
             store.jobs.delete_many({"_id": {"$in": seeded[start:start + BATCH]}})
     rows = [_seeding_row(seeding)]
@@ -96,23 +95,10 @@ def cost_vs_stored_work(bench: Bench) -> list[dict]:
 
 
 def repeat(runs: dict, reps: int, budget: float) -> dict[str, list[dict]]:
-    """Repetitions interleaved as ``bench.timing.interleaved`` does: at least MIN_REPS, then
-    more up to ``reps`` while the repetitions so far took less than ``budget`` seconds (a
-    level where each operation takes seconds gets fewer)."""
-    start = time.monotonic()
-    results: dict[str, list[dict]] = {name: [] for name in runs}
-    names = list(runs)
-    for rep in range(reps):
-        if rep >= MIN_REPS and time.monotonic() - start > budget:
-            break
-        shift = rep % len(names)
-        for name in names[shift:] + names[:shift]:
-            values = runs[name]()
-            results[name].append(values)
-            shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in values.items())
-            print(f"    rep {rep + 1} {name}: {shown}", flush=True)
-    return results
+    """Repetitions interleaved (``bench.timing.interleaved``): at least MIN_REPS, then more up
+    to ``reps`` while the repetitions so far took less than ``budget`` seconds (a level where
+    each operation takes seconds gets fewer)."""
+    return interleaved(reps, runs, min_reps=MIN_REPS, budget=budget)
 
 
 class Probe:
@@ -300,17 +286,6 @@ def drop_indexes(store: Store) -> str:
                 collection.drop_index(index["name"])
                 dropped.append(f"{name}.{index['name']}")
     return ", ".join(dropped) or "none there"
-
-
-def _purge(url: str) -> None:
-    """Empty the `video` queue the uploads and dispatches filled (nothing consumes it here)."""
-    connection = connect(url)
-    try:
-        channel = connection.channel()
-        topology.declare(channel, 3)
-        channel.queue_purge(topology.VIDEO)
-    finally:
-        connection.close()
 
 
 # -- rows -------------------------------------------------------------------------------------

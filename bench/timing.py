@@ -10,14 +10,19 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
-def interleaved(reps: int, runs: dict[str, Callable[[], dict]]) -> dict[str, list[dict]]:
-    """Run every named callable once per repetition, rotating the order each time.
+def interleaved(reps: int, runs: dict[str, Callable[[], dict]], min_reps: int | None = None,
+                budget: float | None = None) -> dict[str, list[dict]]:
+    """Run every named callable once per repetition, rotating the order each time; with a
+    ``budget`` (seconds), stop after ``min_reps`` once the repetitions so far took longer.
 
     Each callable returns a dict of measured values (seconds, bytes...); one list per name.
     """
     names = list(runs)
     results: dict[str, list[dict]] = {name: [] for name in names}
+    start = time.monotonic()
     for rep in range(reps):
+        if budget is not None and rep >= (min_reps or 1) and time.monotonic() - start > budget:
+            break
         shift = rep % len(names)
         for name in names[shift:] + names[:shift]:
             values = runs[name]()
