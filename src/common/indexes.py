@@ -77,13 +77,13 @@ def _gridfs(bucket: str) -> tuple[Index, ...]:
 INDEXES: tuple[Index, ...] = (
     Index(JOBS, (("owner", 1), ("created_at", -1), ("_id", -1)), (
         "Jobs.of_owner (GET /jobs): an owner's jobs, newest first (created_at, then _id)",
-        "Quotas._of_jobs: $match owner (usage, every upload)",
         "Jobs.delete_owner: owner, created_at before",
         "Jobs.hand_over: update_many by owner",
         "Jobs.owners: distinct owner")),
     Index(JOBS, (("owner", 1), ("status", 1), ("dispatched_at", 1), ("created_at", 1)), (
-        "Jobs.dispatch: the owner's oldest queued job not dispatched (find_one_and_update)",
-        "Jobs._in_flight: count of the owner's active jobs dispatched")),
+        "Jobs.dispatch: the owner's oldest queued job not dispatched (sorted by created_at)",
+        "Jobs._in_flight: count of the owner's jobs of one status dispatched",
+        "Quotas._of_jobs: $match owner and one status (usage, every upload)")),
     Index(JOBS, (("status", 1), ("created_at", 1)), (
         "Jobs.queued_summary (the queued-jobs gauges): count of queued, the oldest queued",
         "ops.upkeep.recover_unpublished: distinct owner of queued jobs not dispatched",

@@ -50,6 +50,7 @@ def is_expired(job: dict) -> bool:
 
 
 ACTIVE = (Status.QUEUED, Status.CONVERTING)
+DISPATCH_RACES = 20  # waiting jobs one dispatch may find sent by another before it leaves it be
 PAGE_ORDER = [("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]  # an owner's list
 
 
@@ -91,11 +92,16 @@ class Jobs:
         so jobs created at the same instant keep one order), starting after the job whose
         ``(created_at, _id)`` is ``after`` (None: from the newest); and whether more follow."""
         query: dict = {"owner": owner}
+        ties = 0
         if after is not None:
             created_at, oid = after
-            query["$or"] = [{"created_at": {"$lt": created_at}},
-                            {"created_at": created_at, "_id": {"$lt": oid}}]
-        found = list(self._jobs.find(query).sort(PAGE_ORDER).limit(limit + 1))
+            # Ranges on created_at alone (nx-27017 compares _id in Python, mongo_compat): the
+            # jobs created at that instant are all read again, and those up to ``after`` left out.
+            query["created_at"] = {"$lte": created_at}
+            ties = mongo_compat.count(self._jobs, {"owner": owner, "created_at": created_at})
+        found = mongo_compat.find_sorted(self._jobs, query, PAGE_ORDER, limit + 1 + ties)
+        if after is not None:
+            found = [job for job in found if (job["created_at"], job["_id"]) < after]
         return found[:limit], len(found) > limit
 
     def by_mp3(self, mp3_fid) -> dict | None:
@@ -138,14 +144,22 @@ class Jobs:
     def dispatch(self, owner: str, publisher) -> int:
         """Put the owner's oldest waiting jobs on the `video` queue while they have room."""
         sent = 0
+        waiting = {"owner": owner, "status": Status.QUEUED.value, "dispatched_at": None}
+        races = 0
         while self._in_flight(owner) < self.settings.conversions_at_once:
-            job = self._jobs.find_one_and_update(
-                {"owner": owner, "status": Status.QUEUED.value, "dispatched_at": None},
-                {"$set": {"dispatched_at": now(), "updated_at": now()}},
-                sort=[("created_at", pymongo.ASCENDING)],
-                return_document=pymongo.ReturnDocument.AFTER)
-            if job is None:
+            oldest = mongo_compat.find_sorted(self._jobs, waiting,
+                                              [("created_at", pymongo.ASCENDING)], 1)
+            if not oldest:
                 break
+            job = self._jobs.find_one_and_update(
+                {**waiting, "_id": oldest[0]["_id"]},
+                {"$set": {"dispatched_at": now(), "updated_at": now()}},
+                return_document=pymongo.ReturnDocument.AFTER)
+            if job is None:  # another dispatch sent it (or it was deleted): look again
+                races += 1
+                if races > DISPATCH_RACES:
+                    break  # the others dispatching are sending this owner's jobs
+                continue
             try:
                 self.publish_video(job, publisher)
             except BaseException:
@@ -157,10 +171,11 @@ class Jobs:
         return sent
 
     def _in_flight(self, owner: str) -> int:
-        return mongo_compat.count(
-            self._jobs,
-            {"owner": owner, "status": {"$in": [s.value for s in ACTIVE]},
-             "dispatched_at": {"$ne": None}})
+        """How many of the owner's jobs are sent and not finished (one count per status:
+        mongo_compat)."""
+        return sum(mongo_compat.count(self._jobs, {"owner": owner, "status": status.value,
+                                                   "dispatched_at": {"$ne": None}})
+                   for status in ACTIVE)
 
     def publish_video(self, job: dict, publisher) -> None:
         """Publish the job's `video` message, carrying its attempts so far, and mark it sent."""

@@ -7,8 +7,9 @@ counted once its job is recorded, which counts from then on, or once it is refus
 (``Admission.release``). Uploads sent together take what is free one after the other, and none
 gets past the quotas (``Quotas._claim``).
 
-An owner's usage is one aggregation over their jobs (``common.jobs``) plus their uploads in
-progress: one document per owner in ``uploads``,
+An owner's usage is an aggregation over their jobs of each status (``common.jobs``; an upload's
+admission reads only the statuses that hold what the quotas limit, ``COUNTED``) plus their
+uploads in progress: one document per owner in ``uploads``,
 {"_id": owner, "version", "uploads": {job id: {"size", "updated_at"}}, "updated_at"}.
 """
 
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 UPLOADS = "uploads"
 UPLOAD_STALE_SECONDS = 600.0  # an upload not heard of for this long is no longer counted
 CLAIM_ATTEMPTS = 100  # times an upload may find its owner's uploads changed under it (Contended)
+# the statuses whose jobs hold what the quotas limit (videos waiting, MP3s kept); an upload's
+# admission reads only those, never the owner's history of failed and expired jobs
+COUNTED = (*ACTIVE, Status.DONE)
 READ_ATTEMPTS = 3  # times the jobs are read again when uploads became jobs as they were read
 # While a body streams in, what it is counted for is brought up to date every so many bytes or
 # seconds (growing past it is checked against the storage quota), and once more at its end.
@@ -122,9 +126,10 @@ class Quotas:
                 removed += len(doc.get("uploads") or {}) if "version" in doc else 1
         return removed
 
-    def _usage(self, owner: str, uploads_doc: dict | None, leave_out: str | None = None) -> Usage:
+    def _usage(self, owner: str, uploads_doc: dict | None, leave_out: str | None = None,
+               statuses=tuple(Status)) -> Usage:
         """``usage`` with the owner's uploads in progress as read in ``uploads_doc`` (read
-        before the jobs), but for the upload ``leave_out``."""
+        before the jobs), but for the upload ``leave_out``, counting the jobs of ``statuses``."""
         uploads = {key: size for key, size in _in_progress(uploads_doc).items()
                    if key != leave_out}
         # An upload whose job is recorded counts as that job. Which ones are is read before
@@ -133,7 +138,7 @@ class Quotas:
         # less than what is in use).
         seen = self._recorded(owner, uploads)
         for _ in range(READ_ATTEMPTS):
-            usage = self._of_jobs(owner)
+            usage = self._of_jobs(owner, statuses)
             recorded, seen = seen, self._recorded(owner, uploads)
             if seen == recorded:
                 break
@@ -142,21 +147,22 @@ class Quotas:
         usage.bytes += sum(in_progress)
         return usage
 
-    def _of_jobs(self, owner: str) -> Usage:
-        """What the owner's jobs use, in one aggregation."""
+    def _of_jobs(self, owner: str, statuses=tuple(Status)) -> Usage:
+        """What the owner's jobs of ``statuses`` use (the others are counted as none), one
+        aggregation per status (mongo_compat: nx-27017 runs ``$in`` in Python)."""
         usage = Usage()
-        for group in self._jobs.aggregate([
-                {"$match": {"owner": owner}},
-                {"$group": {"_id": "$status", "jobs": {"$sum": 1}, "size": {"$sum": "$size"},
-                            "mp3_size": {"$sum": "$mp3_size"}}}]):
-            status, jobs = group["_id"], group["jobs"]
-            usage.counts[status] = usage.counts.get(status, 0) + jobs
-            # a sum over no value is 0 (nx-27017: None)
-            if status in ACTIVE:
-                usage.active_jobs += jobs
-                usage.bytes += int(group["size"] or 0)
-            elif status == Status.DONE:
-                usage.bytes += int(group["mp3_size"] or 0)
+        for status in statuses:
+            for group in self._jobs.aggregate([
+                    {"$match": {"owner": owner, "status": status.value}},
+                    {"$group": {"_id": None, "jobs": {"$sum": 1}, "size": {"$sum": "$size"},
+                                "mp3_size": {"$sum": "$mp3_size"}}}]):
+                usage.counts[status.value] = jobs = group["jobs"]
+                # a sum over no value is 0 (nx-27017: None)
+                if status in ACTIVE:
+                    usage.active_jobs += jobs
+                    usage.bytes += int(group["size"] or 0)
+                elif status == Status.DONE:
+                    usage.bytes += int(group["mp3_size"] or 0)
         return usage
 
     def _recorded(self, owner: str, keys) -> set[str]:
@@ -177,7 +183,7 @@ class Quotas:
         new version: that only ever leaves less in use than was checked."""
         for attempt in range(CLAIM_ATTEMPTS):
             doc = self._uploads.find_one({"_id": owner})
-            usage = self._usage(owner, doc, leave_out=key)
+            usage = self._usage(owner, doc, leave_out=key, statuses=COUNTED)
             if max_active is not None and usage.active_jobs >= max_active:
                 raise OverLimit("active_jobs", usage)
             if max_bytes is not None and usage.bytes + int(size) > max_bytes:

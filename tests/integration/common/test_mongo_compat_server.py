@@ -79,3 +79,26 @@ def test_count_matches_what_a_find_returns(store):
                   {"owner": "o0", "status": {"$in": ["queued", "done"]},
                    "dispatched_at": {"$ne": None}}, {"owner": "nobody"}):
         assert mongo_compat.count(things, query) == len(list(things.find(query))), query
+
+
+def test_find_sorted_returns_what_a_sorted_find_returns(store):
+    """The same documents in the same order as find().sort().limit(): ties on the first key
+    ordered by the second, a null or missing field matched by None."""
+    things = store.db["things"]
+    docs = [{"_id": ObjectId(), "owner": f"o{i % 2}", "created_at": 1_767_000_000.0 + i // 4,
+             "size": i} for i in range(30)]
+    for i, doc in enumerate(docs):
+        if i % 3 == 0:
+            doc["dispatched_at"] = None
+        elif i % 3 == 1:
+            doc["dispatched_at"] = 5.0
+    things.insert_many(docs)
+    order = [("created_at", -1), ("_id", -1)]
+    for query in ({"owner": "o1"}, {"owner": "o0", "dispatched_at": None},
+                  {"owner": "o0", "created_at": {"$lte": docs[13]["created_at"]}}):
+        for limit in (1, 5, 100):
+            expected = list(things.find(query).sort(order).limit(limit))
+            assert mongo_compat.find_sorted(things, query, order, limit) == expected
+    oldest = mongo_compat.find_sorted(things, {"owner": "o0", "dispatched_at": None},
+                                      [("created_at", 1)], 1)
+    assert [doc["_id"] for doc in oldest] == [docs[0]["_id"]]

@@ -86,12 +86,12 @@ def test_an_upload_that_becomes_a_job_while_usage_is_read_counts_once(store, mon
     quotas.reserve(job_id, "a@example.com", 1000)
     of_jobs, reads = quotas._of_jobs, []
 
-    def recorded_meanwhile(owner: str) -> Usage:
+    def recorded_meanwhile(owner: str, statuses) -> Usage:
         if not reads:
             store.jobs.insert_one({"_id": job_id, "owner": owner, "status": "queued",
                                    "size": 1000})
         reads.append(owner)
-        return of_jobs(owner)
+        return of_jobs(owner, statuses)
 
     monkeypatch.setattr(quotas, "_of_jobs", recorded_meanwhile)
     usage = quotas.usage("a@example.com")
