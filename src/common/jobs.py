@@ -115,9 +115,9 @@ class Jobs:
         query = {"status": Status.QUEUED.value}
         with pymongo.timeout(timeout):
             count = mongo_compat.count(self._jobs, query)
-            oldest = self._jobs.find_one(query, {"created_at": 1},
-                                         sort=[("created_at", pymongo.ASCENDING)])
-        return count, (oldest or {}).get("created_at")
+            oldest = mongo_compat.find_sorted(self._jobs, query,
+                                              [("created_at", pymongo.ASCENDING)], 1)
+        return count, oldest[0]["created_at"] if oldest else None
 
     def owners(self) -> list[str]:
         """Everyone who has a job."""

@@ -53,7 +53,8 @@ def test_the_queries_answer_the_same_with_the_indexes(store):
         return ([job["created_at"] for job in jobs.of_owner(owner)],
                 quotas.usage(owner), jobs.queued_summary(), jobs.by_mp3(mp3)["created_at"],
                 jobs._in_flight(owner), jobs.owners(),
-                store.jobs.distinct("owner", {"status": "queued", "dispatched_at": None}))
+                # distinct's order is unspecified (nx-27017's follows the index it uses)
+                sorted(store.jobs.distinct("owner", {"status": "queued", "dispatched_at": None})))
 
     before = answers()
     assert before[0] == [5.0, 3.0, 1.0] and before[2] == (3, 0.0) and before[3] == 3.0
