@@ -29,7 +29,7 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--reps", type=int, help="repetitions of short measurements")
     parser.add_argument("--profile", action="store_true",
                         help="also sample a converter with py-spy: time per job phase")
-    parser.add_argument("--only", default="", help="comma-separated measurement numbers (1-8)")
+    parser.add_argument("--only", default="", help="comma-separated measurement numbers (1-9)")
     parser.add_argument("--cache-dir", type=Path, default=OUT / "media",
                         help="where generated inputs are kept between runs")
     args = parser.parse_args(argv)

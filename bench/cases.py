@@ -1,4 +1,4 @@
-"""The eight measurements of `make bench`; each returns result rows for the report."""
+"""The nine measurements of `make bench`; each returns result rows for the report."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import gridfs
 
 from bench import direct, media
 from bench.context import Bench
+from bench.memory import converter_memory
 from bench.queues import purge_video_queue
 from bench.report import row
 from bench.scale import cost_vs_stored_work
@@ -499,4 +500,5 @@ CASES = {
     "6": throughput,
     "7": option_costs,
     "8": cost_vs_stored_work,
+    "9": converter_memory,
 }
