@@ -144,23 +144,23 @@ def test_every_ffmpeg_run_is_sandboxed(reporter, caplog):
     exe, job = reporter
     limits = Limits(cpu_seconds=11, memory_bytes=300 * MIB, mp3_bytes=2 * MIB)
     src = str(job / "source")
+    run = ffmpeg.FFmpeg(exe, limits, 60, threading.Event())
     caplog.set_level(logging.WARNING, logger="converter.ffmpeg")
     with pytest.raises(PermanentError) as probed:
-        ffmpeg.probe(exe, src, limits)
+        run.probe(src)
     assert "MALLOC_ARENA_MAX" not in str(probed.value)
     reported = _logged_failure(caplog)
     for part in _expected(job, 0):  # inspecting writes no file
         assert part in reported
     with pytest.raises(PermanentError) as converted:
         info = ffmpeg.MediaInfo(3.0, "aac", "stereo")
-        ffmpeg.convert(exe, src, str(job / "audio.mp3"), info, plan.plain(info), 60,
-                       lambda _: None, threading.Event(), limits)
+        run.convert(src, str(job / "audio.mp3"), info, plan.plain(info), lambda _: None)
     assert "MALLOC_ARENA_MAX" not in str(converted.value)
     reported = _logged_failure(caplog)
     for part in _expected(job, 3 * MIB):  # the MP3 limit and a margin for -fs to act first
         assert part in reported
     # The stand-in reports 1 s plus one second per byte of its environment.
-    assert ffmpeg.audio_duration(exe, src, limits) == 1.0 + len("MALLOC_ARENA_MAX=2")
+    assert run.audio_duration(src) == 1.0 + len("MALLOC_ARENA_MAX=2")
 
 
 def test_read_position_is_how_far_the_child_has_read_into_a_file(tmp_path):
