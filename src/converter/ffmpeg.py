@@ -1,5 +1,7 @@
 """Run ffmpeg on untrusted uploads: inspect a media file, then make an MP3 of its first audio."""
 
+import contextvars
+import dataclasses
 import json
 import logging
 import math
@@ -219,6 +221,11 @@ class FFmpeg:
                  extra={"detail": _last_line(result.tail)})
         return None
 
+    def cover_alongside(self, src: str, at: float | None, dst: str) -> "CoverAlongside":
+        """``extract_cover(src, at, dst)`` in a thread of its own while the ``with`` block (the
+        conversion) runs; ``at`` None: no cover. See CoverAlongside."""
+        return CoverAlongside(self, src, at, dst)
+
     def audio_duration(self, src: str) -> float:
         """Length of the first audio stream itself (read without decoding)."""
         times: list[int] = []
@@ -244,6 +251,62 @@ class FFmpeg:
                            limits=rlimits(self.limits, file_bytes), timeout=timeout,
                            on_line=on_line, stop=self.abandon if stoppable else None,
                            on_start=on_start)
+
+
+class CoverAlongside:
+    """The cover picture taken while the conversion runs: ``FFmpeg.extract_cover`` in a thread,
+    its own ffmpeg process in the same sandbox, with the same limits and abandon event.
+
+    ``with run.cover_alongside(src, at, dst) as taking: <convert>``; leaving the block waits
+    for the picture, then in ``taking.picture`` (a JPEG or None). When the block raises, the
+    cover's ffmpeg is stopped and waited for, and the picture discarded: no thread or process
+    outlives the block. The cover's own errors are raised on leaving a block that succeeded
+    (an abandoned job's "conversion interrupted"); it never fails a conversion otherwise.
+    """
+
+    def __init__(self, run: FFmpeg, src: str, at: float | None, dst: str):
+        self.picture: bytes | None = None
+        self._failed: BaseException | None = None
+        self._discard = threading.Event()
+        self._thread: threading.Thread | None = None
+        if at is not None:
+            stopped = dataclasses.replace(run, abandon=_Either(run.abandon, self._discard))
+            context = contextvars.copy_context()  # the job's log fields
+            self._thread = threading.Thread(
+                target=context.run, args=(self._take, stopped, src, at, dst),
+                name="cover", daemon=True)
+
+    def __enter__(self) -> "CoverAlongside":
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self._thread is None:
+            return
+        if error is not None:
+            self._discard.set()  # the conversion failed: the cover is of no use
+        self._thread.join()
+        if error is not None:
+            self.picture = None
+        elif self._failed is not None:
+            raise self._failed
+
+    def _take(self, run: FFmpeg, src: str, at: float, dst: str) -> None:
+        try:
+            self.picture = run.extract_cover(src, at, dst)
+        except BaseException as exc:  # noqa: BLE001 - handed to the converting thread
+            self._failed = exc
+
+
+class _Either:
+    """A stop event (as ``sandbox.run`` reads one) set once either of two events is."""
+
+    def __init__(self, first: threading.Event, second: threading.Event):
+        self._events = (first, second)
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self._events)
 
 
 def _duration(report: str) -> float | None:

@@ -112,8 +112,9 @@ class ConvertHandler(Handler):
 
     # -- steps --------------------------------------------------------------------------------
     def _convert(self, job: dict, token: str, delivery: Delivery) -> dict:
-        """Fetch, probe and check, plan, (measure the loudness,) convert, check the MP3, take
-        the cover, tag and store the MP3 and its cover: the MP3's record."""
+        """Fetch, probe and check, plan, (measure the loudness,) convert and check the MP3
+        while the cover is taken alongside, tag and store the MP3 and its cover: the MP3's
+        record."""
         options = Options.from_doc(job.get("options"), job.get("filename"))
         progress = self._progress_writer(job, token)
         run = self._ffmpeg(delivery)
@@ -126,11 +127,12 @@ class ConvertHandler(Handler):
             recipe = plan.make(info, options, self.config.mp3_quality)
             loudness = (run.measure_loudness(src, info, recipe, progress)
                         if recipe.normalize else None)
-            duration = run.convert(src, dst, info, recipe, progress, loudness, marks)
-            size = os.path.getsize(dst)
-            ffmpeg.check_output(size, duration, info, recipe, lambda: run.audio_duration(src))
-            jpeg = None if recipe.cover_at is None else run.extract_cover(
-                src, recipe.cover_at, picture)
+            with run.cover_alongside(src, recipe.cover_at, picture) as taking:
+                duration = run.convert(src, dst, info, recipe, progress, loudness, marks)
+                size = os.path.getsize(dst)
+                ffmpeg.check_output(size, duration, info, recipe,
+                                    lambda: run.audio_duration(src))
+            jpeg = taking.picture
             parts = chapters.fit(chapters.parse(_text(marks)), duration)
             tag = id3.build(options.title, options.artist, options.album, jpeg, parts)
             self.jobs.progress(job["_id"], token, 99.0)  # still wanted? (raises Cancelled)
