@@ -6,7 +6,6 @@ import concurrent.futures
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +44,7 @@ def gridfs_upload(store: Store, bucket: str, path: Path) -> ObjectId:
 def ffmpeg_command(binary: str, src: Path, dst: Path, quality: int = 2,
                    force_codec: str | None = None) -> list[str]:
     """The converter's own command line for this input (``force_codec`` overrides the probe)."""
-    info = ffmpeg.probe(binary, str(src))
+    info = ffmpeg.FFmpeg(binary).probe(str(src))
     if force_codec is not None:
         info = ffmpeg.MediaInfo(info.duration, force_codec, info.channels)
     return ffmpeg.command(binary, str(src), str(dst), info, plan.plain(info, quality))
@@ -54,7 +53,7 @@ def ffmpeg_command(binary: str, src: Path, dst: Path, quality: int = 2,
 def release_command(binary: str, src: Path, dst: Path, quality: int = 2) -> list[str]:
     """The previous release's command line (before the conversion options): what a plain job
     is held to. Against today's plain command it lacks ``-map_chapters -1 -id3v2_version 0``."""
-    info = ffmpeg.probe(binary, str(src))
+    info = ffmpeg.FFmpeg(binary).probe(str(src))
     cmd = [binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
            *ffmpeg.INPUT_GUARD, "-i", f"file:{src}", "-map", "0:a:0", "-vn", "-sn", "-dn",
            "-map_metadata", "-1"]
@@ -72,29 +71,27 @@ def normalize_passes(binary: str, src: Path, work: Path) -> dict:
     """loudnorm's two passes as the converter runs them (``converter.ffmpeg``, no cover or
     chapters), each timed: measuring the loudness, then the levelled encode."""
     src = src.resolve()
-    info = ffmpeg.probe(binary, str(src))
+    info = ffmpeg.FFmpeg(binary).probe(str(src))
     recipe = plan.make(info, Options(normalize=True, cover="none"), 2)
-    dst, stop = work.resolve() / "normalized.mp3", threading.Event()
+    dst, run = work.resolve() / "normalized.mp3", ffmpeg.FFmpeg(binary, timeout=3600)
     start = time.perf_counter()
-    loudness = ffmpeg.measure_loudness(binary, str(src), info, recipe, 3600, _ignore, stop)
+    loudness = run.measure_loudness(str(src), info, recipe, _ignore)
     measure = time.perf_counter() - start
     start = time.perf_counter()
-    ffmpeg.convert(binary, str(src), str(dst), info, recipe, 3600, _ignore, stop,
-                   loudness=loudness)
+    run.convert(str(src), str(dst), info, recipe, _ignore, loudness=loudness)
     apply = time.perf_counter() - start
     dst.unlink()
     return {"seconds": measure + apply, "measure": measure, "apply": apply}
 
 
 def cover_alone(binary: str, src: Path, work: Path) -> dict:
-    """The converter's cover step on its own (``ffmpeg.extract_cover`` at the default plan's
+    """The converter's cover step on its own (``FFmpeg.extract_cover`` at the default plan's
     key frame): its wall and CPU seconds."""
-    info = ffmpeg.probe(binary, str(src))
+    info = ffmpeg.FFmpeg(binary).probe(str(src))
     recipe = plan.plain(info)
     dst = work.resolve() / "cover.jpg"
     before, start = os.times(), time.perf_counter()
-    ffmpeg.extract_cover(binary, str(src.resolve()), recipe.cover_at, str(dst),
-                         threading.Event())
+    ffmpeg.FFmpeg(binary).extract_cover(str(src.resolve()), recipe.cover_at, str(dst))
     seconds, after = time.perf_counter() - start, os.times()
     dst.unlink(missing_ok=True)
     return {"seconds": seconds, "cpu": (after.children_user - before.children_user

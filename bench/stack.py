@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.driver import CONVERTER_ENV
 from tools import devstack, isolation
-from tools.processes import Process, Stack, free_port
+from tools.processes import ROOT, Process, Stack, free_port
 
 BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
@@ -44,7 +44,8 @@ class BenchStack:
             {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_port}, self.var_dir / "mailsink"))
         env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         env.update(
-            PYTHONUNBUFFERED="1", LOG_LEVEL="INFO",
+            # The services run this checkout's code, whichever one the venv's install names.
+            PYTHONPATH=str(ROOT / "src"), PYTHONUNBUFFERED="1", LOG_LEVEL="INFO",
             MONGODB_URI=mongo_uri, MONGODB_DB="mp3bench", MAX_DELIVERY_ATTEMPTS="3",
             RETRY_BASE_SECONDS="1", RETRY_MAX_SECONDS="5", HOST="127.0.0.1",
             WEB_WORKERS="2", WEB_THREADS="8", JWT_SECRET=secrets.token_urlsafe(32),

@@ -13,6 +13,7 @@ from common.settings import (
     env_int,
     env_str,
 )
+from converter.ffmpeg import CONVERT_SECONDS
 from converter.limits import DEFAULT_LIMITS, Limits
 
 
@@ -44,7 +45,7 @@ class ConverterConfig:
         return cls(
             ffmpeg=_resolve(env_str("FFMPEG_BINARY")) or default_ffmpeg(),
             mp3_quality=env_int("MP3_QUALITY", 2, minimum=0),
-            ffmpeg_timeout=env_float("FFMPEG_TIMEOUT_SECONDS", 3600.0),
+            ffmpeg_timeout=env_float("FFMPEG_TIMEOUT_SECONDS", CONVERT_SECONDS),
             mongo=MongoSettings.from_env(),
             messaging=MessagingSettings.from_env(),
             consumer=ConsumerSettings.from_env("converter", default_grace=600.0),

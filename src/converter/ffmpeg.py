@@ -1,5 +1,7 @@
 """Run ffmpeg on untrusted uploads: inspect a media file, then make an MP3 of its first audio."""
 
+import contextvars
+import dataclasses
 import json
 import logging
 import math
@@ -9,7 +11,7 @@ import resource
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.errors import PermanentError, RetryableError
 from common.units import size
@@ -30,6 +32,7 @@ MEDIA_FORMATS = ("mov", "matroska", "mp3", "aac", "flac", "ogg", "wav", "avi", "
 INPUT_GUARD = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(MEDIA_FORMATS)]
 
 log = logging.getLogger(__name__)
+CONVERT_SECONDS = 3600.0  # FFMPEG_TIMEOUT_SECONDS: wall-clock limit of a conversion
 COVER_SECONDS = 60.0  # wall-clock limit of taking the cover picture
 DURATION_TOLERANCE = 0.2  # seconds the MP3 may differ from the source
 MIN_AUDIO_SECONDS = 0.05  # less than this is no audio at all (e.g. a truncated file)
@@ -94,37 +97,216 @@ class MediaInfo:
         return int(match[1]) if match else None
 
 
-def probe(ffmpeg: str, path: str, limits: Limits = DEFAULT_LIMITS) -> MediaInfo:
-    """Read the container header; PermanentError when it is not a media file ffmpeg can read.
+@dataclass(frozen=True)
+class FFmpeg:
+    """ffmpeg as one job runs it: the binary, the job's limits, the wall-clock limit of a
+    conversion and the event that abandons the job. Each method is one pass, its own ffmpeg
+    process in the sandbox (``_run``), on the input guard's protocols and formats."""
 
-    The duration comes from ffmpeg's report on the input, the only place it is printed; the
-    streams' codecs, channels and sample rate from the framecrc muxer's header, which prints
-    codec parameters and never a tag, so metadata cannot forge them. The video stream looked
-    for is a moving picture (``V``), not a cover picture already in an audio file.
+    binary: str
+    limits: Limits = DEFAULT_LIMITS
+    timeout: float = CONVERT_SECONDS  # wall-clock limit of measuring the loudness, converting
+    abandon: threading.Event = field(default_factory=threading.Event)  # set: stop and retry
+
+    def probe(self, path: str) -> MediaInfo:
+        """Read the container header; PermanentError when it is not a media file ffmpeg can
+        read.
+
+        The duration comes from ffmpeg's report on the input, the only place it is printed;
+        the streams' codecs, channels and sample rate from the framecrc muxer's header, which
+        prints codec parameters and never a tag, so metadata cannot forge them. The video
+        stream looked for is a moving picture (``V``), not a cover picture already in an audio
+        file.
+        """
+        header: list[str] = []
+        cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", *INPUT_GUARD,
+               "-i", _local(path), "-map", "0:a:0?", "-map", "0:V:0?", "-sn", "-dn",
+               "-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1",
+               "-fflags", "+bitexact", "-frames:a", "1", "-frames:v", "1", "-f", "framecrc", "-"]
+        result = self._run(cmd, path, PROBE_SECONDS, header.append, file_bytes=0,
+                           stoppable=False)
+        _raise_if_cut_short(result, self.limits, PROBE_SECONDS, "inspecting the file")
+        if not re.search(r"^Input #0, ", result.stderr, re.M):
+            raise _not_media(result)
+        streams: dict[str, dict[str, str]] = {}
+        for key, index, value in _HEADER.findall("".join(header)):
+            streams.setdefault(index, {}).setdefault(key, value.strip())
+        by_type = {stream.get("media_type"): stream for stream in reversed(streams.values())}
+        audio, video = by_type.get("audio"), "video" in by_type
+        demuxer = _INPUT_FORMAT.search(result.stderr)
+        container = demuxer[1] if demuxer else None
+        if audio is None:
+            return MediaInfo(_duration(result.stderr), None, None, video=video,
+                             container=container)
+        rate = audio.get("sample_rate", "")
+        return MediaInfo(_duration(result.stderr), audio.get("codec_id"),
+                         audio.get("channel_layout_name"),
+                         int(rate) if rate.isdigit() else None, video, container)
+
+    def measure_loudness(self, src: str, info: MediaInfo, plan: Plan,
+                         on_progress: Callable[[float], None]) -> dict | None:
+        """loudnorm's first pass over the kept audio: its measurements, or None for silence."""
+        limits = self.limits
+        check_media(info, limits)
+        downmix = "aformat=channel_layouts=stereo," if info.multichannel else ""
+        cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+               *INPUT_GUARD, *plan.input_args(), "-i", _local(src), "-map", "0:a:0", "-vn",
+               "-sn", "-dn", "-map_metadata", "-1", "-af", downmix + plans.loudnorm(),
+               "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", "-progress", "pipe:1",
+               "-"]
+        meter = _Meter(src, info, plan, on_progress, 0.0, 50.0)
+        result = self._run(cmd, src, self.timeout, meter, file_bytes=0, on_start=meter.started)
+        _raise_if_cut_short(result, limits, self.timeout, "measuring the loudness")
+        found = _LOUDNORM.findall(result.tail)
+        if result.returncode != 0 or not found:
+            raise PermanentError("the loudness of the audio could not be measured: "
+                                 f"{_explain(result)}",
+                                 kind="not_media")
+        meter.finished()
+        try:
+            report = json.loads(found[-1])
+            measured = {key: float(report[key]) for key in LOUDNORM_KEYS}
+        except (ValueError, KeyError, TypeError):
+            raise PermanentError("ffmpeg's loudness measurement could not be read",
+                                 kind="internal") from None
+        if not all(math.isfinite(value) for value in measured.values()) or (
+                measured["input_i"] <= SILENCE_LUFS):
+            return None
+        return measured
+
+    def convert(self, src: str, dst: str, info: MediaInfo, plan: Plan,
+                on_progress: Callable[[float], None], loudness: dict | None = None,
+                chapters: str | None = None) -> float:
+        """Make ``dst`` (and ``chapters``) from ``src``; the MP3's duration in seconds."""
+        limits = self.limits
+        check_media(info, limits)
+        low = 50.0 if loudness is not None else 0.0  # the measuring pass had the first half
+        meter = _Meter(src, info, plan, on_progress, low)
+        cmd = command(self.binary, src, dst, info, plan, limits, loudness, chapters)
+        result = self._run(cmd, src, self.timeout, meter, file_bytes=limits.mp3_bytes + MIB,
+                           on_start=meter.started)
+        _raise_if_cut_short(result, limits, self.timeout, "the conversion")
+        if result.returncode != 0 and "Error opening input" in result.tail:
+            raise _not_media(result)
+        if result.returncode != 0:
+            raise PermanentError(f"the audio could not be converted: {_explain(result)}",
+                                 kind="not_media")
+        if meter.seconds > limits.media_seconds + DURATION_TOLERANCE:
+            raise PermanentError(too_long(limits), kind="too_long")
+        if os.path.getsize(dst) >= limits.mp3_bytes:
+            raise PermanentError(
+                f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit", kind="limit")
+        meter.finished()
+        return meter.seconds
+
+    def extract_cover(self, src: str, at: float, dst: str) -> bytes | None:
+        """The video's key frame at or before ``at`` seconds (one seek, one frame decoded),
+        scaled to COVER_MAX_PIXELS, as a JPEG; else its first frame (the picture may end before
+        ``at``: a title card, a still image); else None. A cover never fails a conversion."""
+        for moment in (at, 0.0) if at > 0 else (0.0,):
+            cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+                   "-y", *INPUT_GUARD, "-ss", f"{moment:.3f}", "-noaccurate_seek",
+                   "-threads", "1", "-i", _local(src), "-map", "0:V:0", "-frames:v", "1",
+                   "-vf", plans.cover_filter(), "-threads", "1", "-c:v", "mjpeg", "-q:v", "3",
+                   "-map_metadata", "-1", "-f", "mjpeg", _local(dst)]
+            result = self._run(cmd, src, COVER_SECONDS, lambda _line: None,
+                               file_bytes=cover.MAX_COVER_BYTES)
+            if result.stopped == "stop":
+                raise RetryableError("conversion interrupted")
+            picture = cover.read(dst) if result.returncode == 0 else None
+            if picture is not None:
+                return picture
+        # No frame there (nor first), or a picture too large, too costly or unreadable.
+        log.info("no cover: no frame of the video could be taken",
+                 extra={"detail": _last_line(result.tail)})
+        return None
+
+    def cover_alongside(self, src: str, at: float | None, dst: str) -> "CoverAlongside":
+        """``extract_cover(src, at, dst)`` in a thread of its own while the ``with`` block (the
+        conversion) runs; ``at`` None: no cover. See CoverAlongside."""
+        return CoverAlongside(self, src, at, dst)
+
+    def audio_duration(self, src: str) -> float:
+        """Length of the first audio stream itself (read without decoding)."""
+        times: list[int] = []
+
+        def progress(line: str) -> None:
+            key, _, value = line.strip().partition("=")
+            if key == "out_time_us" and value.isdigit():
+                times.append(int(value))
+
+        cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+               *INPUT_GUARD, "-i", _local(src), "-map", "0:a:0", "-c", "copy", "-f", "null",
+               "-progress", "pipe:1", "-"]
+        result = self._run(cmd, src, MEASURE_SECONDS, progress, file_bytes=0, stoppable=False)
+        _raise_if_cut_short(result, self.limits, MEASURE_SECONDS, "measuring the audio")
+        return max(times, default=0) / 1e6
+
+    def _run(self, cmd: list[str], path: str, timeout: float,
+             on_line: Callable[[str], None], file_bytes: int, stoppable: bool = True,
+             on_start: Callable[[int], None] = lambda _pid: None) -> sandbox.Finished:
+        """Run ffmpeg in the job's directory (where ``path`` is) with the limits; killed when
+        the job is abandoned, unless not ``stoppable`` (the inspections: short, bounded)."""
+        return sandbox.run(cmd, cwd=os.path.dirname(os.path.abspath(path)),
+                           limits=rlimits(self.limits, file_bytes), timeout=timeout,
+                           on_line=on_line, stop=self.abandon if stoppable else None,
+                           on_start=on_start)
+
+
+class CoverAlongside:
+    """The cover picture taken while the conversion runs: ``FFmpeg.extract_cover`` in a thread,
+    its own ffmpeg process in the same sandbox, with the same limits and abandon event.
+
+    ``with run.cover_alongside(src, at, dst) as taking: <convert>``; leaving the block waits
+    for the picture, then in ``taking.picture`` (a JPEG or None). When the block raises, the
+    cover's ffmpeg is stopped and waited for, and the picture discarded: no thread or process
+    outlives the block. The cover's own errors are raised on leaving a block that succeeded
+    (an abandoned job's "conversion interrupted"); it never fails a conversion otherwise.
     """
-    header: list[str] = []
-    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", *INPUT_GUARD, "-i", _local(path),
-           "-map", "0:a:0?", "-map", "0:V:0?", "-sn", "-dn", "-c", "copy",
-           "-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact",
-           "-frames:a", "1", "-frames:v", "1", "-f", "framecrc", "-"]
-    result = _run(cmd, path, limits, PROBE_SECONDS, header.append, file_bytes=0)
-    _raise_if_cut_short(result, limits, PROBE_SECONDS, "inspecting the file")
-    if not re.search(r"^Input #0, ", result.stderr, re.M):
-        raise _not_media(result)
-    streams: dict[str, dict[str, str]] = {}
-    for key, index, value in _HEADER.findall("".join(header)):
-        streams.setdefault(index, {}).setdefault(key, value.strip())
-    by_type = {stream.get("media_type"): stream for stream in reversed(streams.values())}
-    audio, video = by_type.get("audio"), "video" in by_type
-    demuxer = _INPUT_FORMAT.search(result.stderr)
-    container = demuxer[1] if demuxer else None
-    if audio is None:
-        return MediaInfo(_duration(result.stderr), None, None, video=video,
-                         container=container)
-    rate = audio.get("sample_rate", "")
-    return MediaInfo(_duration(result.stderr), audio.get("codec_id"),
-                     audio.get("channel_layout_name"),
-                     int(rate) if rate.isdigit() else None, video, container)
+
+    def __init__(self, run: FFmpeg, src: str, at: float | None, dst: str):
+        self.picture: bytes | None = None
+        self._failed: BaseException | None = None
+        self._discard = threading.Event()
+        self._thread: threading.Thread | None = None
+        if at is not None:
+            stopped = dataclasses.replace(run, abandon=_Either(run.abandon, self._discard))
+            context = contextvars.copy_context()  # the job's log fields
+            self._thread = threading.Thread(
+                target=context.run, args=(self._take, stopped, src, at, dst),
+                name="cover", daemon=True)
+
+    def __enter__(self) -> "CoverAlongside":
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self._thread is None:
+            return
+        if error is not None:
+            self._discard.set()  # the conversion failed: the cover is of no use
+        self._thread.join()
+        if error is not None:
+            self.picture = None
+        elif self._failed is not None:
+            raise self._failed
+
+    def _take(self, run: FFmpeg, src: str, at: float, dst: str) -> None:
+        try:
+            self.picture = run.extract_cover(src, at, dst)
+        except BaseException as exc:  # noqa: BLE001 - handed to the converting thread
+            self._failed = exc
+
+
+class _Either:
+    """A stop event (as ``sandbox.run`` reads one) set once either of two events is."""
+
+    def __init__(self, first: threading.Event, second: threading.Event):
+        self._events = (first, second)
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self._events)
 
 
 def _duration(report: str) -> float | None:
@@ -176,88 +358,6 @@ def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,
     return cmd
 
 
-def convert(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan, timeout: float,
-            on_progress: Callable[[float], None], abandon: threading.Event,
-            limits: Limits = DEFAULT_LIMITS, loudness: dict | None = None,
-            chapters: str | None = None) -> float:
-    """Make ``dst`` (and ``chapters``) from ``src``; the MP3's duration in seconds."""
-    check_media(info, limits)
-    low = 50.0 if loudness is not None else 0.0  # the measuring pass had the first half
-    meter = _Meter(src, info, plan, on_progress, low)
-    cmd = command(ffmpeg, src, dst, info, plan, limits, loudness, chapters)
-    result = _run(cmd, src, limits, timeout, meter, file_bytes=limits.mp3_bytes + MIB,
-                  stop=abandon, on_start=meter.started)
-    _raise_if_cut_short(result, limits, timeout, "the conversion")
-    if result.returncode != 0 and "Error opening input" in result.tail:
-        raise _not_media(result)
-    if result.returncode != 0:
-        raise PermanentError(f"the audio could not be converted: {_explain(result)}",
-                             kind="not_media")
-    if meter.seconds > limits.media_seconds + DURATION_TOLERANCE:
-        raise PermanentError(too_long(limits), kind="too_long")
-    if os.path.getsize(dst) >= limits.mp3_bytes:
-        raise PermanentError(f"the MP3 would be larger than the {size(limits.mp3_bytes)} limit",
-                             kind="limit")
-    meter.finished()
-    return meter.seconds
-
-
-def extract_cover(ffmpeg: str, src: str, at: float, dst: str, abandon: threading.Event,
-                  limits: Limits = DEFAULT_LIMITS) -> bytes | None:
-    """The video's key frame at or before ``at`` seconds (one seek, one frame decoded), scaled
-    to COVER_MAX_PIXELS, as a JPEG; else its first frame (the picture may end before ``at``:
-    a title card, a still image); else None. A cover never fails a conversion."""
-    for moment in (at, 0.0) if at > 0 else (0.0,):
-        cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-               *INPUT_GUARD, "-ss", f"{moment:.3f}", "-noaccurate_seek", "-threads", "1",
-               "-i", _local(src), "-map", "0:V:0", "-frames:v", "1",
-               "-vf", plans.cover_filter(), "-threads", "1", "-c:v", "mjpeg", "-q:v", "3",
-               "-map_metadata", "-1", "-f", "mjpeg", _local(dst)]
-        result = _run(cmd, src, limits, COVER_SECONDS, lambda _line: None,
-                      file_bytes=cover.MAX_COVER_BYTES, stop=abandon)
-        if result.stopped == "stop":
-            raise RetryableError("conversion interrupted")
-        picture = cover.read(dst) if result.returncode == 0 else None
-        if picture is not None:
-            return picture
-    # No frame there (nor first), or a picture too large, too costly or unreadable.
-    log.info("no cover: no frame of the video could be taken",
-             extra={"detail": _last_line(result.tail)})
-    return None
-
-
-def measure_loudness(ffmpeg: str, src: str, info: MediaInfo, plan: Plan, timeout: float,
-                     on_progress: Callable[[float], None], abandon: threading.Event,
-                     limits: Limits = DEFAULT_LIMITS) -> dict | None:
-    """loudnorm's first pass over the kept audio: its measurements, or None for silence."""
-    check_media(info, limits)
-    downmix = "aformat=channel_layouts=stereo," if info.multichannel else ""
-    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-           *INPUT_GUARD, *plan.input_args(), "-i", _local(src), "-map", "0:a:0", "-vn", "-sn",
-           "-dn", "-map_metadata", "-1", "-af", downmix + plans.loudnorm(),
-           "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", "-progress", "pipe:1", "-"]
-    meter = _Meter(src, info, plan, on_progress, 0.0, 50.0)
-    result = _run(cmd, src, limits, timeout, meter, file_bytes=0, stop=abandon,
-                  on_start=meter.started)
-    _raise_if_cut_short(result, limits, timeout, "measuring the loudness")
-    found = _LOUDNORM.findall(result.tail)
-    if result.returncode != 0 or not found:
-        raise PermanentError("the loudness of the audio could not be measured: "
-                             f"{_explain(result)}",
-                             kind="not_media")
-    meter.finished()
-    try:
-        report = json.loads(found[-1])
-        measured = {key: float(report[key]) for key in LOUDNORM_KEYS}
-    except (ValueError, KeyError, TypeError):
-        raise PermanentError("ffmpeg's loudness measurement could not be read",
-                             kind="internal") from None
-    if not all(math.isfinite(value) for value in measured.values()) or (
-            measured["input_i"] <= SILENCE_LUFS):
-        return None
-    return measured
-
-
 def check_media(info: MediaInfo, limits: Limits) -> None:
     """Refuse, before any work, what is too long, has no audio or too many channels."""
     if info.duration is not None and info.duration > limits.media_seconds:
@@ -307,23 +407,6 @@ class _Meter:
         self.on_progress(self.low + (self.high - self.low) * done)
 
 
-def audio_duration(ffmpeg: str, src: str, limits: Limits = DEFAULT_LIMITS) -> float:
-    """Length of the first audio stream itself (read without decoding)."""
-    times: list[int] = []
-
-    def progress(line: str) -> None:
-        key, _, value = line.strip().partition("=")
-        if key == "out_time_us" and value.isdigit():
-            times.append(int(value))
-
-    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", *INPUT_GUARD,
-           "-i", _local(src), "-map", "0:a:0", "-c", "copy", "-f", "null", "-progress",
-           "pipe:1", "-"]
-    result = _run(cmd, src, limits, MEASURE_SECONDS, progress, file_bytes=0)
-    _raise_if_cut_short(result, limits, MEASURE_SECONDS, "measuring the audio")
-    return max(times, default=0) / 1e6
-
-
 def check_output(size: int, duration: float, info: MediaInfo, plan: Plan,
                  source_audio: Callable[[], float]) -> None:
     """Reject an empty MP3 or one whose length differs from the (trimmed) source audio's."""
@@ -355,16 +438,6 @@ def rlimits(limits: Limits, file_bytes: int) -> dict[int, int]:
     """The OS limits of one ffmpeg run: processor time, address space, size of a written file."""
     return {resource.RLIMIT_CPU: limits.cpu_seconds, resource.RLIMIT_AS: limits.memory_bytes,
             resource.RLIMIT_FSIZE: file_bytes}
-
-
-def _run(cmd: list[str], path: str, limits: Limits, timeout: float,
-         on_line: Callable[[str], None], file_bytes: int,
-         stop: threading.Event | None = None,
-         on_start: Callable[[int], None] = lambda _pid: None) -> sandbox.Finished:
-    """Run ffmpeg in the job's directory (where ``path`` is) with the limits."""
-    return sandbox.run(cmd, cwd=os.path.dirname(os.path.abspath(path)),
-                       limits=rlimits(limits, file_bytes), timeout=timeout, on_line=on_line,
-                       stop=stop, on_start=on_start)
 
 
 def _raise_if_cut_short(result: sandbox.Finished, limits: Limits, timeout: float,

@@ -112,32 +112,27 @@ class ConvertHandler(Handler):
 
     # -- steps --------------------------------------------------------------------------------
     def _convert(self, job: dict, token: str, delivery: Delivery) -> dict:
-        """Probe, plan, (measure the loudness,) convert, tag and store the MP3 and its cover:
-        the MP3's record."""
-        cfg = self.config
+        """Fetch, probe and check, plan, (measure the loudness,) convert and check the MP3
+        while the cover is taken alongside, tag and store the MP3 and its cover: the MP3's
+        record."""
         options = Options.from_doc(job.get("options"), job.get("filename"))
         progress = self._progress_writer(job, token)
+        run = self._ffmpeg(delivery)
         with tempfile.TemporaryDirectory(prefix="converter-") as tmp:
             src, dst, picture, marks = (os.path.join(tmp, name) for name in (
                 "source", "audio.mp3", "cover.jpg", "chapters.txt"))
             self._fetch_video(job["video_fid"], src)
-            info = ffmpeg.probe(cfg.ffmpeg, src, cfg.limits)
-            ffmpeg.check_media(info, cfg.limits)
-            recipe = plan.make(info, options, cfg.mp3_quality)
-            loudness = None
-            if recipe.normalize:
-                loudness = ffmpeg.measure_loudness(cfg.ffmpeg, src, info, recipe,
-                                                   cfg.ffmpeg_timeout, progress,
-                                                   delivery.abandon, cfg.limits)
-            duration = ffmpeg.convert(cfg.ffmpeg, src, dst, info, recipe, cfg.ffmpeg_timeout,
-                                      progress, delivery.abandon, cfg.limits, loudness, marks)
-            size = os.path.getsize(dst)
-            ffmpeg.check_output(size, duration, info, recipe,
-                                lambda: ffmpeg.audio_duration(cfg.ffmpeg, src, cfg.limits))
-            jpeg = None
-            if recipe.cover_at is not None:
-                jpeg = ffmpeg.extract_cover(cfg.ffmpeg, src, recipe.cover_at, picture,
-                                            delivery.abandon, cfg.limits)
+            info = run.probe(src)
+            ffmpeg.check_media(info, run.limits)
+            recipe = plan.make(info, options, self.config.mp3_quality)
+            loudness = (run.measure_loudness(src, info, recipe, progress)
+                        if recipe.normalize else None)
+            with run.cover_alongside(src, recipe.cover_at, picture) as taking:
+                duration = run.convert(src, dst, info, recipe, progress, loudness, marks)
+                size = os.path.getsize(dst)
+                ffmpeg.check_output(size, duration, info, recipe,
+                                    lambda: run.audio_duration(src))
+            jpeg = taking.picture
             parts = chapters.fit(chapters.parse(_text(marks)), duration)
             tag = id3.build(options.title, options.artist, options.album, jpeg, parts)
             self.jobs.progress(job["_id"], token, 99.0)  # still wanted? (raises Cancelled)
@@ -149,6 +144,12 @@ class ConvertHandler(Handler):
             "bitrate": round(size * 8 / duration / 1000) if duration else None,
             "cover": {"width": width, "height": height, "size": len(jpeg)} if jpeg else None,
             "cover_fid": cover_fid, "chapters": len(parts)}}
+
+    def _ffmpeg(self, delivery: Delivery) -> ffmpeg.FFmpeg:
+        """ffmpeg for this job: the configured binary, limits and deadline; stopped when the
+        delivery is abandoned."""
+        cfg = self.config
+        return ffmpeg.FFmpeg(cfg.ffmpeg, cfg.limits, cfg.ffmpeg_timeout, delivery.abandon)
 
     def _fetch_video(self, video_fid, path: str) -> None:
         try:

@@ -55,7 +55,8 @@ def test_a_job_deleted_while_held_is_dropped_quietly(media, store, converter_con
     if moment == "claimed":  # before the video is read: it is already gone
         monkeypatch.setattr(handler.jobs, "claim", delete_then(handler.jobs.claim))
     elif moment == "probed":  # while ffmpeg runs: progress notices
-        monkeypatch.setattr(worker.ffmpeg, "probe", delete_then(worker.ffmpeg.probe))
+        monkeypatch.setattr(worker.ffmpeg.FFmpeg, "probe",
+                            delete_then(worker.ffmpeg.FFmpeg.probe))
     elif moment == "converted":  # after ffmpeg, before the MP3 is stored
         monkeypatch.setattr(worker.ffmpeg, "check_output",
                             delete_then(worker.ffmpeg.check_output))

@@ -39,7 +39,7 @@ def _channels(path) -> int:
     ("mov", "aac", "stereo", False),
 ])
 def test_probe_reads_codec_channels_and_duration(media, kind, codec, channels, multichannel):
-    info = ffmpeg.probe(FFMPEG, str(media(kind)))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(media(kind)))
     assert info.audio_codec == codec
     assert info.channels == channels
     assert info.multichannel is multichannel
@@ -47,18 +47,18 @@ def test_probe_reads_codec_channels_and_duration(media, kind, codec, channels, m
 
 
 def test_probe_video_without_audio(media):
-    info = ffmpeg.probe(FFMPEG, str(media("no_audio")))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(media("no_audio")))
     assert info.audio_codec is None and info.channels is None
     assert info.duration == pytest.approx(SECONDS, abs=0.1)
 
 
 def test_probe_rejects_text_and_truncated_files(media, tmp_path):
     with pytest.raises(PermanentError, match="not a media file: ffmpeg cannot read this file"):
-        ffmpeg.probe(FFMPEG, str(media("text")))
+        ffmpeg.FFmpeg(FFMPEG).probe(str(media("text")))
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(media("mov").read_bytes()[:2000])  # the index (moov) is lost
     with pytest.raises(PermanentError, match="not a media file: ffmpeg cannot read this file"):
-        ffmpeg.probe(FFMPEG, str(truncated))
+        ffmpeg.FFmpeg(FFMPEG).probe(str(truncated))
 
 
 def test_command_copies_mp3_audio_without_reencoding():
@@ -84,16 +84,16 @@ def test_command_downmixes_only_more_than_two_channels(channels, downmix):
 
 
 def _convert(src, dst, **kwargs):
-    info = ffmpeg.probe(FFMPEG, str(src))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     progress: list[float] = []
     options = {"timeout": 60.0, "abandon": threading.Event(), **kwargs}
-    duration = ffmpeg.convert(FFMPEG, str(src), str(dst), info, plan.plain(info),
-                              options["timeout"], progress.append, options["abandon"])
+    run = ffmpeg.FFmpeg(FFMPEG, timeout=options["timeout"], abandon=options["abandon"])
+    duration = run.convert(str(src), str(dst), info, plan.plain(info), progress.append)
     return info, duration, progress
 
 
 def _audio_length(src):
-    return lambda: ffmpeg.audio_duration(FFMPEG, str(src))
+    return lambda: ffmpeg.FFmpeg(FFMPEG).audio_duration(str(src))
 
 
 def test_surround_aac_becomes_stereo_mp3_of_the_same_length(media, tmp_path):
@@ -175,7 +175,7 @@ def test_video_whose_sound_stops_before_the_picture_still_converts(tmp_path):
 
 
 def test_an_mp3_shorter_than_the_source_audio_is_rejected(media):
-    info = ffmpeg.probe(FFMPEG, str(media("mov")))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(media("mov")))
     with pytest.raises(PermanentError, match="source audio is 3.0"):
         ffmpeg.check_output(1000, 2.0, info, plan.plain(info), _audio_length(media("mov")))
 
@@ -197,11 +197,11 @@ def short_picture(tmp_path_factory):
 ])
 def test_a_picture_shorter_than_the_sound_gives_its_first_frame_as_cover(short_picture,
                                                                         tmp_path, options):
-    info = ffmpeg.probe(FFMPEG, str(short_picture))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(short_picture))
     recipe = plan.make(info, options, 2)
     assert recipe.cover_at > 2.0
-    picture = ffmpeg.extract_cover(FFMPEG, str(short_picture), recipe.cover_at,
-                                   str(tmp_path / "cover.jpg"), threading.Event())
+    picture = ffmpeg.FFmpeg(FFMPEG).extract_cover(str(short_picture), recipe.cover_at,
+                                                  str(tmp_path / "cover.jpg"))
     assert cover.dimensions(picture) == (320, 240)
 
 
@@ -211,8 +211,8 @@ def test_a_picture_too_large_to_decode_is_no_cover_and_no_failure(tmp_path):
     subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i",
                     "color=size=4000x4000:rate=1:duration=1", "-c:v", "mjpeg", str(src)],
                    check=True, capture_output=True, timeout=60)
-    picture = ffmpeg.extract_cover(FFMPEG, str(src), 0.0, str(tmp_path / "cover.jpg"),
-                                   threading.Event(), Limits(memory_bytes=256 * MIB))
+    picture = ffmpeg.FFmpeg(FFMPEG, Limits(memory_bytes=256 * MIB)).extract_cover(
+        str(src), 0.0, str(tmp_path / "cover.jpg"))
     assert picture is None
 
 
@@ -258,7 +258,7 @@ def test_more_channels_than_supported_are_refused_from_the_probe(tmp_path):
     """A real 64-channel WAV: ffmpeg cannot mix it down to stereo (it used to fail with
     "[out#0/mp3 @ 0x55f7…] Nothing was written into output file…")."""
     src = make_many_channels(tmp_path, 64)
-    info = ffmpeg.probe(FFMPEG, str(src))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     assert info.channels == "64 channels" and info.channel_count == 64
     said = "the audio has 64 channels; at most 24 are supported: mix it down to stereo before "
     with pytest.raises(PermanentError, match=f"^{said}uploading$") as refused:
@@ -290,7 +290,7 @@ def test_a_file_ffmpeg_cannot_open_shows_no_internals(media, tmp_path, kind):
         src = tmp_path / "cut.mp4"
         src.write_bytes(media("mov").read_bytes()[:2000])
     with pytest.raises(PermanentError) as failed:
-        ffmpeg.probe(FFMPEG, str(src))
+        ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     assert str(failed.value) == ("not a media file: ffmpeg cannot read this file (the file is "
                                  "damaged, or its data is in no format ffmpeg knows)")
 
@@ -300,14 +300,13 @@ def test_progress_follows_the_bytes_when_the_header_claims_half_the_length(media
     """An MKV whose Duration says 300 s of its 600: by time alone progress reached 99 % half
     way and stuck there; it now keeps moving and claims the end only at the end."""
     src = make_lying_mkv(media_dir, 0.5)
-    info = ffmpeg.probe(FFMPEG, str(src))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     assert info.duration == pytest.approx(300.0) and info.container == "matroska"
     seen: list[tuple[float, float]] = []
     started = time.monotonic()
-    duration = ffmpeg.convert(FFMPEG, str(src), str(media_dir / "lying-half.mp3"), info,
-                              plan.plain(info), 120.0,
-                              lambda p: seen.append((time.monotonic() - started, p)),
-                              threading.Event())
+    duration = ffmpeg.FFmpeg(FFMPEG, timeout=120.0).convert(
+        str(src), str(media_dir / "lying-half.mp3"), info, plan.plain(info),
+        lambda p: seen.append((time.monotonic() - started, p)))
     ended = time.monotonic() - started
     assert duration == pytest.approx(600.0, abs=0.2)
     values = [value for _, value in seen]
@@ -319,14 +318,14 @@ def test_progress_follows_the_bytes_when_the_header_claims_half_the_length(media
 
 def test_an_mp3_whose_header_claims_half_its_length_is_copied_whole(media_dir):
     src = make_lying_mp3(media_dir, 0.5)
-    info = ffmpeg.probe(FFMPEG, str(src))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     assert info.duration == pytest.approx(30.0, abs=0.1) and info.container == "mp3"
     recipe = plan.plain(info)
     assert recipe.copy
     dst = media_dir / "lying-half-copy.mp3"
     seen: list[float] = []
-    duration = ffmpeg.convert(FFMPEG, str(src), str(dst), info, recipe, 60.0, seen.append,
-                              threading.Event())
+    duration = ffmpeg.FFmpeg(FFMPEG, timeout=60.0).convert(str(src), str(dst), info, recipe,
+                                                           seen.append)
     assert duration == pytest.approx(60.0, abs=0.2)
     assert seen == sorted(seen) and seen[-1] == 99.0 and all(0 <= p <= 99 for p in seen)
     ffmpeg.check_output(dst.stat().st_size, duration, info, recipe, _audio_length(src))

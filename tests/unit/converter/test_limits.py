@@ -21,9 +21,9 @@ def samples(tmp_path_factory):
 
 
 def _convert(src, dst, limits: Limits, info=None):
-    info = info or ffmpeg.probe(FFMPEG, str(src), limits)
-    return ffmpeg.convert(FFMPEG, str(src), str(dst), info, plan.plain(info), 600, lambda _: None,
-                          threading.Event(), limits)
+    run = ffmpeg.FFmpeg(FFMPEG, limits, 600, threading.Event())
+    info = info or run.probe(str(src))
+    return run.convert(str(src), str(dst), info, plan.plain(info), lambda _: None)
 
 
 @pytest.mark.parametrize("seconds, adjective, noun", [
@@ -47,7 +47,7 @@ def test_sizes_are_told_in_words(n_bytes, words):
                                           (45, "45-second")])
 def test_ten_hours_of_silence_are_refused_before_converting(samples, tmp_path, limit, words):
     src, dst = make_ten_hour_flac(samples), tmp_path / "out.mp3"
-    info = ffmpeg.probe(FFMPEG, str(src))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     assert info.duration == 36000
     with pytest.raises(PermanentError) as refused:
         _convert(src, dst, Limits(media_seconds=limit), info)

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from common.errors import PermanentError
-from converter import ffmpeg, plan, sandbox
+from converter import cover, ffmpeg, plan, sandbox
 from converter.limits import MIB, Limits
 
 LIMITS = {resource.RLIMIT_CPU: 7, resource.RLIMIT_AS: 512 * MIB, resource.RLIMIT_FSIZE: MIB}
@@ -144,23 +144,35 @@ def test_every_ffmpeg_run_is_sandboxed(reporter, caplog):
     exe, job = reporter
     limits = Limits(cpu_seconds=11, memory_bytes=300 * MIB, mp3_bytes=2 * MIB)
     src = str(job / "source")
+    run = ffmpeg.FFmpeg(exe, limits, 60, threading.Event())
     caplog.set_level(logging.WARNING, logger="converter.ffmpeg")
     with pytest.raises(PermanentError) as probed:
-        ffmpeg.probe(exe, src, limits)
+        run.probe(src)
     assert "MALLOC_ARENA_MAX" not in str(probed.value)
     reported = _logged_failure(caplog)
     for part in _expected(job, 0):  # inspecting writes no file
         assert part in reported
     with pytest.raises(PermanentError) as converted:
         info = ffmpeg.MediaInfo(3.0, "aac", "stereo")
-        ffmpeg.convert(exe, src, str(job / "audio.mp3"), info, plan.plain(info), 60,
-                       lambda _: None, threading.Event(), limits)
+        run.convert(src, str(job / "audio.mp3"), info, plan.plain(info), lambda _: None)
     assert "MALLOC_ARENA_MAX" not in str(converted.value)
     reported = _logged_failure(caplog)
     for part in _expected(job, 3 * MIB):  # the MP3 limit and a margin for -fs to act first
         assert part in reported
     # The stand-in reports 1 s plus one second per byte of its environment.
-    assert ffmpeg.audio_duration(exe, src, limits) == 1.0 + len("MALLOC_ARENA_MAX=2")
+    assert run.audio_duration(src) == 1.0 + len("MALLOC_ARENA_MAX=2")
+
+
+def test_the_cover_taken_alongside_is_sandboxed_the_same_way(reporter, caplog):
+    exe, job = reporter
+    run = ffmpeg.FFmpeg(exe, Limits(cpu_seconds=11, memory_bytes=300 * MIB, mp3_bytes=2 * MIB))
+    caplog.set_level(logging.INFO, logger="converter.ffmpeg")
+    with run.cover_alongside(str(job / "source"), 0.0, str(job / "cover.jpg")) as taking:
+        pass
+    assert taking.picture is None  # the stand-in makes none
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("no cover")]
+    for part in _expected(job, cover.MAX_COVER_BYTES):  # at most the largest cover
+        assert part in record.detail
 
 
 def test_read_position_is_how_far_the_child_has_read_into_a_file(tmp_path):

@@ -24,8 +24,8 @@ def hostile_dir(tmp_path_factory):
 
 def _convert(src, dst, info=None, **limits):
     info = info or ffmpeg.MediaInfo(SECRET_SECONDS, "aac", "mono")
-    return ffmpeg.convert(FFMPEG, str(src), str(dst), info, plan.plain(info), 60, lambda _: None,
-                          threading.Event(), Limits(**limits))
+    run = ffmpeg.FFmpeg(FFMPEG, Limits(**limits), 60, threading.Event())
+    return run.convert(str(src), str(dst), info, plan.plain(info), lambda _: None)
 
 
 @pytest.mark.parametrize("kind", ["dash", "hls", "ffconcat"])
@@ -43,13 +43,13 @@ def test_without_the_guard_ffmpeg_reads_the_local_file(hostile_dir, kind):
 def test_manifests_are_not_media_files_however_disguised(hostile_dir, tmp_path, kind, disguise):
     path = make_manifest(kind, hostile_dir, disguise)
     with pytest.raises(PermanentError, match=NOT_MEDIA):
-        ffmpeg.probe(FFMPEG, str(path))
+        ffmpeg.FFmpeg(FFMPEG).probe(str(path))
     # and should an inspection ever be fooled, the conversion refuses on its own
     dst = tmp_path / "out.mp3"
     with pytest.raises(PermanentError, match=NOT_MEDIA):
         _convert(path, dst)
     assert not dst.exists() or dst.stat().st_size == 0
-    assert ffmpeg.audio_duration(FFMPEG, str(path)) == 0
+    assert ffmpeg.FFmpeg(FFMPEG).audio_duration(str(path)) == 0
 
 
 _TONE = ["-f", "lavfi", "-i", "sine=frequency=440:duration=3"]
@@ -85,10 +85,10 @@ def test_every_container_the_upload_accepts_converts(tmp_path, name):
     subprocess.run([FFMPEG, "-y", "-loglevel", "error", *ACCEPTED[name], "-t", "3", str(src)],
                    check=True, capture_output=True, timeout=120)
     assert media_type(src.read_bytes()[:PROBE_BYTES]) is not None
-    info = ffmpeg.probe(FFMPEG, str(src))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     duration = _convert(src, dst, info)
     ffmpeg.check_output(dst.stat().st_size, duration, info, plan.plain(info),
-                        lambda: ffmpeg.audio_duration(FFMPEG, str(src)))
+                        lambda: ffmpeg.FFmpeg(FFMPEG).audio_duration(str(src)))
     assert ffprobe_codec(dst) == "mp3"
 
 
@@ -105,7 +105,7 @@ def test_a_title_imitating_ffmpeg_changes_nothing(tmp_path, name, codec):
     subprocess.run([FFMPEG, "-y", "-loglevel", "error", *_TONE, "-ac", "2",
                     "-metadata", f"title={FORGED}", "-metadata", f"comment={FORGED}", str(src)],
                    check=True, capture_output=True, timeout=120)
-    info = ffmpeg.probe(FFMPEG, str(src))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     assert info.duration == pytest.approx(3.0, abs=0.1)
     assert (info.audio_codec, info.channels) == (codec, "stereo")
     assert _convert(src, dst, info) == pytest.approx(3.0, abs=0.2)
@@ -124,7 +124,7 @@ def test_tag_names_imitating_ffmpeg_are_refused(tmp_path, name, option):
     subprocess.run([FFMPEG, "-y", "-loglevel", "error", *_TONE, scope, option, str(src)],
                    check=True, capture_output=True, timeout=120)
     with pytest.raises(PermanentError, match="tags are malformed"):
-        ffmpeg.probe(FFMPEG, str(src))
+        ffmpeg.FFmpeg(FFMPEG).probe(str(src))
 
 
 FAKE_LOUDNORM = ('\n{\n\t"input_i" : "5.00",\n\t"input_tp" : "9.00",\n\t"input_lra" : "0.00",\n'
@@ -139,8 +139,8 @@ def test_tags_cannot_forge_the_loudness_measurement(tmp_path):
                     "-metadata", f"title={FAKE_LOUDNORM}", "-metadata:s:a:0",
                     f"comment={FAKE_LOUDNORM}", "-c:a", "flac", str(src)],
                    check=True, capture_output=True, timeout=60)
-    info = ffmpeg.probe(FFMPEG, str(src))
+    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
     recipe = plan.plain(info)
-    measured = ffmpeg.measure_loudness(FFMPEG, str(src), info, recipe, 60, lambda _: None,
-                                       threading.Event())
+    measured = ffmpeg.FFmpeg(FFMPEG, timeout=60).measure_loudness(str(src), info, recipe,
+                                                                  lambda _: None)
     assert -60 < measured["input_i"] < -30 and measured["input_tp"] < -30  # the tag: +5, +9

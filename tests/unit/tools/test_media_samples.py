@@ -26,7 +26,7 @@ def test_kind_has_the_promised_streams_and_length(media, kind):
 def test_surround_source_has_six_channels(media):
     from converter import ffmpeg
 
-    info = ffmpeg.probe(ffmpeg_exe(), str(media("mp4_aac51")))
+    info = ffmpeg.FFmpeg(ffmpeg_exe()).probe(str(media("mp4_aac51")))
     assert (info.audio_codec, info.channels, info.multichannel) == ("aac", "5.1", True)
 
 
