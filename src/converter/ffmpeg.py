@@ -157,6 +157,9 @@ class FFmpeg:
         meter = _Meter(src, info, plan, on_progress, 0.0, 50.0)
         result = self._run(cmd, src, self.timeout, meter, file_bytes=0, on_start=meter.started)
         _raise_if_cut_short(result, limits, self.timeout, "measuring the loudness")
+        if meter.seconds > limits.media_seconds + DURATION_TOLERANCE:
+            # a header that understates the length: refused now, not after a second pass
+            raise PermanentError(too_long(limits), kind="too_long")
         found = _LOUDNORM.findall(result.tail)
         if result.returncode != 0 or not found:
             raise PermanentError("the loudness of the audio could not be measured: "

@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from common.errors import PermanentError
+from common.options import Options
 from common.settings import ConfigError
 from common.units import size
 from converter import ffmpeg, plan
@@ -63,6 +64,19 @@ def test_a_header_that_understates_the_length_is_caught_by_the_output_cap(media,
     with pytest.raises(PermanentError, match="longer than the 1.5-second limit"):
         _convert(src, dst, Limits(media_seconds=1.5), lying)
     assert _convert(src, dst, Limits(media_seconds=3.5), lying) == pytest.approx(3.0, abs=0.2)
+
+
+def test_a_header_that_understates_the_length_is_refused_by_the_measuring_pass(media):
+    """Normalizing: the first pass (measuring) holds the audio it decodes against the limit,
+    so such a file costs one capped pass, not two."""
+    src = media("mkv_mp3")
+    lying = ffmpeg.MediaInfo(1.0, "mp3", "stereo")
+    recipe = plan.make(lying, Options(normalize=True), 2)
+    run = ffmpeg.FFmpeg(FFMPEG, Limits(media_seconds=1.5), 600, threading.Event())
+    with pytest.raises(PermanentError, match="longer than the 1.5-second limit"):
+        run.measure_loudness(str(src), lying, recipe, lambda _: None)
+    measured = ffmpeg.FFmpeg(FFMPEG, Limits(media_seconds=3.5), 600, threading.Event())
+    assert measured.measure_loudness(str(src), lying, recipe, lambda _: None) is not None
 
 
 def test_an_mp3_over_the_size_limit_is_refused(samples, tmp_path):
