@@ -142,11 +142,12 @@ class Jobs:
         return doc
 
     def dispatch(self, owner: str, publisher) -> int:
-        """Put the owner's oldest waiting jobs on the `video` queue while they have room."""
-        sent = 0
+        """Put as many of the owner's oldest waiting jobs on the `video` queue as they have room
+        for (their jobs in flight counted once)."""
+        sent = races = 0
         waiting = {"owner": owner, "status": Status.QUEUED.value, "dispatched_at": None}
-        races = 0
-        while self._in_flight(owner) < self.settings.conversions_at_once:
+        room = self.settings.conversions_at_once - self._in_flight(owner)
+        while sent < room:
             oldest = mongo_compat.find_sorted(self._jobs, waiting,
                                               [("created_at", pymongo.ASCENDING)], 1)
             if not oldest:
