@@ -4,6 +4,7 @@ import collections
 import os
 import queue
 import resource
+import select
 import signal
 import subprocess
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 POLL_SECONDS = 0.05  # how often the deadline and the stop event are checked
+_EOF = object()  # put after the child's last stdout line: its stdout is closed
 # Nothing of ours but glibc's arena count: each of ffmpeg's many threads would otherwise reserve
 # a 64 MiB malloc arena of address space, and a run with a cover and chapters besides the MP3
 # then fails to start threads under the address-space limit.
@@ -65,14 +67,23 @@ def run(cmd: list[str], *, cwd: str, limits: Mapping[int, int], timeout: float,
     for reader in readers:
         reader.start()
     deadline = time.monotonic() + timeout
-    stopped, status, usage = None, None, None
+    stopped, status, usage, ended = None, None, None, False
+    exited = _exit_watch(proc.pid)
     with proc:
         try:
             while status is None:
-                try:
-                    on_line(lines.get(timeout=POLL_SECONDS))
-                except queue.Empty:
-                    pass
+                if ended:  # its stdout is closed: it is exiting, or has exited
+                    _wait_readable(exited, POLL_SECONDS)
+                else:
+                    try:
+                        line = lines.get(timeout=POLL_SECONDS)
+                    except queue.Empty:
+                        pass
+                    else:
+                        if line is _EOF:
+                            ended = True
+                        else:
+                            on_line(line)
                 if stopped is None:
                     if stop is not None and stop.is_set():
                         stopped = "stop"
@@ -83,6 +94,8 @@ def run(cmd: list[str], *, cwd: str, limits: Mapping[int, int], timeout: float,
                 pid, status_now, usage = os.wait4(proc.pid, os.WNOHANG)
                 status = status_now if pid else None
         finally:
+            if exited is not None:
+                os.close(exited)
             if status is None:  # on_line raised: do not leave the child running
                 _kill(proc)
                 _, status, usage = os.wait4(proc.pid, 0)
@@ -90,7 +103,9 @@ def run(cmd: list[str], *, cwd: str, limits: Mapping[int, int], timeout: float,
         for reader in readers:
             reader.join(timeout=5)
         while not lines.empty():
-            on_line(lines.get_nowait())
+            line = lines.get_nowait()
+            if line is not _EOF:
+                on_line(line)
     return Finished(proc.returncode, "".join(head), "".join(tail),
                     usage.ru_utime + usage.ru_stime, stopped)
 
@@ -125,9 +140,31 @@ def _kill(proc: subprocess.Popen) -> None:
     os.kill(proc.pid, signal.SIGKILL)
 
 
+def _exit_watch(pid: int) -> int | None:
+    """A descriptor that becomes readable when child ``pid`` exits (a pidfd, close-on-exec);
+    None where the kernel gives none: its exit is then seen at the next poll."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _wait_readable(fd: int | None, seconds: float) -> None:
+    """Wait until ``fd`` is readable (the child exited) or ``seconds`` pass."""
+    if fd is None:
+        time.sleep(seconds)
+    else:
+        watch = select.poll()
+        watch.register(fd, select.POLLIN)
+        watch.poll(seconds * 1000)
+
+
 def _pump(stream, put) -> None:
-    for line in stream:
-        put(line)
+    try:
+        for line in stream:
+            put(line)
+    finally:
+        put(_EOF)
 
 
 def _keep(stream, head: list[str], tail: collections.deque) -> None:

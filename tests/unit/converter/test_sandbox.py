@@ -8,6 +8,7 @@ import signal
 import subprocess
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -89,6 +90,25 @@ def test_a_child_that_already_exited_when_the_deadline_passes_is_still_reported(
         result, lines = _run(["/bin/echo", "done"], tmp_path, timeout=0.0)
         assert result.stopped == "timeout" and lines == ["done"]
         assert result.returncode in (0, -signal.SIGKILL)
+
+
+def test_the_childs_exit_is_noticed_at_once_not_at_the_next_poll(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "POLL_SECONDS", 30.0)
+    started = time.monotonic()
+    result, lines = _run(["/bin/sh", "-c", "echo done; sleep 0.2"], tmp_path)
+    assert result.returncode == 0 and lines == ["done"]
+    assert time.monotonic() - started < 10
+
+
+def test_a_child_that_closed_its_stdout_is_still_stopped_and_timed_out(tmp_path):
+    result, lines = _run(["/bin/sh", "-c", "echo $$; exec sleep 60 >&-"], tmp_path, timeout=0.5)
+    assert result.stopped == "timeout" and result.returncode == -signal.SIGKILL
+    assert _gone(int(lines[0]))
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    result, lines = _run(["/bin/sh", "-c", "echo $$; exec sleep 60 >&-"], tmp_path, stop=stop)
+    assert result.stopped == "stop" and result.returncode == -signal.SIGKILL
+    assert _gone(int(lines[0]))
 
 
 def test_an_error_in_the_line_handler_kills_the_child(tmp_path):
