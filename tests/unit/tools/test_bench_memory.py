@@ -1,33 +1,31 @@
 """The benchmark's memory measurement (9) sees the converter's ffmpeg runs and builds its large
 input from the small one."""
 
-import os
 import subprocess
-import threading
-import time
+import sys
 
 from bench import memory
 from tools.media import ffmpeg_exe
 
 
 def test_children_started_by_another_thread_are_sampled():
-    started, done = threading.Event(), threading.Event()
-
-    def worker():  # as the converter's worker thread starts ffmpeg
-        child = subprocess.Popen(["sleep", "5"])
-        started.set()
-        done.wait(10)
-        child.kill()
-        child.wait()
-
-    thread = threading.Thread(target=worker)
-    with memory.ChildrenSampler(os.getpid()) as sampler:
-        thread.start()
-        started.wait(10)
-        time.sleep(0.2)
-        done.set()
-        thread.join()
-    assert sampler.baseline == 0 and sampler.peak > 0
+    """A process whose worker thread starts a child, as the converter's starts ffmpeg: the
+    child is seen, and nothing before it is."""
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, threading\n"
+        "sys.stdin.readline()\n"
+        "worker = threading.Thread(target=subprocess.run, args=(['sleep', '0.5'],))\n"
+        "worker.start(); worker.join()\n")], stdin=subprocess.PIPE)
+    try:
+        with memory.ChildrenSampler(parent.pid) as sampler:
+            baseline = sampler.baseline
+            parent.stdin.write(b"go\n")
+            parent.stdin.close()
+            parent.wait(10)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert baseline == 0 and sampler.peak > 0
 
 
 def test_the_large_input_repeats_the_small_one_until_it_is_big_enough(tmp_path):
