@@ -203,9 +203,11 @@ class FFmpeg:
         return meter.seconds
 
     def extract_cover(self, src: str, at: float, dst: str) -> bytes | None:
-        """The video's key frame at or before ``at`` seconds (one seek, one frame decoded),
-        scaled to COVER_MAX_PIXELS, as a JPEG; else its first frame (the picture may end before
-        ``at``: a title card, a still image); else None. A cover never fails a conversion."""
+        """The video's frame at about ``at`` seconds (ffmpeg seeks to the key frame at or
+        before it and decodes, and scales, every frame from there: the fewer key frames, the
+        more work), at most COVER_MAX_PIXELS a side, as a JPEG; else its first frame (the
+        picture may end before ``at``: a title card, a still image); else None. A cover never
+        fails a conversion."""
         for moment in (at, 0.0) if at > 0 else (0.0,):
             cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
                    "-y", *INPUT_GUARD, "-ss", f"{moment:.3f}", "-noaccurate_seek",

@@ -11,7 +11,7 @@ from common.options import MIN_TRIM_SECONDS, QUALITIES, Options, clock
 LOUDNESS = {"I": -16.0, "TP": -1.5, "LRA": 11.0}
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 COVER_MAX_PIXELS = 600  # the cover's longer side at most
-COVER_AT = 1 / 3  # the cover is the key frame at or before a third of the kept part
+COVER_AT = 1 / 3  # the cover is the frame at about a third of the kept part
 TRIM_TOLERANCE = 0.2  # seconds a trim end may pass the probed duration (containers round)
 
 
