@@ -1,8 +1,11 @@
 """The benchmark's memory measurement (9) sees the converter's ffmpeg runs and builds its large
 input from the small one."""
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 from bench import memory
 from tools.media import ffmpeg_exe
@@ -36,3 +39,16 @@ def test_the_large_input_repeats_the_small_one_until_it_is_big_enough(tmp_path):
     assert big.stat().st_size >= 4 * piece.stat().st_size
     again = memory.repeated(piece, 5 * piece.stat().st_size, tmp_path, ffmpeg_exe())
     assert again == big and sorted(p.name for p in tmp_path.iterdir()) == [big.name, piece.name]
+
+
+def test_the_exact_peak_is_reset_between_jobs():
+    """After a large allocation is freed, a reset brings the kernel's peak back down: each job
+    is measured from where it starts, not from what came before."""
+    pid = os.getpid()
+    block = bytearray(64 << 20)  # 64 MiB, touched
+    block[:: 4096] = b"x" * len(block[:: 4096])
+    del block
+    high = memory.peak_rss(pid)
+    if not memory.reset_peak(pid):
+        pytest.skip("this kernel does not let the peak be reset")
+    assert memory.peak_rss(pid) < high - (32 << 20)
