@@ -142,12 +142,14 @@ class Jobs:
         return doc
 
     def dispatch(self, owner: str, publisher) -> int:
-        """Put as many of the owner's oldest waiting jobs on the `video` queue as they have room
-        for (their jobs in flight counted once)."""
+        """Put the owner's oldest waiting jobs on the `video` queue while they have room.
+
+        Their jobs in flight are counted again before each one: other dispatches for the same
+        owner (an upload, a converter that finished one of their jobs) may run at the same
+        time, and a count made before they sent would let more through than the room."""
         sent = races = 0
         waiting = {"owner": owner, "status": Status.QUEUED.value, "dispatched_at": None}
-        room = self.settings.conversions_at_once - self._in_flight(owner)
-        while sent < room:
+        while self._in_flight(owner) < self.settings.conversions_at_once:
             oldest = mongo_compat.find_sorted(self._jobs, waiting,
                                               [("created_at", pymongo.ASCENDING)], 1)
             if not oldest:
