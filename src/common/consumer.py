@@ -89,10 +89,14 @@ class Consumer:
 
     # -- main thread -------------------------------------------------------------------------
     def run(self) -> int:
-        """Consume until stopped; returns the process exit status."""
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
-        worker = threading.Thread(target=self._work_loop, name="worker", daemon=True)
+        """Consume until stopped (SIGTERM, SIGINT); returns the process exit status."""
+        return run_all([self])
+
+    def consume_until_stopped(self) -> int:
+        """The connection loop, in the calling thread, until ``request_stop``; the exit
+        status (1: a channel error, which retrying will not heal)."""
+        worker = threading.Thread(target=self._work_loop, name=f"worker-{self.handler.queue}",
+                                  daemon=True)
         worker.start()
         backoff = 1.0
         while not self._stopping.is_set():
@@ -136,14 +140,14 @@ class Consumer:
             channel.basic_qos(prefetch_count=1)
             tag = channel.basic_consume(self.handler.queue, self._on_message)
             log.info("consuming", extra={"queue": self.handler.queue})
-            metrics.CONSUMER_CONNECTED.set(1)
+            _report_connected(self, True)
             while not self._stopping.is_set():
                 connection.process_data_events(time_limit=1)
                 self._beat()
             channel.basic_cancel(tag)
             self._finish_in_hand(connection)
         finally:
-            metrics.CONSUMER_CONNECTED.set(0)
+            _report_connected(self, False)
             if connection.is_open:
                 connection.close()
 
@@ -271,11 +275,60 @@ class Consumer:
             channel.basic_nack(delivery_tag, requeue=True)
 
 
-def serve(service: str, load_config, make_handler) -> int:
-    """Run a consumer service until SIGTERM: settings, JSON logs, MongoDB, the loop."""
+_connected: dict[int, bool] = {}  # each consumer of this process: consuming now?
+_connected_lock = threading.Lock()
+
+
+def _report_connected(consumer: Consumer, up: bool) -> None:
+    """The metric is 1 only while every queue of the process is consumed."""
+    with _connected_lock:
+        _connected[id(consumer)] = up
+        metrics.CONSUMER_CONNECTED.set(1 if all(_connected.values()) else 0)
+
+
+def run_all(consumers: list[Consumer]) -> int:
+    """Run consumers side by side, one connection loop each (the first in the calling
+    thread), until SIGTERM or SIGINT stops them all; one that fails stops the others. The
+    exit status: 1 if any failed."""
+
+    def stop_all(*_args) -> None:
+        for consumer in consumers:
+            consumer.request_stop()
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    with _connected_lock:
+        _connected.update({id(consumer): False for consumer in consumers})
+    statuses = [0] * len(consumers)
+
+    def loop(index: int) -> None:
+        try:
+            statuses[index] = consumers[index].consume_until_stopped()
+        except BaseException:
+            statuses[index] = 1
+            log.critical("consumer loop crashed", exc_info=True)
+        if statuses[index]:
+            stop_all()
+
+    others = [threading.Thread(target=loop, args=(index,), name=f"consumer-{index}")
+              for index in range(1, len(consumers))]
+    for thread in others:
+        thread.start()
+    loop(0)
+    for thread in others:
+        thread.join()
+    return max(statuses)
+
+
+def serve(service: str, load_config, make_handlers) -> int:
+    """Run a consumer service until SIGTERM: settings, JSON logs, MongoDB, one consumer loop
+    per handler ``make_handlers(config, store)`` returns (a handler or a list of them)."""
     config = load_or_exit(load_config, service)
     jsonlog.configure(service, config.log_level)
     metrics.configure(service)
     metrics.serve(config.metrics.port, config.metrics.host)
-    handler = make_handler(config, Store(config.mongo))
-    return Consumer(handler, config.messaging, config.consumer).run()
+    handlers = make_handlers(config, Store(config.mongo))
+    if isinstance(handlers, Handler):
+        handlers = [handlers]
+    return run_all([Consumer(handler, config.messaging, config.consumer)
+                    for handler in handlers])

@@ -1,7 +1,8 @@
 """A job's whole life in one place: its states and every transition between them.
 
     upload ─▶ queued ─(dispatch)─▶ `video` queue ─(claim)─▶ converting ─(finish)─▶ done
-                                                              └─(fail)──▶ failed
+                                                              ├─(fail)──▶ failed
+                       queued ◀─(to_long_lane)─────────────────┘  on `video.long`, for good
     done ─(expire, after MP3_RETENTION_HOURS)─▶ expired
     any state ─(delete)─▶ gone: a job being converted is cancelled (its converter notices)
 
@@ -10,6 +11,10 @@ module is the only code that writes the `jobs` collection or publishes to `video
 the services and the operator commands call it. Finding the jobs that need upkeep (stuck,
 unpublished, expired, orphaned files, after a restore) is the sweep's, in ``ops.upkeep``; what
 an owner uses against their quotas, uploads being received included, is ``common.quotas``'s.
+
+Lanes: a job found longer than LONG_JOB_SECONDS is handed to the `video.long` queue and marked
+``lane: "long"``; every later publish of it (a retry, the sweep's requeue, a re-drive) goes there
+too (``video_queue``), and the converters consume both lanes at once.
 
 Fair use: at most ``conversions_at_once`` of one owner's jobs are in the `video` queue (or
 converting) at a time; the rest wait in MongoDB, and each job that ends dispatches the owner's
@@ -52,6 +57,14 @@ def is_expired(job: dict) -> bool:
 ACTIVE = (Status.QUEUED, Status.CONVERTING)
 DISPATCH_RACES = 20  # waiting jobs one dispatch may find sent by another before it leaves it be
 PAGE_ORDER = [("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]  # an owner's list
+
+
+LONG_LANE = "long"  # a job's ``lane`` once handed to `video.long`
+
+
+def video_queue(job: dict) -> str:
+    """The queue a job's `video` message goes to: its lane's."""
+    return topology.VIDEO_LONG if job.get("lane") == LONG_LANE else topology.VIDEO
 
 
 class Cancelled(Exception):
@@ -181,10 +194,11 @@ class Jobs:
                    for status in ACTIVE)
 
     def publish_video(self, job: dict, publisher) -> None:
-        """Publish the job's `video` message, carrying its attempts so far, and mark it sent."""
+        """Publish the job's `video` message on its lane's queue, carrying its attempts so
+        far, and mark it sent."""
         message = messages.VideoMessage(str(job["_id"]), str(job["video_fid"]), job["owner"])
         headers = {"x-attempt": job["attempts"]} if job.get("attempts") else None
-        publisher.publish(topology.VIDEO, messages.encode(message), headers=headers)
+        publisher.publish(video_queue(job), messages.encode(message), headers=headers)
         self._set(job["_id"], {"published_at": now()})
 
     # -- conversion ---------------------------------------------------------------------------
@@ -195,6 +209,17 @@ class Jobs:
             {"$set": {"status": Status.CONVERTING.value, "claim": token, "progress": 0,
                       "attempts": attempt, "updated_at": now()}},
             return_document=pymongo.ReturnDocument.AFTER)
+
+    def to_long_lane(self, job: dict, token: str, publisher) -> bool:
+        """Hand a claimed job over to the `video.long` queue: waiting again (still counted
+        among its owner's jobs in flight), its claim released. False when the claim was lost
+        or the job deleted meanwhile (nothing to hand over)."""
+        if not self._set(job["_id"], {"status": Status.QUEUED.value, "claim": None,
+                                      "progress": 0, "lane": LONG_LANE, "published_at": None},
+                         where={"status": Status.CONVERTING.value, "claim": token}):
+            return False
+        self.publish_video({**job, "lane": LONG_LANE}, publisher)
+        return True
 
     def progress(self, job_id, token: str, percent: float) -> None:
         """Record progress; raises Cancelled when the job was deleted (or taken over)."""
@@ -365,14 +390,14 @@ class Jobs:
         return True
 
     def redrive(self, job_id, queue: str, publisher) -> bool:
-        """Try a dead-lettered job again: a failed conversion goes back on `video` with fresh
-        attempts, an email that could not be sent back on `mp3`. False (the dead letter is
-        dropped) when there is nothing left to retry: the job or its video is gone, or it
-        already went through."""
+        """Try a dead-lettered job again: a failed conversion goes back on its lane's queue
+        (``video_queue``) with fresh attempts, an email that could not be sent back on `mp3`.
+        False (the dead letter is dropped) when there is nothing left to retry: the job or its
+        video is gone, or it already went through."""
         job = self.get(job_id)
         if job is None:
             return False
-        if queue == topology.VIDEO:
+        if queue in topology.VIDEO_QUEUES:
             if job["status"] != Status.FAILED or job.get("video_deleted_at"):
                 return False
             job = self._jobs.find_one_and_update(

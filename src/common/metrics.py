@@ -126,7 +126,8 @@ PASSWORD_HASH_REFUSALS = Family(Counter, "password_hash_refusals_total",
 # -- consumers ------------------------------------------------------------------------------------
 CONSUMER_HEARTBEAT = Family(Gauge, "consumer_last_heartbeat_timestamp_seconds",
                             "Unix time of the consumer loop's last turn", multiprocess_mode="max")
-CONSUMER_CONNECTED = Family(Gauge, "consumer_connected", "1 while consuming from the broker",
+CONSUMER_CONNECTED = Family(Gauge, "consumer_connected",
+                            "1 while consuming from the broker (every queue of the service)",
                             multiprocess_mode="livemax")
 
 # -- refusals: the one mapping from an HTTP status to the reason an operator reads ----------------

@@ -15,8 +15,13 @@ import pika.exceptions
 log = logging.getLogger(__name__)
 
 VIDEO = "video"
+# The lane of long conversions: a converter that finds a job longer than LONG_JOB_SECONDS on
+# `video` hands it over here (``Jobs.to_long_lane``), and every converter consumes both queues
+# at once, so a short job never waits behind a long one.
+VIDEO_LONG = "video.long"
+VIDEO_QUEUES = (VIDEO, VIDEO_LONG)
 MP3 = "mp3"
-WORK_QUEUES = (VIDEO, MP3)
+WORK_QUEUES = (VIDEO, VIDEO_LONG, MP3)
 # The broker's own guard against a message that kills every consumer before it can be
 # counted. Fixed, so that changing MAX_DELIVERY_ATTEMPTS never conflicts with declared queues;
 # the consumer enforces MAX_DELIVERY_ATTEMPTS itself.

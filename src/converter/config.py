@@ -4,6 +4,7 @@ import shutil
 from dataclasses import dataclass
 
 from common.settings import (
+    ConfigError,
     ConsumerSettings,
     LifecycleSettings,
     MessagingSettings,
@@ -15,6 +16,11 @@ from common.settings import (
 )
 from converter.ffmpeg import CONVERT_SECONDS
 from converter.limits import DEFAULT_LIMITS, Limits
+
+# LONG_JOB_SECONDS: a job whose passes decode more media than this (a normalized job's two
+# passes count twice) is converted on the `video.long` lane, beside the short jobs. About 6 s of
+# work for a 720p video on one core of a 2-core machine: a short job waits no longer than that.
+LONG_JOB_SECONDS = 600.0
 
 
 def default_ffmpeg() -> str:
@@ -36,6 +42,7 @@ class ConverterConfig:
     consumer: ConsumerSettings
     log_level: str
     limits: Limits = DEFAULT_LIMITS
+    long_job_seconds: float = LONG_JOB_SECONDS
     lifecycle: LifecycleSettings = LifecycleSettings()
     metrics: MetricsSettings = MetricsSettings()
 
@@ -50,6 +57,7 @@ class ConverterConfig:
             messaging=MessagingSettings.from_env(),
             consumer=ConsumerSettings.from_env("converter", default_grace=600.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            long_job_seconds=_positive("LONG_JOB_SECONDS", LONG_JOB_SECONDS),
             limits=Limits(
                 media_seconds=env_float("MAX_MEDIA_SECONDS", DEFAULT_LIMITS.media_seconds),
                 cpu_seconds=env_int("FFMPEG_CPU_SECONDS", DEFAULT_LIMITS.cpu_seconds, minimum=1),
@@ -60,6 +68,13 @@ class ConverterConfig:
             lifecycle=LifecycleSettings.from_env(),
             metrics=MetricsSettings.from_env(),
         )
+
+
+def _positive(name: str, default: float) -> float:
+    value = env_float(name, default)
+    if not value > 0:
+        raise ConfigError(f"environment variable {name} must be more than 0, got {value:g}")
+    return value
 
 
 def _resolve(binary: str) -> str:

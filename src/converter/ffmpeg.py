@@ -97,6 +97,11 @@ class MediaInfo:
         return int(match[1]) if match else None
 
 
+class LongJob(Exception):
+    """A pass decoded more media than the `video` lane lets one pass decode: the job goes to
+    the long lane (``Jobs.to_long_lane``), whatever its container claimed."""
+
+
 @dataclass(frozen=True)
 class FFmpeg:
     """ffmpeg as one job runs it: the binary, the job's limits, the wall-clock limit of a
@@ -107,6 +112,8 @@ class FFmpeg:
     limits: Limits = DEFAULT_LIMITS
     timeout: float = CONVERT_SECONDS  # wall-clock limit of measuring the loudness, converting
     abandon: threading.Event = field(default_factory=threading.Event)  # set: stop and retry
+    # media seconds one pass may decode before it stops with LongJob; None: no such limit
+    lane_seconds: float | None = None
 
     def probe(self, path: str) -> MediaInfo:
         """Read the container header; PermanentError when it is not a media file ffmpeg can
@@ -154,7 +161,7 @@ class FFmpeg:
                "-sn", "-dn", "-map_metadata", "-1", "-af", downmix + plans.loudnorm(),
                "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", "-progress", "pipe:1",
                "-"]
-        meter = _Meter(src, info, plan, on_progress, 0.0, 50.0)
+        meter = _Meter(src, info, plan, on_progress, 0.0, 50.0, self.lane_seconds)
         result = self._run(cmd, src, self.timeout, meter, file_bytes=0, on_start=meter.started)
         _raise_if_cut_short(result, limits, self.timeout, "measuring the loudness")
         if meter.seconds > limits.media_seconds + DURATION_TOLERANCE:
@@ -184,7 +191,7 @@ class FFmpeg:
         limits = self.limits
         check_media(info, limits)
         low = 50.0 if loudness is not None else 0.0  # the measuring pass had the first half
-        meter = _Meter(src, info, plan, on_progress, low)
+        meter = _Meter(src, info, plan, on_progress, low, lane_seconds=self.lane_seconds)
         cmd = command(self.binary, src, dst, info, plan, limits, loudness, chapters)
         result = self._run(cmd, src, self.timeout, meter, file_bytes=limits.mp3_bytes + MIB,
                            on_start=meter.started)
@@ -382,8 +389,10 @@ class _Meter:
     against the probed length and from how far ffmpeg has read into the input (progress.py)."""
 
     def __init__(self, src: str, info: MediaInfo, plan: Plan,
-                 on_progress: Callable[[float], None], low: float, high: float = 99.0):
+                 on_progress: Callable[[float], None], low: float, high: float = 99.0,
+                 lane_seconds: float | None = None):
         self.src, self.on_progress, self.low, self.high = src, on_progress, low, high
+        self.lane_seconds = lane_seconds
         self.seconds = 0.0
         self.pid: int | None = None
         whole = plan.start is None and plan.span is None
@@ -399,6 +408,8 @@ class _Meter:
         if key != "out_time_us" or not value.lstrip("-").isdigit():
             return
         self.seconds = max(self.seconds, int(value) / 1e6)
+        if self.lane_seconds is not None and self.seconds > self.lane_seconds:
+            raise LongJob(f"more than {self.lane_seconds:g} s of media decoded")
         position = sandbox.read_position(self.pid, self.src) if self.pid else None
         done = self.estimate.update(self.seconds, position)
         if done is not None:

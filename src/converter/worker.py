@@ -1,6 +1,12 @@
 """Handle one `video` message: claim the job, convert, store the MP3 and its cover picture,
-finish the job."""
+finish the job.
 
+Two lanes: one handler consumes `video`, another `video.long`, side by side in each converter.
+On `video`, a job whose passes would decode more than LONG_JOB_SECONDS of media (known from the
+probe, or found while decoding when its container understated its length) is handed over to
+`video.long` instead, so a short job never waits behind a long one."""
+
+import dataclasses
 import logging
 import os
 import tempfile
@@ -14,11 +20,12 @@ from common import covers, messages, metrics, topology
 from common.consumer import Delivery, Handler
 from common.errors import PermanentError, ProcessingError
 from common.gridio import FileMissing
-from common.jobs import Cancelled, Jobs, Status
+from common.jobs import LONG_LANE, Cancelled, Jobs, Status
 from common.log import bound_job
 from common.options import TAGS, Options
 from common.store import MP3S, VIDEOS, Store
 from converter import chapters, cover, ffmpeg, id3, plan
+from converter.ffmpeg import LongJob
 
 log = logging.getLogger(__name__)
 COPY_BUFFER = 1024 * 1024
@@ -38,12 +45,11 @@ def reason_class(error: BaseException | None) -> str:
 class ConvertHandler(Handler):
     """Turns queued videos into MP3s."""
 
-    queue = topology.VIDEO
-
-    def __init__(self, config, store: Store):
+    def __init__(self, config, store: Store, queue: str = topology.VIDEO):
         self.config = config
         self.store = store
         self.jobs = Jobs(store, config.lifecycle)
+        self.queue = queue  # topology.VIDEO or topology.VIDEO_LONG
 
     def handle(self, delivery: Delivery) -> None:
         """Convert the message's video, exactly once per job."""
@@ -60,6 +66,9 @@ class ConvertHandler(Handler):
             job = self.jobs.claim(msg.job_id, token, delivery.attempt)
             if job is None:  # finished or deleted by someone else in the meantime
                 return
+            if self.queue == topology.VIDEO and job.get("lane") == LONG_LANE:
+                self._to_long_lane(job, token, delivery, "already handed over")
+                return
             asked = {key: value for key, value in (job.get("options") or {}).items()
                      if value not in (None, False) and key not in TAGS}
             log.info("converting", extra={"attempt": delivery.attempt, "file": job["filename"],
@@ -68,6 +77,9 @@ class ConvertHandler(Handler):
             try:
                 with metrics.JOBS_IN_PROGRESS.track_inprogress():
                     mp3 = self._convert(job, token, delivery)
+            except LongJob as exc:
+                self._to_long_lane(job, token, delivery, str(exc))
+                return
             except Cancelled:
                 log.info("the job was deleted while converting; stopped and discarded")
                 metrics.CONVERSIONS.labels("cancelled", "").inc()
@@ -110,6 +122,19 @@ class ConvertHandler(Handler):
         """Count a retry scheduled or a message dead-lettered, by the class of its cause."""
         metrics.CONVERSIONS.labels(outcome, reason_class(delivery.error)).inc()
 
+    def _to_long_lane(self, job: dict, token: str, delivery: Delivery, why: str) -> None:
+        if self.jobs.to_long_lane(job, token, delivery.publisher):
+            log.info("handed over to the long lane", extra={"queue": topology.VIDEO_LONG,
+                                                             "reason": why})
+
+    def _lane_seconds(self, recipe: plan.Plan) -> float | None:
+        """Media seconds one pass of this job may decode here: LONG_JOB_SECONDS shared by its
+        passes on `video`; None (no limit) on the long lane, and for a stream copy, which
+        decodes nothing."""
+        if self.queue != topology.VIDEO or recipe.copy:
+            return None
+        return self.config.long_job_seconds / (2 if recipe.normalize else 1)
+
     # -- steps --------------------------------------------------------------------------------
     def _convert(self, job: dict, token: str, delivery: Delivery) -> dict:
         """Fetch, probe and check, plan, (measure the loudness,) convert and check the MP3
@@ -125,6 +150,11 @@ class ConvertHandler(Handler):
             info = run.probe(src)
             ffmpeg.check_media(info, run.limits)
             recipe = plan.make(info, options, self.config.mp3_quality)
+            lane_seconds = self._lane_seconds(recipe)
+            if lane_seconds is not None and info.duration is not None and (
+                    recipe.expected(info.duration) > lane_seconds):
+                raise LongJob(f"{recipe.expected(info.duration):.0f} s of media to convert")
+            run = dataclasses.replace(run, lane_seconds=lane_seconds)
             loudness = (run.measure_loudness(src, info, recipe, progress)
                         if recipe.normalize else None)
             with run.cover_alongside(src, recipe.cover_at, picture) as taking:

@@ -64,7 +64,7 @@ def sweep_command(ctx):
 @click.argument("queue", type=QUEUE_CHOICE, default=topology.VIDEO)
 @click.pass_context
 def dlq_list_command(ctx, queue: str):
-    """Print the dead letters of QUEUE (video or mp3), one JSON object per line."""
+    """Print the dead letters of QUEUE (video, video.long or mp3), one JSON object per line."""
     from ops.dlq import dead_letters
 
     messaging = ctx.obj["config"].messaging

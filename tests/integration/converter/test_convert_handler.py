@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 from mutagen.id3 import ID3
 
-from common import covers, messages
+from common import covers, messages, topology
 from common.errors import PermanentError
 from common.jobs import Jobs, Status
 from common.store import MP3S, VIDEOS
@@ -256,7 +256,9 @@ def test_progress_keeps_moving_when_the_header_lies_about_the_length(
         return real_progress(jobs, job_id, token, percent)
 
     monkeypatch.setattr(Jobs, "progress", progress)
-    ConvertHandler(converter_config, store).handle(deliver(messages.encode(msg)))
+    # 600 s of media: a job of the long lane (its own tests: test_lanes.py)
+    ConvertHandler(converter_config, store, topology.VIDEO_LONG).handle(
+        deliver(messages.encode(msg)))
     job = _job(store, msg.job_id)
     assert job["status"] == Status.DONE and job["progress"] == 100
     assert job["duration"] == pytest.approx(600.0, abs=0.2)
