@@ -49,6 +49,10 @@ class ConverterConfig:
     @classmethod
     def from_env(cls) -> "ConverterConfig":
         """Read the variables."""
+        long_job_seconds = env_float("LONG_JOB_SECONDS", LONG_JOB_SECONDS)
+        if not long_job_seconds > 0:
+            raise ConfigError("environment variable LONG_JOB_SECONDS must be more than 0, "
+                              f"got {long_job_seconds:g}")
         return cls(
             ffmpeg=_resolve(env_str("FFMPEG_BINARY")) or default_ffmpeg(),
             mp3_quality=env_int("MP3_QUALITY", 2, minimum=0),
@@ -57,7 +61,7 @@ class ConverterConfig:
             messaging=MessagingSettings.from_env(),
             consumer=ConsumerSettings.from_env("converter", default_grace=600.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
-            long_job_seconds=_positive("LONG_JOB_SECONDS", LONG_JOB_SECONDS),
+            long_job_seconds=long_job_seconds,
             limits=Limits(
                 media_seconds=env_float("MAX_MEDIA_SECONDS", DEFAULT_LIMITS.media_seconds),
                 cpu_seconds=env_int("FFMPEG_CPU_SECONDS", DEFAULT_LIMITS.cpu_seconds, minimum=1),
@@ -68,13 +72,6 @@ class ConverterConfig:
             lifecycle=LifecycleSettings.from_env(),
             metrics=MetricsSettings.from_env(),
         )
-
-
-def _positive(name: str, default: float) -> float:
-    value = env_float(name, default)
-    if not value > 0:
-        raise ConfigError(f"environment variable {name} must be more than 0, got {value:g}")
-    return value
 
 
 def _resolve(binary: str) -> str:

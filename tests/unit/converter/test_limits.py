@@ -100,3 +100,12 @@ def test_the_limits_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("FFMPEG_MEMORY_BYTES", str(64 * MIB))  # ffmpeg could not even start
     with pytest.raises(ConfigError, match="FFMPEG_MEMORY_BYTES must be >= 268435456"):
         ConverterConfig.from_env()
+
+
+def test_the_long_job_limit_is_read_from_the_environment_and_must_be_positive(monkeypatch):
+    assert ConverterConfig.from_env().long_job_seconds == 600.0
+    monkeypatch.setenv("LONG_JOB_SECONDS", "90")
+    assert ConverterConfig.from_env().long_job_seconds == 90.0
+    monkeypatch.setenv("LONG_JOB_SECONDS", "0")
+    with pytest.raises(ConfigError, match="LONG_JOB_SECONDS must be more than 0, got 0"):
+        ConverterConfig.from_env()
