@@ -212,13 +212,16 @@ class Jobs:
 
     def to_long_lane(self, job: dict, token: str, publisher) -> bool:
         """Hand a claimed job over to the `video.long` queue: waiting again (still counted
-        among its owner's jobs in flight), its claim released. False when the claim was lost
-        or the job deleted meanwhile (nothing to hand over)."""
+        among its owner's jobs in flight), its claim released, its attempt not spent (the
+        long lane's delivery is the same attempt). False when the claim was lost or the job
+        deleted meanwhile (nothing to hand over)."""
+        earlier = max(0, job["attempts"] - 1)
         if not self._set(job["_id"], {"status": Status.QUEUED.value, "claim": None,
-                                      "progress": 0, "lane": LONG_LANE, "published_at": None},
+                                      "progress": 0, "lane": LONG_LANE, "attempts": earlier,
+                                      "published_at": None},
                          where={"status": Status.CONVERTING.value, "claim": token}):
             return False
-        self.publish_video({**job, "lane": LONG_LANE}, publisher)
+        self.publish_video({**job, "lane": LONG_LANE, "attempts": earlier}, publisher)
         return True
 
     def progress(self, job_id, token: str, percent: float) -> None:

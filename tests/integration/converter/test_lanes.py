@@ -43,6 +43,7 @@ def _handed_over(store, channel, body: bytes) -> dict:
     job = Jobs(store).get(messages.decode(messages.VideoMessage, body).job_id)
     assert job["status"] == Status.QUEUED and job["lane"] == LONG_LANE, job
     assert job["claim"] is None and job["progress"] == 0 and job["published_at"]
+    assert job["attempts"] == 0  # the hand-over spent no attempt: the long lane's is the first
     assert _drain(channel, topology.VIDEO_LONG) == [
         messages.decode(messages.VideoMessage, body).__dict__]
     assert _drain(channel, topology.VIDEO) == [] and _drain(channel, topology.MP3) == []

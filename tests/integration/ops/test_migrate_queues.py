@@ -118,7 +118,10 @@ def test_classic_queues_become_quorum_queues_and_keep_every_message(env, old_vho
 
     assert queue_types(url, rabbitmq_node) == {
         name: "quorum" for name in ("video", "mp3", "video.dlq", "mp3.dlq", "video.delay.1",
-                                    "video.delay.2", "mp3.delay.1", "mp3.delay.2")}
+                                    "video.delay.2", "mp3.delay.1", "mp3.delay.2",
+                                    # the long lane, new in this release: made as it is now
+                                    "video.long", "video.long.dlq", "video.long.delay.1",
+                                    "video.long.delay.2")}
     listed = [json.loads(line) for line in ops(env, "dlq-list", "video").stdout.splitlines()]
     assert [(e["job_id"], e["reason"], e["attempts"]) for e in listed] == [
         (f"job{n}", f"gave up after 3 attempts: outage {n}", 3) for n in (1, 2, 3)]
