@@ -8,6 +8,8 @@ likely passwords against each hash. A key's secret is 256 random bits that nobod
 is no dictionary to try, and brute force over 2**256 is out of reach whatever the hash costs, so
 a fast hash loses nothing. It gains a lookup by an indexed column (the hash is unique, so no
 salt is wanted) and keeps every request from spending argon2's 64 MiB and tens of milliseconds.
+Looking a key up by its hash leaks nothing useful through timing either: how long the index
+search takes depends on the hash, which says nothing about any other secret.
 
 Checking a key (``check``) reads the key with its account in one query: a revoked key, or one
 of a deleted account, is unknown at once (nothing is cached), an expired one is refused. Its
