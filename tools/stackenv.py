@@ -8,7 +8,9 @@ from collections.abc import Mapping
 
 from tools.processes import free_port
 
-BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+# PYTHONPATH too: a checkout run with PYTHONPATH=src (a git worktree beside the one `.venv` was
+# installed from) starts its own code, not the installed one.
+BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH")
 # Rate limits no ordinary test reaches (every request comes from 127.0.0.1); the tests of the
 # limits themselves start their own stack with low ones.
 NO_RATE_LIMITS = {

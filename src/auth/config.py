@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from auth.apikeys import KeySettings
 from auth.passwords import DEFAULT_MAX_CONCURRENT, DEFAULT_QUEUE_SECONDS
 from common.settings import (
     ConfigError,
@@ -31,6 +32,7 @@ class AuthConfig:
     argon2_max_concurrent: int = DEFAULT_MAX_CONCURRENT
     argon2_queue_seconds: float = DEFAULT_QUEUE_SECONDS
     metrics: MetricsSettings = MetricsSettings()
+    api_keys: KeySettings = KeySettings()
 
     @classmethod
     def from_env(cls) -> "AuthConfig":
@@ -49,7 +51,25 @@ class AuthConfig:
                                           minimum=1),
             argon2_queue_seconds=_queue_seconds(),
             metrics=MetricsSettings.from_env(),
+            api_keys=_key_settings(),
         )
+
+
+def _key_settings() -> KeySettings:
+    defaults = KeySettings()
+    return KeySettings(
+        per_account=env_int("API_KEYS_PER_ACCOUNT", defaults.per_account, minimum=1),
+        name_max_length=_at_most(env_int("API_KEY_NAME_MAX_LENGTH", defaults.name_max_length,
+                                         minimum=1), "API_KEY_NAME_MAX_LENGTH", 200),
+        max_days=_at_most(env_int("API_KEY_MAX_DAYS", defaults.max_days, minimum=1),
+                          "API_KEY_MAX_DAYS", 3650),
+    )
+
+
+def _at_most(value: int, name: str, maximum: int) -> int:
+    if value > maximum:
+        raise ConfigError(f"environment variable {name} must be <= {maximum}, got {value}")
+    return value
 
 
 def _queue_seconds() -> float:

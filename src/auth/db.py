@@ -115,8 +115,8 @@ def insert_user(email: str, password: str, admin: bool = False, verified: bool =
 
 
 def delete_user(account_id: str) -> bool:
-    """Remove the account and remember it was deleted (its files go with the next sweep, if
-    not before); False when there is no such account."""
+    """Remove the account and its API keys and remember it was deleted (its files go with the
+    next sweep, if not before); False when there is no such account."""
     with _cursor() as cur:
         cur.execute("START TRANSACTION")
         try:
@@ -125,6 +125,7 @@ def delete_user(account_id: str) -> bool:
                         (account_id,))
             cur.execute("DELETE FROM users WHERE account_id = %s", (account_id,))
             deleted = cur.rowcount == 1
+            cur.execute("DELETE FROM api_keys WHERE account_id = %s", (account_id,))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")

@@ -1,19 +1,38 @@
-"""HTTP endpoints of auth: login, register, email verification, validate, health."""
+"""HTTP endpoints of auth: login, register, email verification, validate, API keys, health."""
 
 import logging
 import smtplib
 
 from flask import Blueprint, current_app, request
 
-from auth import db, passwords, tokens, verification
+from auth import apikeys, db, passwords, tokens, verification
 from auth.validation import ValidationFailed, check_credentials
 from common import metrics
 from common.addresses import try_canonical
+from common.apikeys import KEY_REFUSED, SCOPES, is_api_key
 from common.errors import PermanentError
 from common.web import error
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
+
+
+class KeyNotAllowed(Exception):
+    """An API key was sent where only a login token will do (403)."""
+
+
+@bp.errorhandler(KeyNotAllowed)
+def _key_not_allowed(_exc):
+    return error(403, KEY_REFUSED)
+
+
+def login_account_id() -> str:
+    """The account id of the request's Bearer login token; raises InvalidToken, and
+    KeyNotAllowed for an API key (account and key management need the password's login)."""
+    token = tokens.bearer(request.headers.get("Authorization"))
+    if is_api_key(token):
+        raise KeyNotAllowed()
+    return tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
 
 
 @bp.errorhandler(db.MySQLdb.OperationalError)
@@ -106,8 +125,7 @@ def verify():
 def resend_verification():
     """Email a fresh verification link to the Bearer token's user, at most once per cooldown."""
     try:
-        token = tokens.bearer(request.headers.get("Authorization"))
-        account_id = tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
+        account_id = login_account_id()
     except tokens.InvalidToken as exc:
         return _unauthorized(str(exc))
     cooldown = current_app.config["AUTH"].verify_resend_seconds
@@ -163,9 +181,16 @@ def _send_verification(account_id: str, email: str):
 def validate():
     """The claims of the Bearer token, with the account's current address, admin and verified
     flags; 401 when the token is invalid or its account was deleted since it was issued (a new
-    account of the same address has another id: the token never passes for it)."""
+    account of the same address has another id: the token never passes for it).
+
+    An API key passes only where the caller names the scope the request needs
+    (``?scope=upload|read|delete``): 403 without one (account and key management) or when the
+    key lacks it, the message naming it; 401 once revoked, expired or its account deleted. Its
+    claims are its account's, never admin, with ``key``: ``{"id", "name", "scopes"}``."""
     try:
         token = tokens.bearer(request.headers.get("Authorization"))
+        if is_api_key(token):
+            return _validate_key(token, request.args.get("scope"))
         claims = tokens.decode(current_app.config["AUTH"].jwt_secret, token)
     except tokens.InvalidToken as exc:
         return _unauthorized(str(exc))
@@ -180,6 +205,69 @@ def validate():
     return claims, 200
 
 
+def _validate_key(secret: str, scope: str | None):
+    key = apikeys.check(secret)
+    if key is None:
+        return _unauthorized("this API key is not valid: it was revoked, its account was "
+                             "deleted, or it was copied wrong")
+    if key["expired"]:
+        log.info("api key expired", extra={"account": key["account_id"], "key": key["id"]})
+        return _unauthorized(f"this API key expired at {apikeys.iso(key['expires_at'])}: "
+                             "make a new one")
+    if not scope:
+        return error(403, KEY_REFUSED)
+    if scope not in SCOPES:
+        return error(400, f"unknown scope {scope[:40]!r}: scopes are {', '.join(SCOPES)}")
+    if scope not in key["scopes"]:
+        return error(403, f"this API key lacks the {scope!r} scope this needs (it has: "
+                          f"{', '.join(key['scopes'])})", scope=scope)
+    return {"sub": key["account_id"], "email": key["email"], "admin": False,
+            "verified": key["verified"],
+            "key": {"id": key["id"], "name": key["name"], "scopes": key["scopes"]}}, 200
+
+
+@bp.post("/tokens")
+def create_key():
+    """Make an API key for the login token's account from JSON ``{"name", "scopes",
+    "expires_in_days"?}``: 201 with its ``secret``, shown this once."""
+    try:
+        account_id = login_account_id()
+    except tokens.InvalidToken as exc:
+        return _unauthorized(str(exc))
+    settings = current_app.config["AUTH"].api_keys
+    try:
+        key = apikeys.create(account_id, apikeys.parse(request.get_json(silent=True), settings),
+                             settings)
+    except apikeys.BadRequest as exc:
+        return error(exc.status, str(exc))
+    log.info("api key created", extra={"account": account_id, "key": key["id"],
+                                       "scopes": key["scopes"]})
+    return key, 201, {"Cache-Control": "no-store"}
+
+
+@bp.get("/tokens")
+def list_keys():
+    """The login token's account's API keys, newest first, without their secrets."""
+    try:
+        account_id = login_account_id()
+    except tokens.InvalidToken as exc:
+        return _unauthorized(str(exc))
+    return {"tokens": apikeys.list_keys(account_id)}
+
+
+@bp.delete("/tokens/<key_id>")
+def revoke_key(key_id: str):
+    """Revoke one of the login token's account's API keys at once; 404 for any other id."""
+    try:
+        account_id = login_account_id()
+    except tokens.InvalidToken as exc:
+        return _unauthorized(str(exc))
+    if not apikeys.revoke(account_id, key_id[:64]):
+        return error(404, "no such API key")
+    log.info("api key revoked", extra={"account": account_id, "key": key_id})
+    return "", 204
+
+
 @bp.delete("/account")
 def delete_account():
     """Delete the caller's account: HTTP Basic ``email:password``, or a Bearer token plus
@@ -190,8 +278,7 @@ def delete_account():
         account = db.find_user(email) if email else None
     else:
         try:
-            token = tokens.bearer(request.headers.get("Authorization"))
-            account_id = tokens.decode(current_app.config["AUTH"].jwt_secret, token)["sub"]
+            account_id = login_account_id()
         except tokens.InvalidToken as exc:
             return _unauthorized(str(exc))
         body = request.get_json(silent=True)

@@ -4,6 +4,7 @@ import logging
 
 from flask import Blueprint, Response, g, request
 
+from common.apikeys import KEY_REFUSED, bearer_is_api_key
 from common.web import error
 from gateway import backends, ratelimit
 from gateway.security import admin_required, login_required
@@ -66,6 +67,8 @@ def account():
 @ratelimit.login_per_address
 def delete_account():
     """Delete the caller's account (confirmed by password) and every job and file they own."""
+    if bearer_is_api_key(request.headers.get("Authorization")):
+        return error(403, KEY_REFUSED)
     if request.content_length is not None and request.content_length > MAX_ACCOUNT_BODY:
         return error(413, f"send a JSON body of at most {MAX_ACCOUNT_BODY} bytes")
     headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}

@@ -31,7 +31,7 @@ def download():
     return _send_authenticated()
 
 
-@login_required
+@login_required(scope="read")
 def _send_authenticated():
     return _send(owner=g.user, token=None)
 

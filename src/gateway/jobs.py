@@ -48,7 +48,7 @@ def iso(epoch: float | None) -> str | None:
 
 
 @bp.get("/jobs")
-@login_required
+@login_required(scope="read")
 def list_jobs():
     """A page of the caller's jobs, newest first, and the cursor of the next page (or null)."""
     limit = _limit(request.args.get("limit", ""))
@@ -80,7 +80,7 @@ def _limit(text: str) -> int | None:
 
 
 @bp.get("/jobs/<job_id>")
-@login_required
+@login_required(scope="read")
 def get_job(job_id: str):
     """One of the caller's jobs."""
     doc = backends.jobs().get(job_id, owner=g.user)
@@ -90,7 +90,7 @@ def get_job(job_id: str):
 
 
 @bp.delete("/jobs/<job_id>")
-@login_required
+@login_required(scope="delete")
 def delete_job(job_id: str):
     """Delete one of the caller's jobs with its video and MP3; a conversion in progress stops."""
     if not backends.jobs().delete(job_id, g.user, backends.publisher()):
@@ -99,7 +99,7 @@ def delete_job(job_id: str):
 
 
 @bp.get("/jobs/<job_id>/cover")
-@login_required
+@login_required(scope="read")
 def cover(job_id: str):
     """The front-cover picture embedded in the job's MP3 (a JPEG), from its cover file."""
     doc, refused = _finished(job_id)
@@ -115,7 +115,7 @@ def cover(job_id: str):
 
 
 @bp.get("/jobs/<job_id>/download-url")
-@login_required
+@login_required(scope="read")
 def download_url(job_id: str):
     """A short-lived URL that downloads the job's MP3 without an Authorization header."""
     doc, refused = _finished(job_id)

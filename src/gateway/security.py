@@ -14,17 +14,28 @@ from common.web import error
 from gateway import backends
 
 
-def login_required(view):
+def login_required(view=None, *, scope: str | None = None):
     """Let the request through only with a token auth accepts; sets ``g.user`` to the caller's
     account id (what jobs' owner, quotas and rate limits carry) and ``g.claims`` (with the
-    current ``email``, ``admin`` and ``verified``)."""
+    current ``email``, ``admin`` and ``verified``; ``key`` for an API key).
+
+    A login token (the JWT of /login) opens every route. An API key (``mp3k_...``) opens only
+    routes that name the ``scope`` they need (``@login_required(scope="read")``), and only when
+    the key has it: auth answers 403 naming the scope it lacks, and 403 on routes that name
+    none (the account and its keys). auth is asked at every request, so a revoked key is
+    refused at once."""
+    if view is None:
+        return functools.partial(login_required, scope=scope)
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         header = request.headers.get("Authorization")
         if not header:
             return error(401, "missing Authorization header: send 'Bearer <token>' from /login")
-        response = backends.call_auth("/validate", headers={"Authorization": header})
+        response = backends.call_auth("/validate", headers={"Authorization": header},
+                                      params={"scope": scope} if scope else None)
+        if response.status_code == 403:
+            return error(403, _message(response, "this API key may not do this"))
         if response.status_code != 200:
             return error(401, _message(response, "invalid token"))
         g.claims = response.json()

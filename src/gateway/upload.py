@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 @bp.post("/upload")
-@login_required
+@login_required(scope="upload")
 @ratelimit.upload_per_user
 def upload():
     """Accept one video as multipart field ``file``, with optional conversion options as

@@ -53,11 +53,16 @@ def test_every_route_is_documented_and_every_documented_route_exists(monkeypatch
         assert doc["paths"][path][method]["responses"], f"{method} {path} has no responses"
 
 
-def test_document_declares_bearer_and_basic_security():
+def test_document_declares_bearer_basic_and_api_key_security():
     schemes = _documented()["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {**schemes["bearerAuth"], "type": "http", "scheme": "bearer"}
     assert schemes["basicAuth"] == {**schemes["basicAuth"], "type": "http", "scheme": "basic"}
-    assert _documented()["paths"]["/upload"]["post"]["security"] == [{"bearerAuth": []}]
+    assert schemes["apiKeyAuth"] == {**schemes["apiKeyAuth"], "type": "http", "scheme": "bearer"}
+    paths = _documented()["paths"]
+    assert paths["/upload"]["post"]["security"] == [{"bearerAuth": []}, {"apiKeyAuth": []}]
+    for path, method in (("/tokens", "post"), ("/tokens", "get"), ("/tokens/{key_id}", "delete"),
+                         ("/account", "get")):  # never with an API key
+        assert {"apiKeyAuth": []} not in paths[path][method]["security"], (path, method)
 
 
 @pytest.mark.e2e

@@ -1,5 +1,5 @@
 // The account: logging in, creating one, confirming its address, the header's storage used,
-// the account panel and deleting the account.
+// the account panel (with its API keys, keys.js) and deleting the account.
 
 import {
   UNAVAILABLE, UNREACHABLE, api, basicAuth, claims, confirmedHere, errorText, expired, keepLogin,
@@ -7,6 +7,7 @@ import {
 } from "./api.js";
 import { $, el, notify, showProblem } from "./dom.js";
 import { STATUS_LABELS, humanHours, quotaSize, sentence } from "./format.js";
+import { clearKeys, forgetSecret, refreshKeys, wireKeys } from "./keys.js";
 
 // Where GET /verify sends a browser (the hash), and what to tell the person.
 const VERIFY_MESSAGES = {
@@ -141,6 +142,7 @@ export function showSignedIn() {
 export function showSignedOut() {
   accountRequest += 1;
   showAccountPanel(false);
+  clearKeys();
   $("#usage").hidden = true;
   $("#who").hidden = true;
   $("#converter").hidden = true;
@@ -207,7 +209,10 @@ function showAccount(info) {
 function showAccountPanel(open) {
   $("#account-panel").hidden = !open;
   $("#account-toggle").setAttribute("aria-expanded", String(open));
-  if (!open) cancelAccountDeletion(false);
+  if (!open) {
+    cancelAccountDeletion(false);
+    forgetSecret();
+  }
 }
 
 function toggleAccountPanel() {
@@ -215,6 +220,7 @@ function toggleAccountPanel() {
   showAccountPanel(open);
   if (open) {
     refreshAccount();
+    refreshKeys();
     $("#account-panel-title").focus();
   }
 }
@@ -312,4 +318,5 @@ export function wireAccount({ signedIn, signOut }) {
   });
   $("#account-delete-start").addEventListener("click", startAccountDeletion);
   $("#resend").addEventListener("click", resendVerification);
+  wireKeys();
 }

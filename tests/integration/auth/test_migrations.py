@@ -147,7 +147,7 @@ def fresh_shape(mariadb_server, mailsink):
 
 def test_an_empty_database_gets_every_migration_once_and_a_rerun_changes_nothing(
         mariadb_server, mailsink, fresh_shape):
-    assert [name[:4] for name in NAMES] == ["0001", "0002", "0003", "0004", "0005"]
+    assert [name[:4] for name in NAMES] == ["0001", "0002", "0003", "0004", "0005", "0006"]
     with database("mp3new", mariadb_server, mailsink) as (app, conn, _settings):
         runner = Runner(app)
         before = runner.invoke(args=["db-status"])
@@ -257,7 +257,8 @@ def test_an_upgrade_stopped_before_any_of_its_writes_is_completed_by_the_next_ru
     with database("mp3cut", mariadb_server, mailsink) as (app, conn, settings):
         def reset():
             with conn.cursor() as cur:
-                cur.execute("DROP TABLE IF EXISTS users, deleted_users, schema_migrations")
+                cur.execute("DROP TABLE IF EXISTS users, deleted_users, api_keys, "
+                            "schema_migrations")
             earlier_release(conn, RELEASE_221AA6A, password_hash)
 
         reset()
@@ -304,19 +305,19 @@ def test_an_upgrade_says_why_it_stopped(mariadb_server, mailsink, unreachable_co
 
     later = schema.available()
     with database("mp3fail", mariadb_server, mailsink) as (app, conn, _settings):
-        with pytest.raises(schema.MigrationFailed, match=r"migration 0006_nickname stopped: "
+        with pytest.raises(schema.MigrationFailed, match=r"migration 0007_nickname stopped: "
                            r".*Duplicate column name.*the next db-upgrade completes it"):
-            schema.upgrade(conn, later + [schema.Migration(6, "0006_nickname", "", broken)],
+            schema.upgrade(conn, later + [schema.Migration(7, "0007_nickname", "", broken)],
                            lambda line: None)
         assert [name for _v, name, _at in recorded(conn)] == NAMES
         lines = []
-        schema.upgrade(conn, later + [schema.Migration(6, "0006_nickname", "", fixed)],
+        schema.upgrade(conn, later + [schema.Migration(7, "0007_nickname", "", fixed)],
                        lines.append)
-        assert lines == ["added column users.nickname", "applied 0006_nickname"]
+        assert lines == ["added column users.nickname", "applied 0007_nickname"]
 
 
 def _flask(args, settings):
-    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "PYTHONPATH") if k in os.environ}
     env = process_env({**base, **settings, "JWT_SECRET": "x" * 32})
     return subprocess.Popen([str(BIN / "flask"), "--app", "auth", *args], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
