@@ -21,6 +21,9 @@ from converter.limits import DEFAULT_LIMITS, Limits
 # passes count twice) is converted on the `video.long` lane, beside the short jobs. About 6 s of
 # work for a 720p video on one core of a 2-core machine: a short job waits no longer than that.
 LONG_JOB_SECONDS = 600.0
+# LONG_JOB_BYTES: a larger video goes to `video.long` before it is even fetched: fetching it
+# (about 0.5 s per 256 MiB from GridFS here) would hold the `video` lane as long as a job.
+LONG_JOB_BYTES = 256 << 20
 
 
 def default_ffmpeg() -> str:
@@ -43,6 +46,7 @@ class ConverterConfig:
     log_level: str
     limits: Limits = DEFAULT_LIMITS
     long_job_seconds: float = LONG_JOB_SECONDS
+    long_job_bytes: int = LONG_JOB_BYTES
     lifecycle: LifecycleSettings = LifecycleSettings()
     metrics: MetricsSettings = MetricsSettings()
 
@@ -62,6 +66,7 @@ class ConverterConfig:
             consumer=ConsumerSettings.from_env("converter", default_grace=600.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
             long_job_seconds=long_job_seconds,
+            long_job_bytes=env_int("LONG_JOB_BYTES", LONG_JOB_BYTES, minimum=1),
             limits=Limits(
                 media_seconds=env_float("MAX_MEDIA_SECONDS", DEFAULT_LIMITS.media_seconds),
                 cpu_seconds=env_int("FFMPEG_CPU_SECONDS", DEFAULT_LIMITS.cpu_seconds, minimum=1),

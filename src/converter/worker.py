@@ -2,9 +2,10 @@
 finish the job.
 
 Two lanes: one handler consumes `video`, another `video.long`, side by side in each converter.
-On `video`, a job whose passes would decode more than LONG_JOB_SECONDS of media (known from the
-probe, or found while decoding when its container understated its length) is handed over to
-`video.long` instead, so a short job never waits behind a long one."""
+On `video`, a job whose video is larger than LONG_JOB_BYTES (before it is fetched), or whose
+passes would decode more than LONG_JOB_SECONDS of media (known from the probe, or found while
+decoding when its container understated its length) is handed over to `video.long` instead, so
+a short job never waits behind a long one."""
 
 import dataclasses
 import logging
@@ -146,6 +147,9 @@ class ConvertHandler(Handler):
         with tempfile.TemporaryDirectory(prefix="converter-") as tmp:
             src, dst, picture, marks = (os.path.join(tmp, name) for name in (
                 "source", "audio.mp3", "cover.jpg", "chapters.txt"))
+            if self.queue == topology.VIDEO and (job.get("size") or 0) > (
+                    self.config.long_job_bytes):
+                raise LongJob(f"{job['size']} bytes of video to fetch")
             self._fetch_video(job["video_fid"], src)
             info = run.probe(src)
             ffmpeg.check_media(info, run.limits)

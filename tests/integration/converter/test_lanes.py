@@ -33,8 +33,10 @@ def _queued(store, publisher, channel, path, options: dict | None = None):
     return messages.encode(messages.VideoMessage(**sent))
 
 
-def _handler(config, store, queue, long_job_seconds: float) -> ConvertHandler:
-    config = dataclasses.replace(config, long_job_seconds=long_job_seconds)
+def _handler(config, store, queue, long_job_seconds: float,
+             long_job_bytes: int = 1 << 30) -> ConvertHandler:
+    config = dataclasses.replace(config, long_job_seconds=long_job_seconds,
+                                 long_job_bytes=long_job_bytes)
     return ConvertHandler(config, store, queue)
 
 
@@ -70,6 +72,18 @@ def test_a_job_longer_than_the_limit_goes_to_the_long_lane_and_is_converted_ther
     job = Jobs(store).get(job_id)
     assert job["status"] == Status.DONE and job["duration"] == pytest.approx(20.0, abs=0.2)
     assert len(_drain(channel, topology.MP3)) == 1
+
+
+def test_a_video_larger_than_the_limit_goes_to_the_long_lane_before_it_is_fetched(
+        store, converter_config, publisher, deliver, channel, media_dir, monkeypatch):
+    video = make_noise(media_dir, 20)
+    body = _queued(store, publisher, channel, video)
+    fetched = []
+    monkeypatch.setattr(ConvertHandler, "_fetch_video", lambda *args: fetched.append(args))
+    _handler(converter_config, store, topology.VIDEO, 600.0,
+             video.stat().st_size - 1).handle(deliver(body))
+    _handed_over(store, channel, body)
+    assert fetched == []
 
 
 def test_a_header_that_understates_the_length_is_found_out_while_decoding(

@@ -102,10 +102,13 @@ def test_the_limits_are_read_from_the_environment(monkeypatch):
         ConverterConfig.from_env()
 
 
-def test_the_long_job_limit_is_read_from_the_environment_and_must_be_positive(monkeypatch):
-    assert ConverterConfig.from_env().long_job_seconds == 600.0
+def test_the_long_job_limits_are_read_from_the_environment_and_must_be_positive(monkeypatch):
+    config = ConverterConfig.from_env()
+    assert (config.long_job_seconds, config.long_job_bytes) == (600.0, 256 * MIB)
     monkeypatch.setenv("LONG_JOB_SECONDS", "90")
-    assert ConverterConfig.from_env().long_job_seconds == 90.0
+    monkeypatch.setenv("LONG_JOB_BYTES", str(MIB))
+    config = ConverterConfig.from_env()
+    assert (config.long_job_seconds, config.long_job_bytes) == (90.0, MIB)
     monkeypatch.setenv("LONG_JOB_SECONDS", "0")
     with pytest.raises(ConfigError, match="LONG_JOB_SECONDS must be more than 0, got 0"):
         ConverterConfig.from_env()
