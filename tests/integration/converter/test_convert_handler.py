@@ -256,7 +256,7 @@ def test_progress_keeps_moving_when_the_header_lies_about_the_length(
         return real_progress(jobs, job_id, token, percent)
 
     monkeypatch.setattr(Jobs, "progress", progress)
-    # 600 s of media: a job of the long lane (its own tests: test_lanes.py)
+    # 600 s of media: a job of the long lane (its own tests: test_lane_handover.py)
     ConvertHandler(converter_config, store, topology.VIDEO_LONG).handle(
         deliver(messages.encode(msg)))
     job = _job(store, msg.job_id)
