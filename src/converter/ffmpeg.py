@@ -76,6 +76,10 @@ LOUDNORM_KEYS = ("input_i", "input_tp", "input_lra", "input_thresh", "target_off
 # above its level, tests/unit/converter/test_loudness_passes.py). Linear mode, which the
 # second pass takes whenever the peak and range allow, is exact.
 TARGET_OFFSET = 0.0
+# loudnorm reads a measured loudness range of 0 as "not measured" (its option's default) and
+# then refuses linear mode. ebur128's 0.0 is a measurement: a steady level (under 0.05 LU of
+# range), the audio linear gain suits best. loudnorm is given the least range it takes as one.
+MIN_LRA = 0.01
 SILENCE_LUFS = -70.0  # at or below: nothing to level (EBU R128's absolute gate)
 # The most audio channels accepted: 22.2, the largest speaker layout ffmpeg mixes down to
 # stereo. More (a multitrack recording's 32 or 64) are refused from the probe.
@@ -203,7 +207,8 @@ class FFmpeg:
         if not all(math.isfinite(value) for value in measured.values()) or (
                 measured["input_i"] <= SILENCE_LUFS):
             return None
-        return {**measured, "target_offset": TARGET_OFFSET}
+        return {**measured, "input_lra": max(measured["input_lra"], MIN_LRA),
+                "target_offset": TARGET_OFFSET}
 
     def convert(self, src: str, dst: str, info: MediaInfo, plan: Plan,
                 on_progress: Callable[[float], None], loudness: dict | None = None,
