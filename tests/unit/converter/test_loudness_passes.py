@@ -51,10 +51,12 @@ def loudnorm_first_pass(src, info, recipe) -> dict:
     """What the converter measured before: loudnorm's first pass (print_format=json) over the
     same audio, its report as loudnorm's second pass takes it."""
     downmix = "aformat=channel_layouts=stereo," if info.multichannel else ""
+    targets = ":".join(f"{key}={value:g}" for key, value in plan.LOUDNESS.items())
     out = subprocess.run(
         [FFMPEG, "-hide_banner", "-nostdin", "-nostats", *recipe.input_args(), "-i", str(src),
-         "-map", "0:a:0", "-vn", "-map_metadata", "-1", "-af", downmix + plan.loudnorm(),
-         "-f", "null", "-"], capture_output=True, text=True, timeout=300, check=True)
+         "-map", "0:a:0", "-vn", "-map_metadata", "-1",
+         "-af", f"{downmix}loudnorm={targets}:print_format=json", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=300, check=True)
     report = json.loads(re.findall(r'\{\s*"input_i"[^{}]*\}', out.stderr)[-1])
     return {key: float(report[key]) for key in ffmpeg.LOUDNORM_KEYS}
 
