@@ -8,7 +8,10 @@ from collections.abc import Mapping
 
 from tools.processes import free_port
 
-BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+# PYTHONPATH too: the venv's editable install points at one checkout, and tests run from
+# another git worktree (PYTHONPATH=<worktree>/src:<worktree>) must start that worktree's
+# services, not the checkout's.
+BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH")
 # Rate limits no ordinary test reaches (every request comes from 127.0.0.1); the tests of the
 # limits themselves start their own stack with low ones.
 NO_RATE_LIMITS = {
