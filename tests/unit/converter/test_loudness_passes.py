@@ -12,9 +12,10 @@ import subprocess
 
 import pytest
 
+from common.errors import PermanentError
 from common.options import Options
 from converter import ffmpeg, plan
-from tools.media import ffmpeg_exe, loudness
+from tools.media import ffmpeg_exe, loudness, make_many_channels
 
 FFMPEG = ffmpeg_exe()
 TARGET = plan.LOUDNESS["I"]
@@ -142,3 +143,31 @@ def test_in_dynamic_mode_both_measurements_level_the_audio_alike(normalized):
     measured, levels = normalized("peaks")
     (old, _), (new, _) = levels["loudnorm"], levels["ebur128"]
     assert round(abs(new - old), 1) <= AGREE, (measured, levels)
+
+
+@pytest.mark.parametrize("source", ["anullsrc=r=48000:cl=stereo",  # digital silence: -inf
+                                    "anoisesrc=a=0.00003:r=48000:seed=3"])  # under -70 LUFS
+def test_silence_has_no_level_to_bring_up(tmp_path, source):
+    src = tmp_path / "silence.mka"
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i", source, "-t", "5",
+                    "-c:a", "flac", str(src)], check=True, capture_output=True, timeout=60)
+    run = ffmpeg.FFmpeg(FFMPEG, timeout=60)
+    info = run.probe(str(src))
+    recipe = plan.make(info, Options(normalize=True), 2)
+    shares = []
+    assert run.measure_loudness(str(src), info, recipe, shares.append) is None
+    assert shares and shares[-1] == 50.0  # the first half of the job's progress
+
+
+def test_audio_that_cannot_be_measured_is_refused_with_the_reason(tmp_path):
+    """9 channels with no speaker layout pass the probe, but cannot be mixed down to stereo
+    for the measurement: the job fails on the first pass, saying why."""
+    src = make_many_channels(tmp_path, 9, seconds=0.5)
+    run = ffmpeg.FFmpeg(FFMPEG, timeout=60)
+    info = run.probe(str(src))
+    with pytest.raises(PermanentError) as failed:
+        run.measure_loudness(str(src), info, plan.make(info, Options(normalize=True), 2),
+                             lambda _: None)
+    assert str(failed.value).startswith("the loudness of the audio could not be measured: its "
+                                        "9 channels have no speaker layout"), failed.value
+    assert failed.value.kind == "not_media"
