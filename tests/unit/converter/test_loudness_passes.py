@@ -37,7 +37,7 @@ CLIPS = {
     # loud stereo tones, lowered by ~8 dB
     "stereo-loud": ("aevalsrc='0.5*(0.8+0.2*sin(2*PI*t/6))*sin(2*PI*330*t)|"
                     "0.4*(0.8+0.2*sin(2*PI*t/6))*sin(2*PI*440*t)':s=48000", 30, "linear"),
-    # 5.1 noise and tones, mixed down to stereo by both passes
+    # 5.1: brown noise on all six channels, mixed down to stereo by both passes
     "surround": ("anoisesrc=c=brown:a=0.05:r=48000:d=30:seed=7,volume='0.8+0.2*sin(2*PI*t/6)'"
                  ":eval=frame,aformat=channel_layouts=mono,asplit=6[a][b][c][d][e][f];"
                  "[a][b][c][d][e][f]join=inputs=6:channel_layout=5.1", 30, "linear"),
