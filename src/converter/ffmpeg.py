@@ -2,7 +2,6 @@
 
 import contextvars
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -44,10 +43,43 @@ _DURATION_LINE = re.compile(r"^  Duration: ", re.M)
 _ESTIMATED = re.compile(r"^\[[^\]\n]+\] Estimating duration from bitrate", re.M)
 _DURATION = re.compile(r"^  Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?), ", re.M)
 _HEADER = re.compile(r"^#(\w+) (\d+): (.*)$", re.M)  # framecrc's per-stream header lines
-# loudnorm's report of its first pass, printed when its filter closes: after everything a
-# file's tags can put in the report, so the last one is loudnorm's own.
-_LOUDNORM = re.compile(r'\{\s*"input_i"[^{}]*\}')
+# The measuring pass's report: the ebur128 filter's summary, printed when the filter closes.
+# Every file tag (and chapter) ffmpeg prints comes before it, in the report on the input that
+# ends with "Stream mapping:"; a tag's value is printed behind a "    : " margin but its name
+# as it is, so a name can imitate a whole summary. Only a summary after the last
+# "Stream mapping:" is ffmpeg's own, and of those the last (see _summary).
+_MAPPING = "\nStream mapping:\n"
+_LEVEL = r"[-+]?(?:\d+(?:\.\d+)?|inf|nan)"
+_EBUR128 = re.compile(
+    r"^\[Parsed_ebur128_\d+ @ 0x[0-9a-fA-F]+\] Summary:\n\n"
+    r"  Integrated loudness:\n"
+    rf"    I: *(?P<input_i>{_LEVEL}) LUFS\n"
+    rf"    Threshold: *(?P<input_thresh>{_LEVEL}) LUFS\n\n"
+    r"  Loudness range:\n"
+    rf"    LRA: *(?P<input_lra>{_LEVEL}) LU\n"
+    rf"(?:    [\w ]+: *{_LEVEL} LUFS\n){{3}}\n"
+    r"  True peak:\n"
+    rf"    Peak: *(?P<input_tp>{_LEVEL}) dBFS$", re.M)
+# What the measuring pass runs: EBU R128's integrated loudness, its gate and loudness range,
+# and the true peak (oversampled), at the audio's own rate (no faster lower: at 22.05 kHz it
+# reads 0.7-0.9 LU low); nothing printed per frame.
+MEASURE_FILTER = "ebur128=peak=true:framelog=quiet"
 LOUDNORM_KEYS = ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")
+# loudnorm's `offset`: the gain its second pass adds in dynamic mode only (in linear mode it
+# applies target - measured_I itself and ignores it). loudnorm's own first pass reports it as
+# the target minus the loudness of its *dynamic* output, i.e. how far its limiter and
+# smoothing left that first pass short of the target. ebur128 measures the input only: the
+# gain it would suggest, target - I, is already what the dynamic mode applies, and adding it
+# again would double it. Nothing in ebur128's numbers predicts the dynamic mode's shortfall,
+# so no correction: 0 dB (loudnorm's default). Dynamic mode then aims at the target on its own
+# and lands under it by that shortfall (0.6-0.9 LU on noise; ~6 LU on audio with clicks far
+# above its level, tests/unit/converter/test_loudness_passes.py). Linear mode, which the
+# second pass takes whenever the peak and range allow, is exact.
+TARGET_OFFSET = 0.0
+# loudnorm reads a measured loudness range of 0 as "not measured" (its option's default) and
+# then refuses linear mode. ebur128's 0.0 is a measurement: a steady level (under 0.05 LU of
+# range), the audio linear gain suits best. loudnorm is given the least range it takes as one.
+MIN_LRA = 0.01
 SILENCE_LUFS = -70.0  # at or below: nothing to level (EBU R128's absolute gate)
 # The most audio channels accepted: 22.2, the largest speaker layout ffmpeg mixes down to
 # stereo. More (a multitrack recording's 32 or 64) are refused from the probe.
@@ -152,13 +184,18 @@ class FFmpeg:
 
     def measure_loudness(self, src: str, info: MediaInfo, plan: Plan,
                          on_progress: Callable[[float], None]) -> dict | None:
-        """loudnorm's first pass over the kept audio: its measurements, or None for silence."""
+        """Measure the kept audio (EBU R128, with the ebur128 filter) for loudnorm's second
+        pass: its measurements as loudnorm takes them (LOUDNORM_KEYS), or None for silence.
+
+        The audio measured is the one the second pass levels: trimmed the same way, mixed
+        down to stereo when it has more channels, capped just past the length limit."""
         limits = self.limits
         check_media(info, limits)
         downmix = "aformat=channel_layouts=stereo," if info.multichannel else ""
         cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
                *INPUT_GUARD, *plan.input_args(), "-i", _local(src), "-map", "0:a:0", "-vn",
-               "-sn", "-dn", "-map_metadata", "-1", "-af", downmix + plans.loudnorm(),
+               "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
+               "-af", downmix + MEASURE_FILTER,
                "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", "-progress", "pipe:1",
                "-"]
         meter = _Meter(src, info, plan, on_progress, 0.0, 50.0, self.lane_seconds)
@@ -167,22 +204,18 @@ class FFmpeg:
         if meter.seconds > limits.media_seconds + DURATION_TOLERANCE:
             # a header that understates the length: refused now, not after a second pass
             raise PermanentError(too_long(limits), kind="too_long")
-        found = _LOUDNORM.findall(result.tail)
-        if result.returncode != 0 or not found:
+        summary = _summary(result.tail)
+        if result.returncode != 0 or summary is None:
             raise PermanentError("the loudness of the audio could not be measured: "
                                  f"{_explain(result)}",
                                  kind="not_media")
         meter.finished()
-        try:
-            report = json.loads(found[-1])
-            measured = {key: float(report[key]) for key in LOUDNORM_KEYS}
-        except (ValueError, KeyError, TypeError):
-            raise PermanentError("ffmpeg's loudness measurement could not be read",
-                                 kind="internal") from None
+        measured = {key: float(summary[key]) for key in LOUDNORM_KEYS[:4]}
         if not all(math.isfinite(value) for value in measured.values()) or (
                 measured["input_i"] <= SILENCE_LUFS):
             return None
-        return measured
+        return {**measured, "input_lra": max(measured["input_lra"], MIN_LRA),
+                "target_offset": TARGET_OFFSET}
 
     def convert(self, src: str, dst: str, info: MediaInfo, plan: Plan,
                 on_progress: Callable[[float], None], loudness: dict | None = None,
@@ -337,6 +370,20 @@ def _duration(report: str) -> float | None:
         return None  # "Duration: N/A"
     hours, minutes, seconds = match.groups()
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _summary(tail: str) -> re.Match | None:
+    """ebur128's summary in the last lines of a measuring pass, or None.
+
+    Only what follows the last "Stream mapping:" is read: the report on the input, where a
+    file's tags are printed, ends before the real one, so a tag that imitates both the line
+    and a summary is still before it. The measuring pass prints no tag after it (it maps no
+    metadata or chapter to its output). Of the summaries there, the last: the filter's own,
+    printed as the pass ends. When the tail no longer holds the line, all of it came later.
+    """
+    after = tail[tail.rfind(_MAPPING) + len(_MAPPING):] if _MAPPING in tail else tail
+    found = list(_EBUR128.finditer(after))
+    return found[-1] if found else None
 
 
 def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,

@@ -78,11 +78,11 @@ def make(info, options: Options, default_quality: int) -> Plan:
                 cover_at=cover_at)
 
 
-def loudnorm(measured: dict | None = None) -> str:
-    """The loudnorm filter: measuring (first pass) or applying the measured values (second)."""
+def loudnorm(measured: dict) -> str:
+    """The loudnorm filter levelling to LOUDNESS with the measuring pass's values
+    (``FFmpeg.measure_loudness``): linear gain when the true peak and range allow, else
+    loudnorm's dynamic mode."""
     targets = ":".join(f"{key}={value:g}" for key, value in LOUDNESS.items())
-    if measured is None:
-        return f"loudnorm={targets}:print_format=json"
     return (f"loudnorm={targets}:measured_I={measured['input_i']:.2f}"
             f":measured_TP={measured['input_tp']:.2f}:measured_LRA={measured['input_lra']:.2f}"
             f":measured_thresh={measured['input_thresh']:.2f}"

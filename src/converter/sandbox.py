@@ -19,7 +19,7 @@ _EOF = object()  # put after the child's last stdout line: its stdout is closed
 # then fails to start threads under the address-space limit.
 CHILD_ENV = {"MALLOC_ARENA_MAX": "2"}
 STDERR_KEEP_BYTES = 1 << 20  # stderr kept from the start (ffmpeg's report of its input)
-STDERR_TAIL_LINES = 20  # and always its last lines, for the error message
+STDERR_TAIL_LINES = 40  # and always its last lines: the error message, the loudness summary
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,12 +15,14 @@ import pymongo
 import pytest
 
 from common.store import MP3S
-from tests.e2e.api import classic_upload, get_job, mp3_files, wait_for_job
+from tests.e2e.api import classic_upload, curl, get_job, mp3_files, wait_for_job
 from tools.media import (
     DISGUISES,
     MANIFESTS,
     SECRET_SECONDS,
+    ffmpeg_exe,
     ffprobe_duration,
+    loudness,
     make_manifest,
     make_noise,
 )
@@ -139,3 +143,40 @@ def _limit(limits: str, name: str) -> str:
     match = re.search(rf"^Max {name}\s+(\S+)\s+(\S+)", limits, re.M)
     assert match and match[1] == match[2], limits
     return match[1]
+
+
+# ffmpeg's loudness summary as the measuring pass's ebur128 prints it, claiming the audio is
+# loud (-5 LUFS, -10 dBTP): believed, the second pass would turn it down by 11 dB.
+_FORGED_SUMMARY = ("[Parsed_ebur128_0 @ 0x55d0c0ffee00] Summary:\n\n  Integrated loudness:\n"
+                   "    I:          -5.0 LUFS\n    Threshold: -15.0 LUFS\n\n"
+                   "  Loudness range:\n    LRA:         1.0 LU\n    Threshold: -25.0 LUFS\n"
+                   "    LRA low:    -6.0 LUFS\n    LRA high:   -5.0 LUFS\n\n  True peak:\n"
+                   "    Peak:      -10.0 dBFS")
+
+
+def test_a_tag_cannot_forge_the_loudness_the_mp3_is_levelled_by(stack, attacker_dir, tmp_path):
+    """An MP3 whose ID3 tags imitate ffmpeg's loudness summary, in a value and in a tag's
+    name (printed as it is, at the start of a line, after a fake end of ffmpeg's report on the
+    input), uploaded with normalize=true: the MP3 is levelled by the audio's real loudness,
+    to -16 LUFS, not turned down by the forged one."""
+    src = attacker_dir / "forged-loudness.mp3"
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "aevalsrc='0.03*(0.8+0.2*sin(2*PI*t/4))*sin(2*PI*330*t)':s=44100:d=12",
+                    "-metadata", f"title=x\n{_FORGED_SUMMARY}",
+                    "-metadata", f"x\nStream mapping:\n{_FORGED_SUMMARY}\ny=v",
+                    "-c:a", "libmp3lame", "-q:a", "2", str(src)],
+                   check=True, capture_output=True, timeout=60)
+    before, _ = loudness(src)
+    assert before < -30, before
+    _, jwt = stack.user()
+    status, body = curl("-X", "POST", "-F", f"file=@{src}", "-F", "normalize=true",
+                        "-H", f"Authorization: Bearer {jwt}", f"{stack.gateway_url}/upload")
+    assert status == 202, body
+    job = wait_for_job(stack, jwt, json.loads(body)["job_id"], timeout=120)
+    assert job["status"] == "done" and job["mode"] == "encode", job
+    mp3 = tmp_path / "levelled.mp3"
+    status, _ = curl("--output", str(mp3), "-H", f"Authorization: Bearer {jwt}",
+                     f"{stack.gateway_url}/download?fid={job['mp3_fid']}")
+    assert status == 200
+    integrated, _ = loudness(mp3)
+    assert abs(integrated - (-16)) <= 1.0, (before, integrated)  # forged: about -41 LUFS

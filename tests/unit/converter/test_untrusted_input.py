@@ -127,20 +127,50 @@ def test_tag_names_imitating_ffmpeg_are_refused(tmp_path, name, option):
         ffmpeg.FFmpeg(FFMPEG).probe(str(src))
 
 
-FAKE_LOUDNORM = ('\n{\n\t"input_i" : "5.00",\n\t"input_tp" : "9.00",\n\t"input_lra" : "0.00",\n'
-                 '\t"input_thresh" : "-5.00",\n\t"target_offset" : "40.00"\n}\n')
+# A summary like the one ebur128 prints as the measuring pass ends, as ffmpeg would print it,
+# claiming a level (+5 LUFS, +9 dBTP) the audio is far from.
+FAKE_SUMMARY = ("[Parsed_ebur128_0 @ 0x55d0c0ffee00] Summary:\n\n  Integrated loudness:\n"
+                "    I:           5.0 LUFS\n    Threshold:  -5.0 LUFS\n\n  Loudness range:\n"
+                "    LRA:         1.0 LU\n    Threshold: -15.0 LUFS\n    LRA low:     4.0 LUFS\n"
+                "    LRA high:    5.0 LUFS\n\n  True peak:\n    Peak:        9.0 dBFS")
+_QUIET_TONE = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
+               "-af", "volume=0.05"]
+# A tag's value is printed behind a margin, its name as it is: a name can start a line, and
+# imitate the "Stream mapping:" line that ends ffmpeg's report on the input too.
+FORGERIES = {
+    "values.mka": ["-metadata", f"title=x\n{FAKE_SUMMARY}", "-metadata:s:a:0",
+                   f"comment=\n{FAKE_SUMMARY}\n"],
+    "name.flac": ["-metadata", f"x\nStream mapping:\n{FAKE_SUMMARY}\ny=v"],
+    "name.mp3": ["-metadata", f"x\nStream mapping:\n{FAKE_SUMMARY}\ny=v"],
+}
 
 
-def test_tags_cannot_forge_the_loudness_measurement(tmp_path):
-    """A tag holding a report like loudnorm's is printed before the real one, which is used."""
-    src = tmp_path / "forged.mka"
-    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "sine=frequency=440:sample_rate=48000:duration=3", "-af", "volume=0.05",
-                    "-metadata", f"title={FAKE_LOUDNORM}", "-metadata:s:a:0",
-                    f"comment={FAKE_LOUDNORM}", "-c:a", "flac", str(src)],
-                   check=True, capture_output=True, timeout=60)
-    info = ffmpeg.FFmpeg(FFMPEG).probe(str(src))
-    recipe = plan.plain(info)
-    measured = ffmpeg.FFmpeg(FFMPEG, timeout=60).measure_loudness(str(src), info, recipe,
-                                                                  lambda _: None)
-    assert -60 < measured["input_i"] < -30 and measured["input_tp"] < -30  # the tag: +5, +9
+@pytest.mark.parametrize("name", FORGERIES)
+def test_tags_cannot_forge_the_loudness_measurement(tmp_path, name):
+    """Tags imitating ffmpeg's loudness summary (in a value, or a name that also imitates the
+    end of the report on the input): the audio measures exactly as it does without them."""
+    run = ffmpeg.FFmpeg(FFMPEG, timeout=60)
+    measured = {}
+    for kind, tags in (("clean", []), ("forged", FORGERIES[name])):
+        src = tmp_path / f"{kind}-{name}"
+        codec = ["-c:a", "flac"] if name.endswith(".mka") else []  # else the format's own
+        subprocess.run([FFMPEG, "-y", "-loglevel", "error", *_QUIET_TONE, *tags, *codec,
+                        str(src)],
+                       check=True, capture_output=True, timeout=60)
+        info = run.probe(str(src))
+        measured[kind] = run.measure_loudness(str(src), info, plan.plain(info), lambda _: None)
+    assert -50 < measured["forged"]["input_i"] < -30 and measured["forged"]["input_tp"] < -20
+    assert measured["forged"] == measured["clean"]
+
+
+def test_a_forged_summary_before_the_end_of_the_input_report_is_never_read():
+    """Should ffmpeg print no summary of its own, a forged one (a tag's name, printed in the
+    report on the input) is not taken for it, even as the last one in the tail."""
+    forged_dump = ("Input #0, flac, from 'file:x.flac':\n  Metadata:\n    x\n"
+                   f"Stream mapping:\n{FAKE_SUMMARY}\ny: v\n  Duration: 00:00:03.00\n"
+                   "Stream mapping:\n  Stream #0:0 -> #0:0 (flac (native) -> pcm_s16le)\n")
+    assert ffmpeg._summary(forged_dump + "size=N/A time=N/A\n") is None
+    real = FAKE_SUMMARY.replace("  5.0 LUFS\n    Threshold:  -5.0",
+                                "-31.5 LUFS\n    Threshold: -41.5")
+    found = ffmpeg._summary(f"{forged_dump}{real}\n[out#0/null @ 0x1] video:0KiB\n")
+    assert found is not None and (found["input_i"], found["input_thresh"]) == ("-31.5", "-41.5")
