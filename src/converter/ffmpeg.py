@@ -2,6 +2,7 @@
 
 import contextvars
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -47,7 +48,7 @@ _HEADER = re.compile(r"^#(\w+) (\d+): (.*)$", re.M)  # framecrc's per-stream hea
 # Every file tag (and chapter) ffmpeg prints comes before it, in the report on the input that
 # ends with "Stream mapping:"; a tag's value is printed behind a "    : " margin but its name
 # as it is, so a name can imitate a whole summary. Only a summary after the last
-# "Stream mapping:" is ffmpeg's own, and of those the last (see _summary).
+# "Stream mapping:" is ffmpeg's own, and of those the last (see _report).
 _MAPPING = "\nStream mapping:\n"
 _LEVEL = r"[-+]?(?:\d+(?:\.\d+)?|inf|nan)"
 _EBUR128 = re.compile(
@@ -64,6 +65,9 @@ _EBUR128 = re.compile(
 # and the true peak (oversampled), at the audio's own rate (no faster lower: at 22.05 kHz it
 # reads 0.7-0.9 LU low); nothing printed per frame.
 MEASURE_FILTER = "ebur128=peak=true:framelog=quiet"
+# loudnorm's own first pass, run only when its dynamic mode follows (FFmpeg.measure_loudness):
+# its JSON report.
+_LOUDNORM = re.compile(r'\{\s*"input_i"[^{}]*\}')
 LOUDNORM_KEYS = ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")
 # loudnorm's `offset`: the gain its second pass adds in dynamic mode only (in linear mode it
 # applies target - measured_I itself and ignores it). loudnorm's own first pass reports it as
@@ -184,38 +188,63 @@ class FFmpeg:
 
     def measure_loudness(self, src: str, info: MediaInfo, plan: Plan,
                          on_progress: Callable[[float], None]) -> dict | None:
-        """Measure the kept audio (EBU R128, with the ebur128 filter) for loudnorm's second
-        pass: its measurements as loudnorm takes them (LOUDNORM_KEYS), or None for silence.
+        """Measure the kept audio for loudnorm's second pass: its measurements as loudnorm
+        takes them (LOUDNORM_KEYS), or None for silence.
 
-        The audio measured is the one the second pass levels: trimmed the same way, mixed
-        down to stereo when it has more channels, capped just past the length limit."""
+        EBU R128 with the ebur128 filter first (the first quarter of the job's progress).
+        When those values let the second pass apply a plain gain (``plan.linear``), that is
+        all. Otherwise loudnorm levels dynamically, and its gain then needs the shortfall only
+        its own first pass measures (``target_offset``, see TARGET_OFFSET): that pass runs too
+        (the second quarter), and its values are the ones used, as before there was an
+        ebur128 pass. The audio measured is the one the second pass levels: trimmed the same
+        way, mixed down to stereo when it has more channels, capped just past the length
+        limit."""
+        summary = self._measuring_pass(src, info, plan, on_progress, MEASURE_FILTER, 0.0)
+        measured = {key: float(summary[key]) for key in LOUDNORM_KEYS[:4]}
+        if not all(math.isfinite(value) for value in measured.values()) or (
+                measured["input_i"] <= SILENCE_LUFS):
+            on_progress(50.0)
+            return None
+        measured = {**measured, "input_lra": max(measured["input_lra"], MIN_LRA),
+                    "target_offset": TARGET_OFFSET}
+        if plans.linear(measured):
+            on_progress(50.0)
+            return measured
+        report = self._measuring_pass(src, info, plan, on_progress, plans.loudnorm(), 25.0)
+        try:
+            loudnorm = json.loads(report[0])
+            return {key: float(loudnorm[key]) for key in LOUDNORM_KEYS}
+        except (ValueError, KeyError, TypeError):
+            raise PermanentError("ffmpeg's loudness measurement could not be read",
+                                 kind="internal") from None
+
+    def _measuring_pass(self, src: str, info: MediaInfo, plan: Plan,
+                        on_progress: Callable[[float], None], measure: str,
+                        low: float) -> re.Match:
+        """One pass of ``measure`` (ebur128 or loudnorm's first pass) over the kept audio,
+        reporting progress as low..low+25 %: its report (``_report``)."""
         limits = self.limits
         check_media(info, limits)
         downmix = "aformat=channel_layouts=stereo," if info.multichannel else ""
         cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
                *INPUT_GUARD, *plan.input_args(), "-i", _local(src), "-map", "0:a:0", "-vn",
                "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
-               "-af", downmix + MEASURE_FILTER,
+               "-af", downmix + measure,
                "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", "-progress", "pipe:1",
                "-"]
-        meter = _Meter(src, info, plan, on_progress, 0.0, 50.0, self.lane_seconds)
+        meter = _Meter(src, info, plan, on_progress, low, low + 25.0, self.lane_seconds)
         result = self._run(cmd, src, self.timeout, meter, file_bytes=0, on_start=meter.started)
         _raise_if_cut_short(result, limits, self.timeout, "measuring the loudness")
         if meter.seconds > limits.media_seconds + DURATION_TOLERANCE:
             # a header that understates the length: refused now, not after a second pass
             raise PermanentError(too_long(limits), kind="too_long")
-        summary = _summary(result.tail)
-        if result.returncode != 0 or summary is None:
+        report = _report(result.tail, _EBUR128 if measure == MEASURE_FILTER else _LOUDNORM)
+        if result.returncode != 0 or report is None:
             raise PermanentError("the loudness of the audio could not be measured: "
                                  f"{_explain(result)}",
                                  kind="not_media")
         meter.finished()
-        measured = {key: float(summary[key]) for key in LOUDNORM_KEYS[:4]}
-        if not all(math.isfinite(value) for value in measured.values()) or (
-                measured["input_i"] <= SILENCE_LUFS):
-            return None
-        return {**measured, "input_lra": max(measured["input_lra"], MIN_LRA),
-                "target_offset": TARGET_OFFSET}
+        return report
 
     def convert(self, src: str, dst: str, info: MediaInfo, plan: Plan,
                 on_progress: Callable[[float], None], loudness: dict | None = None,
@@ -223,7 +252,7 @@ class FFmpeg:
         """Make ``dst`` (and ``chapters``) from ``src``; the MP3's duration in seconds."""
         limits = self.limits
         check_media(info, limits)
-        low = 50.0 if loudness is not None else 0.0  # the measuring pass had the first half
+        low = 50.0 if loudness is not None else 0.0  # the measuring passes had the first half
         meter = _Meter(src, info, plan, on_progress, low, lane_seconds=self.lane_seconds)
         cmd = command(self.binary, src, dst, info, plan, limits, loudness, chapters)
         result = self._run(cmd, src, self.timeout, meter, file_bytes=limits.mp3_bytes + MIB,
@@ -372,17 +401,18 @@ def _duration(report: str) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def _summary(tail: str) -> re.Match | None:
-    """ebur128's summary in the last lines of a measuring pass, or None.
+def _report(tail: str, pattern: re.Pattern) -> re.Match | None:
+    """The measuring filter's report (ebur128's summary, loudnorm's JSON) in the last lines
+    of a measuring pass, or None.
 
     Only what follows the last "Stream mapping:" is read: the report on the input, where a
     file's tags are printed, ends before the real one, so a tag that imitates both the line
     and a summary is still before it. The measuring pass prints no tag after it (it maps no
-    metadata or chapter to its output). Of the summaries there, the last: the filter's own,
+    metadata or chapter to its output). Of the reports there, the last: the filter's own,
     printed as the pass ends. When the tail no longer holds the line, all of it came later.
     """
     after = tail[tail.rfind(_MAPPING) + len(_MAPPING):] if _MAPPING in tail else tail
-    found = list(_EBUR128.finditer(after))
+    found = list(pattern.finditer(after))
     return found[-1] if found else None
 
 

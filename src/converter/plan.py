@@ -78,15 +78,29 @@ def make(info, options: Options, default_quality: int) -> Plan:
                 cover_at=cover_at)
 
 
-def loudnorm(measured: dict) -> str:
+def loudnorm(measured: dict | None = None) -> str:
     """The loudnorm filter levelling to LOUDNESS with the measuring pass's values
-    (``FFmpeg.measure_loudness``): linear gain when the true peak and range allow, else
-    loudnorm's dynamic mode."""
+    (``FFmpeg.measure_loudness``): linear gain when ``linear`` says so, else loudnorm's dynamic
+    mode. Without values: loudnorm's own first pass, measuring (its JSON report)."""
     targets = ":".join(f"{key}={value:g}" for key, value in LOUDNESS.items())
+    if measured is None:
+        return f"loudnorm={targets}:print_format=json"
     return (f"loudnorm={targets}:measured_I={measured['input_i']:.2f}"
             f":measured_TP={measured['input_tp']:.2f}:measured_LRA={measured['input_lra']:.2f}"
             f":measured_thresh={measured['input_thresh']:.2f}"
             f":offset={measured['target_offset']:.2f}:linear=true:print_format=none")
+
+
+def linear(measured: dict) -> bool:
+    """Whether loudnorm's second pass applies a plain gain with these values (its linear mode,
+    af_loudnorm.c): the gain to the target keeps the true peak under its ceiling, the range is
+    within the target's, and each value was measured (a 0 range, a 99 peak or a -70 gate read
+    as "not measured")."""
+    gain = LOUDNESS["I"] - round(measured["input_i"], 2)
+    peak, lra = round(measured["input_tp"], 2), round(measured["input_lra"], 2)
+    measured_all = peak != 99 and round(measured["input_thresh"], 2) != -70 and lra != 0 and (
+        round(measured["input_i"], 2) != 0)
+    return measured_all and peak + gain <= LOUDNESS["TP"] and lra <= LOUDNESS["LRA"]
 
 
 def cover_filter() -> str:

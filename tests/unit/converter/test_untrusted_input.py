@@ -169,8 +169,9 @@ def test_a_forged_summary_before_the_end_of_the_input_report_is_never_read():
     forged_dump = ("Input #0, flac, from 'file:x.flac':\n  Metadata:\n    x\n"
                    f"Stream mapping:\n{FAKE_SUMMARY}\ny: v\n  Duration: 00:00:03.00\n"
                    "Stream mapping:\n  Stream #0:0 -> #0:0 (flac (native) -> pcm_s16le)\n")
-    assert ffmpeg._summary(forged_dump + "size=N/A time=N/A\n") is None
+    assert ffmpeg._report(forged_dump + "size=N/A time=N/A\n", ffmpeg._EBUR128) is None
     real = FAKE_SUMMARY.replace("  5.0 LUFS\n    Threshold:  -5.0",
                                 "-31.5 LUFS\n    Threshold: -41.5")
-    found = ffmpeg._summary(f"{forged_dump}{real}\n[out#0/null @ 0x1] video:0KiB\n")
+    found = ffmpeg._report(f"{forged_dump}{real}\n[out#0/null @ 0x1] video:0KiB\n",
+                           ffmpeg._EBUR128)
     assert found is not None and (found["input_i"], found["input_thresh"]) == ("-31.5", "-41.5")
