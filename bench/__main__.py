@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--only 1,3] [--reps N]``: run the benchmarks, print ratios."""
+"""``python -m bench [--quick] [--only 1,3] [--reps N] [--runs N]``: run the benchmarks, print
+ratios."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--profile", action="store_true",
                         help="also sample a converter with py-spy: time per job phase")
     parser.add_argument("--only", default="", help="comma-separated measurement numbers (1-9)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="whole runs of the selection; the table shows each result's "
+                             "median over the runs")
     parser.add_argument("--cache-dir", type=Path, default=OUT / "media",
                         help="where generated inputs are kept between runs")
     args = parser.parse_args(argv)
@@ -38,9 +42,11 @@ def parse(argv: list[str]) -> Options:
     unknown = only - set(CASES)
     if unknown:
         parser.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     return Options(reps=reps, long_reps=2 if args.quick else 3, quick=args.quick,
                    cache_dir=args.cache_dir.resolve(), work_dir=Path(), only=only,
-                   profile=args.profile)
+                   profile=args.profile, runs=args.runs)
 
 
 def _title(case) -> str:
@@ -55,8 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["make bench", *([f"BENCH_ARGS={shlex.quote(' '.join(argv))}"]
                                         if argv else [])])
     OUT.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
     facts = report.machine()
+    runs = []
+    for run in range(1, options.runs + 1):
+        if options.runs > 1:
+            print(f"==== run {run} of {options.runs}", flush=True)
+        runs.append(_run(options))
+    rows = runs[0] if options.runs == 1 else report.combine(runs)
+    facts["load average after"] = report.machine()["load average"]
+    print("\n" + report.terminal(rows))
+    (OUT / "results.md").write_text(report.markdown(rows, facts, command))
+    (OUT / "results.json").write_text(json.dumps({"machine": facts, "rows": rows,
+                                                  "runs": runs}, indent=1))
+    print(f"\nwritten: {OUT / 'results.md'}")
+    return 0 if all(r["ok"] is not False for r in rows) else 1
+
+
+def _run(options: Options) -> list[dict]:
+    """One whole run of the selected measurements, on a stack of its own: their rows."""
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-", dir=OUT) as tmp:
         options.work_dir = Path(tmp) / "work"
         options.work_dir.mkdir()
@@ -79,12 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"   ({time.monotonic() - started:.0f}s)", flush=True)
             finally:
                 bench.close()
-    facts["load average after"] = report.machine()["load average"]
-    print("\n" + report.terminal(rows))
-    (OUT / "results.md").write_text(report.markdown(rows, facts, command))
-    (OUT / "results.json").write_text(json.dumps({"machine": facts, "rows": rows}, indent=1))
-    print(f"\nwritten: {OUT / 'results.md'}")
-    return 0 if all(r["ok"] is not False for r in rows) else 1
+    return rows
 
 
 if __name__ == "__main__":

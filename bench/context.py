@@ -28,6 +28,7 @@ class Options:
     work_dir: Path
     only: set[str] = field(default_factory=set)
     profile: bool = False
+    runs: int = 1  # whole runs, combined into medians (report.combine)
 
 
 class Bench:

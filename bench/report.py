@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import statistics
 import subprocess
 import time
 from pathlib import Path
+
+_TARGET = re.compile(r"^(<=|>=|<|>)\s*(-?[\d.]+)")
 
 
 def machine() -> dict[str, str]:
@@ -61,3 +65,37 @@ def terminal(rows: list[dict]) -> str:
                    f"{r['target'] or '':>10}  {_verdict(r).strip('*')}")
         out.append(f"   {r['detail']}")
     return "\n".join(out)
+
+
+def _holds(target: str | None, value: float) -> bool | None:
+    """Whether ``value`` meets a target written as "<= 1.5x", ">= 1.8x", "< 0.2 s"; None when
+    there is none (or it is not a bound)."""
+    match = _TARGET.match(target or "")
+    if match is None:
+        return None
+    bound = float(match[2])
+    return {"<=": value <= bound, ">=": value >= bound, "<": value < bound,
+            ">": value > bound}[match[1]]
+
+
+def combine(runs: list[list[dict]]) -> list[dict]:
+    """The rows of several whole runs as one table: each measurement's median over the runs
+    that produced it (a failed run's NaN counts as a miss), judged against its target, with
+    every run's value in the details."""
+    combined: dict[tuple[str, str], list[dict]] = {}
+    for rows in runs:
+        for r in rows:
+            combined.setdefault((r["case"], r["what"]), []).append(r)
+    out = []
+    for found in combined.values():
+        values = [r["value"] for r in found]
+        numbers = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+        value = statistics.median(numbers) if len(numbers) == len(values) else float("nan")
+        first = found[0]
+        ok = (first["ok"] if first["ok"] is None else False if math.isnan(value) else
+              _holds(first["target"], value))
+        listed = ", ".join("failed" if math.isnan(v) else f"{v:.2f}" for v in values)
+        out.append({**first, "value": value, "ok": ok,
+                    "detail": f"median of {len(values)} runs ({listed}); first run: "
+                              f"{first['detail']}"})
+    return out
