@@ -91,19 +91,23 @@ def test_keda_scaledobject_targets_converter_on_video_queue(rendered, variant, t
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                       "name": "converter"}
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 10)
-    [trigger] = spec["triggers"]
-    assert trigger["type"] == "rabbitmq"
-    assert trigger["metadata"]["queueName"] == "video"
-    # KEDA's operator runs in namespace `keda`: one address (never the converter's RABBITMQ_URL,
-    # a list of nodes with the cluster), the broker's Service by its full name, no credentials
-    assert "hostFromEnv" not in trigger["metadata"]
-    host = urlsplit(trigger["metadata"]["host"])
+    # both lanes a converter consumes: short jobs two per replica, long ones one
+    assert {t["metadata"]["queueName"]: t["metadata"]["value"] for t in spec["triggers"]} == {
+        "video": "2", "video.long": "1"}
     [service] = find(objects, "Service", "rabbitmq")
     namespace = scaled["metadata"]["namespace"]
     assert namespace == service["metadata"]["namespace"] == "mp3converter"
-    assert host.hostname == f"rabbitmq.{namespace}.svc.cluster.local"
-    assert host.port == service["spec"]["ports"][0]["port"] == 5672 and host.path == "/%2F"
-    assert host.username is None and host.password is None and "," not in host.netloc
+    for trigger in spec["triggers"]:
+        assert trigger["type"] == "rabbitmq"
+        assert trigger["authenticationRef"] == {"name": "converter-rabbitmq"}
+        # KEDA's operator runs in namespace `keda`: one address (never the converter's
+        # RABBITMQ_URL, a list of nodes with the cluster), the broker's Service by its full
+        # name, no credentials
+        assert "hostFromEnv" not in trigger["metadata"]
+        host = urlsplit(trigger["metadata"]["host"])
+        assert host.hostname == f"rabbitmq.{namespace}.svc.cluster.local"
+        assert host.port == service["spec"]["ports"][0]["port"] == 5672 and host.path == "/%2F"
+        assert host.username is None and host.password is None and "," not in host.netloc
     assert service["spec"]["clusterIP"] == "None", "the name resolves to every node"
     # the user and password the converter connects with, from the Secret RabbitMQ itself gets
     [auth] = find(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
