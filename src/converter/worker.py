@@ -221,9 +221,10 @@ class ConvertHandler(Handler):
             raise
 
     def _progress_writer(self, job: dict, token: str):
-        """Record progress about once a second, never less than before; raises Cancelled
-        (stopping ffmpeg) when the job was deleted meanwhile."""
-        last, best = [0.0], [0.0]
+        """Record progress about once a second (the first a second in: a shorter job writes
+        none but its 99 %), never less than before; raises Cancelled (stopping ffmpeg) when
+        the job was deleted meanwhile."""
+        last, best = [time.monotonic()], [0.0]
 
         def write(percent: float) -> None:
             best[0] = max(best[0], percent)
