@@ -297,7 +297,8 @@ def run_all(consumers: list[Consumer]) -> int:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
-    with _connected_lock:
+    with _connected_lock:  # this process's consumers are these
+        _connected.clear()
         _connected.update({id(consumer): False for consumer in consumers})
     statuses = [0] * len(consumers)
 
