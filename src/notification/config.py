@@ -8,11 +8,11 @@ from common.settings import (
     MetricsSettings,
     MongoSettings,
     SmtpSettings,
+    WebhookSettings,
     env_int,
     env_secret,
     env_str,
 )
-from common.webhooks import WebhookSettings
 
 
 @dataclass(frozen=True)
