@@ -46,3 +46,28 @@ def test_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "everything")
     with pytest.raises(ConfigError, match="WEBHOOK_ALLOWED_NETWORKS"):
         webhooks.WebhookSettings.from_env()
+
+
+def test_webhook_defaults_match_the_documentation(monkeypatch):
+    from tests.unit.common.test_settings import _documented_default
+
+    names = ("WEBHOOKS_PER_ACCOUNT", "WEBHOOK_URL_MAX_LENGTH", "WEBHOOK_ALLOWED_NETWORKS",
+             "WEBHOOK_RETRY_DELAYS", "WEBHOOK_DISABLE_AFTER_FAILURES",
+             "WEBHOOK_CONNECT_TIMEOUT_SECONDS", "WEBHOOK_READ_TIMEOUT_SECONDS",
+             "WEBHOOK_RESPONSE_MAX_BYTES", "WEBHOOK_DELIVERIES_KEPT")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    limits, settings = webhooks.WebhookLimits.from_env(), webhooks.WebhookSettings.from_env()
+    assert limits.per_account == int(_documented_default("WEBHOOKS_PER_ACCOUNT"))
+    assert settings.url_max_length == limits.url_max_length == int(
+        _documented_default("WEBHOOK_URL_MAX_LENGTH"))
+    assert _documented_default("WEBHOOK_ALLOWED_NETWORKS") == "empty"
+    assert settings.allowed_networks == limits.allowed_networks == ()
+    assert ",".join(f"{d:g}" for d in settings.retry_delays) == _documented_default(
+        "WEBHOOK_RETRY_DELAYS")
+    assert settings.disable_after == int(_documented_default("WEBHOOK_DISABLE_AFTER_FAILURES"))
+    assert settings.connect_timeout == float(
+        _documented_default("WEBHOOK_CONNECT_TIMEOUT_SECONDS"))
+    assert settings.read_timeout == float(_documented_default("WEBHOOK_READ_TIMEOUT_SECONDS"))
+    assert settings.response_max_bytes == int(_documented_default("WEBHOOK_RESPONSE_MAX_BYTES"))
+    assert settings.deliveries_kept == int(_documented_default("WEBHOOK_DELIVERIES_KEPT"))
