@@ -72,7 +72,7 @@ class Webhooks:
     def create(self, owner: str, url: str, events: list[str]) -> dict:
         doc = {"owner": owner, "url": url, "events": list(events), "secret": new_secret(),
                "created_at": now(), "failures": 0, "disabled_at": None,
-               "disabled_reason": None}
+               "disabled_reason": None, "owner_told_at": None}
         doc["_id"] = self.endpoints.insert_one(doc).inserted_id
         return doc
 
@@ -157,4 +157,11 @@ class Webhooks:
         result = self.endpoints.update_one({"_id": endpoint["_id"], "disabled_at": None},
                                            {"$set": {"disabled_at": now(),
                                                      "disabled_reason": reason}})
+        return result.modified_count == 1
+
+    def told(self, endpoint: dict) -> bool:
+        """Record that the owner was emailed about the disabled endpoint; False when that was
+        recorded already (another delivery told them)."""
+        result = self.endpoints.update_one({"_id": endpoint["_id"], "owner_told_at": None},
+                                           {"$set": {"owner_told_at": now()}})
         return result.modified_count == 1

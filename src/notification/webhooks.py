@@ -92,6 +92,8 @@ class DeliveryHandler(Handler):
         endpoint = self.webhooks.get(msg.endpoint_id, msg.owner)
         if endpoint is None or endpoint.get("disabled_at"):
             log.info("webhook endpoint deleted or disabled; not sent", extra=extra)
+            if endpoint is not None and not endpoint.get("owner_told_at"):
+                self._tell_owner(endpoint)  # the email failed when it was disabled: again
             return
         if self.webhooks.was_sent(msg.webhook_id):
             log.info("webhook already delivered; not sent again", extra=extra)
@@ -119,7 +121,7 @@ class DeliveryHandler(Handler):
         extra["error"] = answer.error
         if self.webhooks.failed(endpoint, self.settings.disable_after):
             log.warning("webhook endpoint disabled", extra=extra)
-            self._tell_owner(endpoint)
+            self._tell_owner(endpoint)  # raises if the email cannot go: retried, told then
             return
         delays = self.settings.retry_delays
         if failed_before >= len(delays):
@@ -133,13 +135,15 @@ class DeliveryHandler(Handler):
                  extra={**extra, "retry_in": delay})
 
     def _tell_owner(self, endpoint: dict) -> None:
-        """Email the owner that the endpoint is disabled (if their address is confirmed)."""
+        """Email the owner, once, that the endpoint is disabled (if their address is
+        confirmed); what raises (auth or SMTP down) leaves it to the message's retry."""
         to = recipients.confirmed_address(self.config, endpoint["owner"])
-        if to is None:
-            return
         doc = self.webhooks.get(endpoint["_id"]) or endpoint
-        smtp.send(self.config.smtp, mail.compose_disabled(
-            self.config, to, endpoint["url"], doc.get("disabled_reason") or "it kept failing"))
+        if to is not None:
+            smtp.send(self.config.smtp, mail.compose_disabled(
+                self.config, to, endpoint["url"], doc.get("disabled_reason") or "it kept failing"))
+        if not self.webhooks.told(doc):
+            log.info("owner already told about the disabled webhook endpoint")
 
 
 def make_handlers(config, store: Store) -> list[Handler]:
