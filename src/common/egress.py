@@ -10,14 +10,15 @@ The check runs at registration (``check_url``) and again at every request (``pos
 is resolved once, every address it resolves to is checked, and the connection goes to one of
 those very addresses (no second lookup a rebinding DNS server could answer differently), with
 the original Host header and, for https, the original name as SNI and for the certificate
-check. Redirects are never followed; timeouts are short; at most ``max_body`` bytes of the
-answer are read.
+check. Redirects are never followed; timeouts are short (connecting, each read, and the whole
+exchange: connect + 2 × read); at most ``max_body`` bytes of the answer are read.
 """
 
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -192,6 +193,16 @@ class _PinnedHTTPS(_PinnedHTTP):
         self.sock = self._context.wrap_socket(self._open(), server_hostname=self.host)
 
 
+def _shut(conn: http.client.HTTPConnection) -> None:
+    """End a connection that outlived its deadline (its reader gets an error at once)."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def post(url: str, body: bytes, headers: dict[str, str], *, allowed: Iterable[Network] = (),
          resolver: Resolver | None = None, connect_timeout: float = 5.0,
          read_timeout: float = 10.0, max_body: int = 4096, max_length: int = 2000,
@@ -210,6 +221,11 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allowed: Iterable[Ne
     else:
         conn = _PinnedHTTP(target.host, target.port, target.address, connect_timeout,
                            read_timeout)
+    # An endpoint that answers a byte at a time stays within the read timeout forever: the
+    # whole exchange also has a deadline, past which its socket is shut down under it.
+    deadline = threading.Timer(connect_timeout + 2 * read_timeout, _shut, args=(conn,))
+    deadline.daemon = True
+    deadline.start()
     try:
         conn.request("POST", target.path, body=body,
                      headers={**headers, "Content-Length": str(len(body))})
@@ -217,9 +233,12 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allowed: Iterable[Ne
         content = response.read(max_body)
         status = response.status
     except (OSError, http.client.HTTPException) as exc:
-        return Answer(None, time.monotonic() - started,
-                      f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__)
+        late = time.monotonic() - started >= connect_timeout + 2 * read_timeout
+        reason = "TimeoutError: the endpoint took too long to answer" if late else (
+            f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__)
+        return Answer(None, time.monotonic() - started, reason)
     finally:
+        deadline.cancel()
         conn.close()
     duration = time.monotonic() - started
     if 200 <= status < 300:

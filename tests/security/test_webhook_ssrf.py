@@ -8,6 +8,9 @@ There is no DNS server here to control: the rebinding tests give notification's 
 stand-in for DNS (``resolver=``), and everything else (MongoDB, the receiver, the sockets) is
 real."""
 
+import socket
+import threading
+import time
 import uuid
 
 import pytest
@@ -172,3 +175,39 @@ def test_a_redirect_to_loopback_is_not_followed(webhook_store, receiver):
     assert (attempt["status"], attempt["ok"], attempt["error"]) == (
         302, False, "redirects are not followed")
     assert len(recorder.published) == 1  # a failed attempt, retried later like any other
+
+
+def test_an_endpoint_dripping_its_answer_is_cut_off_at_the_deadline():
+    """A byte every half second never trips the read timeout: the exchange's deadline ends it
+    (and with it, the hold on notification's delivery loop)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+                if stop.is_set():
+                    break
+                conn.send(bytes([byte]))
+                time.sleep(0.5)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        answer = egress.post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {},
+                             allowed=egress.parse_networks("127.0.0.1/32"),
+                             connect_timeout=1, read_timeout=1)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+    assert answer.status is None and not answer.ok
+    assert answer.error == "TimeoutError: the endpoint took too long to answer"
+    assert 2.9 <= took < 5, took
