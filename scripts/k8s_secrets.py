@@ -61,16 +61,18 @@ def contents(admin_email: str, known: dict[str, dict[str, str]] | None = None,
     rabbit_password = reuse("rabbitmq", "RABBITMQ_DEFAULT_PASS")
     mongo = {user: reuse("mongodb", f"MONGODB_{user.upper()}_PASSWORD") for user in MONGODB_USERS}
     broker_url = rabbitmq_url(rabbit_user, rabbit_password)
+    # the gateway checks the download links it and notification (webhook events) sign
+    download_secret = reuse("gateway", "DOWNLOAD_URL_SECRET")
     no_smtp_login = {"SMTP_USERNAME": "", "SMTP_PASSWORD": ""}  # Mailpit needs none
     return {
         "auth": {"JWT_SECRET": token(), "MYSQL_PASSWORD": mysql_password, **no_smtp_login},
-        "gateway": {"DOWNLOAD_URL_SECRET": token(), "RABBITMQ_URL": broker_url,
+        "gateway": {"DOWNLOAD_URL_SECRET": download_secret, "RABBITMQ_URL": broker_url,
                     "MONGODB_URI": mongodb_uri("gateway", mongo["gateway"])},
         "converter": {"RABBITMQ_URL": broker_url,
                       "MONGODB_URI": mongodb_uri("converter", mongo["converter"])},
         "notification": {"RABBITMQ_URL": broker_url,
                          "MONGODB_URI": mongodb_uri("notification", mongo["notification"]),
-                         **no_smtp_login},
+                         **no_smtp_login, "DOWNLOAD_URL_SECRET": download_secret},
         "ops": {"RABBITMQ_URL": broker_url, "MONGODB_URI": mongodb_uri("ops", mongo["ops"])},
         # the backup CronJob reads as MariaDB's and MongoDB's `backup`; the restore Job writes
         # as auth's own MariaDB user and MongoDB's `restore`

@@ -23,6 +23,9 @@ const JOBS = [DB, ["jobs"]];
 const RATE_LIMITS = [DB, ["rate_limits"]];
 // uploads being received, counted against their owner's quotas (common/jobs.py: UPLOADS)
 const UPLOADS = [DB, ["uploads"]];
+// webhook endpoints, every delivery attempt, and the deliveries that succeeded (common/webhooks.py)
+const WEBHOOKS = [DB, ["webhooks", "webhook_deliveries"]];
+const WEBHOOKS_SENT = [DB, ["webhook_sent"]];
 // the operator commands' leases: one sweep at a time (src/ops/lease.py)
 const LEASES = [DB, ["leases"]];
 // every collection of DB, present and future (a resource whose collection is ""): what a backup
@@ -63,6 +66,7 @@ const SERVICES = {
     [MP3S, [...FIND_REMOVE, ...INDEX]],
     [RATE_LIMITS, [...WRITE, ...INDEX]],
     [UPLOADS, [...WRITE, ...INDEX]],
+    [WEBHOOKS, WRITE],  // registers, lists and deletes endpoints (with their deliveries)
   ],
   // claims, updates and finishes jobs and dispatches the owner's next, reads the video and
   // removes it once the job is final, stores the MP3 (removing it if the job went meanwhile)
@@ -71,9 +75,13 @@ const SERVICES = {
     [VIDEOS, [...FIND_REMOVE, ...INDEX]],
     [MP3S, [...INSERT_REMOVE, ...INDEX]],
   ],
-  // reads the job and records what became of its email (by _id alone: no index of its own)
+  // reads the job and records what became of its email (by _id alone: no index of its own);
+  // reads webhook endpoints, counts their failures, records each attempt (keeping the newest)
+  // and each success
   notification: [
     [JOBS, FIND_UPDATE],
+    [WEBHOOKS, WRITE],
+    [WEBHOOKS_SENT, ["find", "insert", "createCollection"]],
   ],
   // the operator commands (src/ops; the sweep CronJob): re-publish and re-queue jobs, expire
   // MP3s, delete orphaned files and the jobs and files of deleted accounts, hand jobs and
@@ -89,6 +97,7 @@ const SERVICES = {
     [MP3_CHUNKS, [...FIND_INSERT_REMOVE, ...INDEX]],
     [UPLOADS, [...FIND_REMOVE, ...INDEX]],
     [LEASES, WRITE],
+    [WEBHOOKS, FIND_REMOVE],  // the webhooks of deleted accounts
   ],
   // `python -m ops backup --verify` (the backup CronJob): reads everything and changes nothing
   // of it; writes only its scratch database

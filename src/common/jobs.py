@@ -7,7 +7,8 @@
     any state ─(delete)─▶ gone: a job being converted is cancelled (its converter notices)
 
 Each transition does its database write, its publish and its "published" mark together. This
-module is the only code that writes the `jobs` collection or publishes to `video` and `mp3`;
+module is the only code that writes the `jobs` collection or publishes to `video`, `mp3` and
+`webhooks` (the job events);
 the services and the operator commands call it. Finding the jobs that need upkeep (stuck,
 unpublished, expired, orphaned files, after a restore) is the sweep's, in ``ops.upkeep``; what
 an owner uses against their quotas, uploads being received included, is ``common.quotas``'s.
@@ -285,7 +286,17 @@ class Jobs:
             job_id=str(job["_id"]), video_fid=str(job["video_fid"]), owner=job["owner"],
             mp3_fid=str(mp3_fid) if mp3_fid else None, error=error)
         publisher.publish(topology.MP3, messages.encode(result))
+        # the same result for the owner's webhooks, consumed apart from the emails
+        self.publish_event("job.failed" if error is not None or not mp3_fid else "job.done",
+                           job, publisher)
         self._set(job["_id"], {"result_published_at": now()})
+
+    @staticmethod
+    def publish_event(event: str, job: dict, publisher) -> None:
+        """Publish a webhook event about ``job`` (``job.done``, ``job.failed``, ``job.expired``)
+        to `webhooks`; notification sends it to each endpoint of the owner that asked for it."""
+        message = messages.WebhookEvent(type=event, job_id=str(job["_id"]), owner=job["owner"])
+        publisher.publish(topology.WEBHOOKS, messages.encode(message))
 
     def drop_video(self, job: dict, even_if_kept: bool = False) -> bool:
         """Delete the job's video; True when this call marked it deleted (not already so)."""
@@ -348,11 +359,11 @@ class Jobs:
         log.info("jobs handed over", extra={"jobs": moved.modified_count})
         return moved.modified_count
 
-    def expire(self, job: dict, reason: str | None = None) -> bool:
+    def expire(self, job: dict, reason: str | None = None, publisher=None) -> bool:
         """A done job's MP3 and cover (``remove_outputs``) are deleted and the job becomes
         `expired`: after its retention, with its video even if kept, or for ``reason`` (then
         they alone go). False when it is no longer done (another sweep expired it, or it was
-        deleted)."""
+        deleted). With a ``publisher``, the owner's webhooks hear `job.expired`."""
         fields = {"status": Status.EXPIRED.value}
         if reason is not None:
             fields["error"] = reason
@@ -361,6 +372,12 @@ class Jobs:
         self.remove_outputs(job)
         if reason is None:
             self.drop_video(job, even_if_kept=True)  # the job's files all go now
+        if publisher is not None:
+            try:
+                self.publish_event("job.expired", job, publisher)
+            except Exception:  # noqa: BLE001 - the MP3 is gone all the same; only the event is lost
+                log.warning("could not publish the job.expired event", exc_info=True,
+                            extra={"job_id": str(job["_id"])})
         return True
 
     def remove_outputs(self, job: dict) -> None:

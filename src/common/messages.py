@@ -1,4 +1,5 @@
-"""The JSON messages that travel on the `video` and `mp3` queues."""
+"""The JSON messages that travel on the `video`, `mp3`, `webhooks` and `webhooks.deliver`
+queues."""
 
 import json
 from dataclasses import asdict, dataclass, fields
@@ -24,6 +25,28 @@ class Mp3Message:
     owner: str
     mp3_fid: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """Something webhooks tell: ``type`` (``job.done``, ``job.failed``, ``job.expired``) of a
+    job, for its owner's endpoints that asked for it."""
+
+    type: str
+    job_id: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One event to one endpoint: ``webhook_id`` (the same for every attempt) and the body
+    sent, made once, so every attempt sends the same bytes."""
+
+    webhook_id: str
+    endpoint_id: str
+    owner: str
+    type: str
+    payload: str
 
 
 def encode(message) -> bytes:

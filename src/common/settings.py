@@ -255,3 +255,80 @@ class MetricsSettings:
         if port > 65535:
             raise ConfigError(f"environment variable METRICS_PORT must be <= 65535, got {port}")
         return cls(port=port, host=env_str("HOST", "0.0.0.0"))
+
+
+# -- webhooks -------------------------------------------------------------------------------
+MAX_RETRY_DELAYS = 12  # delay queues `webhooks.deliver.delay.1..12` (common.topology)
+
+
+def env_delays(name: str, default: str) -> tuple[float, ...]:
+    """Comma-separated seconds, each > 0, at most MAX_RETRY_DELAYS of them."""
+    raw = env_str(name, default)
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        delays = ()
+    if not delays or any(d <= 0 for d in delays) or len(delays) > MAX_RETRY_DELAYS:
+        raise ConfigError(f"environment variable {name} must list 1 to {MAX_RETRY_DELAYS} "
+                          f"delays in seconds, each above 0, separated by commas; got {raw!r}")
+    return delays
+
+
+def env_networks(name: str) -> tuple:
+    """Comma-separated networks (CIDR), empty by default."""
+    raw = env_str(name, "")
+    try:
+        from common import egress  # which needs nothing of this module
+
+        return egress.parse_networks(raw)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {name} must list networks such as "
+                          f"10.1.0.0/16, separated by commas: {exc}") from None
+
+
+@dataclass(frozen=True)
+class WebhookLimits:
+    """What a webhook endpoint may be (the gateway checks it at registration)."""
+
+    per_account: int = 10
+    url_max_length: int = 2000
+    allowed_networks: tuple = ()
+
+    @classmethod
+    def from_env(cls) -> "WebhookLimits":
+        d = cls()
+        return cls(
+            per_account=env_int("WEBHOOKS_PER_ACCOUNT", d.per_account, minimum=1),
+            url_max_length=env_int("WEBHOOK_URL_MAX_LENGTH", d.url_max_length, minimum=20),
+            allowed_networks=env_networks("WEBHOOK_ALLOWED_NETWORKS"),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What webhooks may be and how they are sent (notification; README: Webhooks)."""
+
+    url_max_length: int = 2000
+    allowed_networks: tuple = ()
+    retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800, 7200, 18000, 36000)
+    disable_after: int = 20
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    response_max_bytes: int = 4096
+    deliveries_kept: int = 100
+
+    @classmethod
+    def from_env(cls) -> "WebhookSettings":
+        d = cls()
+        return cls(
+            url_max_length=env_int("WEBHOOK_URL_MAX_LENGTH", d.url_max_length, minimum=20),
+            allowed_networks=env_networks("WEBHOOK_ALLOWED_NETWORKS"),
+            retry_delays=env_delays("WEBHOOK_RETRY_DELAYS",
+                                    ",".join(f"{x:g}" for x in d.retry_delays)),
+            disable_after=env_int("WEBHOOK_DISABLE_AFTER_FAILURES", d.disable_after, minimum=1),
+            connect_timeout=float(env_int("WEBHOOK_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)),
+            read_timeout=float(env_int("WEBHOOK_READ_TIMEOUT_SECONDS", 10, minimum=1)),
+            response_max_bytes=env_int("WEBHOOK_RESPONSE_MAX_BYTES", d.response_max_bytes,
+                                       minimum=0),
+            deliveries_kept=env_int("WEBHOOK_DELIVERIES_KEPT", d.deliveries_kept, minimum=1),
+        )

@@ -22,6 +22,15 @@ VIDEO_LONG = "video.long"
 VIDEO_QUEUES = (VIDEO, VIDEO_LONG)
 MP3 = "mp3"
 WORK_QUEUES = (VIDEO, VIDEO_LONG, MP3)
+# Webhooks (notification): each job's result and expiry as an event on `webhooks`, expanded
+# into one message per endpoint on `webhooks.deliver`, each retried on its own schedule
+# (WEBHOOK_RETRY_DELAYS) through `webhooks.deliver.delay.<n>`: every message of one such queue
+# has the same TTL, so none waits behind a longer one.
+WEBHOOKS = "webhooks"
+WEBHOOK_DELIVERIES = "webhooks.deliver"
+WEBHOOK_QUEUES = (WEBHOOKS, WEBHOOK_DELIVERIES)
+WEBHOOK_DELAY_QUEUES = 12  # common.webhooks.MAX_RETRY_DELAYS
+ALL_QUEUES = WORK_QUEUES + WEBHOOK_QUEUES
 # The broker's own guard against a message that kills every consumer before it can be
 # counted. Fixed, so that changing MAX_DELIVERY_ATTEMPTS never conflicts with declared queues;
 # the consumer enforces MAX_DELIVERY_ATTEMPTS itself.
@@ -76,12 +85,15 @@ def retry_delay(attempt: int, base: float, cap: float) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def declare(channel, max_attempts: int, queues=WORK_QUEUES) -> None:
+def declare(channel, max_attempts: int, queues=ALL_QUEUES) -> None:
     """Declare every queue the services use; safe to call any number of times."""
     for queue in queues:
         declare_dead_letter_queue(channel, queue)
         channel.queue_declare(queue=queue, durable=True, arguments=work_arguments(queue))
-        for attempt in range(1, max_attempts):
+        delays = max_attempts
+        if queue == WEBHOOK_DELIVERIES:
+            delays = max(max_attempts, WEBHOOK_DELAY_QUEUES + 1)
+        for attempt in range(1, delays):
             channel.queue_declare(queue=retry_queue(queue, attempt), durable=True,
                                   arguments=retry_arguments(queue))
 

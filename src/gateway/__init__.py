@@ -28,6 +28,7 @@ def create_app(test_config=None) -> Flask:
         ui,
         upload,
         verify,
+        webhooks,
     )
     from gateway.config import GatewayConfig
 
@@ -39,7 +40,7 @@ def create_app(test_config=None) -> Flask:
     jsonlog.configure("gateway", app.config["GATEWAY"].log_level)
     metrics.configure("gateway")
     metrics.instrument(app, refusals=True)
-    for module in (accounts, upload, jobs, download, health, tokens, ui, verify):
+    for module in (accounts, upload, jobs, download, health, tokens, ui, verify, webhooks):
         app.register_blueprint(module.bp)
     register_json_errors(app)
     ratelimit.init_app(app)

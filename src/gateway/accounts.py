@@ -6,6 +6,7 @@ from flask import Blueprint, Response, g, request
 
 from common.apikeys import KEY_REFUSED, bearer_is_api_key
 from common.web import error
+from common.webhooks import Webhooks
 from gateway import backends, ratelimit
 from gateway.security import admin_required, login_required
 
@@ -66,7 +67,8 @@ def account():
 @ratelimit.login_per_account
 @ratelimit.login_per_address
 def delete_account():
-    """Delete the caller's account (confirmed by password) and every job and file they own."""
+    """Delete the caller's account (confirmed by password) and every job, file and webhook they
+    own."""
     if bearer_is_api_key(request.headers.get("Authorization")):
         return error(403, KEY_REFUSED)
     if request.content_length is not None and request.content_length > MAX_ACCOUNT_BODY:
@@ -81,6 +83,7 @@ def delete_account():
     account_id = upstream.json()["account_id"]
     try:
         removed = backends.jobs().delete_owner(account_id)
+        Webhooks(backends.store()).delete_owner(account_id)
     except Exception:  # noqa: BLE001 - the account is gone; the sweep removes what is left
         log.warning("account deleted; its files are left to the sweep", exc_info=True,
                     extra={"account": account_id})

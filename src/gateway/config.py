@@ -11,6 +11,7 @@ from common.settings import (
     MessagingSettings,
     MetricsSettings,
     MongoSettings,
+    WebhookLimits,
     env_int,
     env_secret,
     env_str,
@@ -87,6 +88,7 @@ class GatewayConfig:
     # the same for a user who has not confirmed their address yet (never above the others)
     unverified_storage_quota_bytes: int = 200 * 1024**2
     unverified_max_active_jobs: int = 2
+    webhooks: WebhookLimits = WebhookLimits()
 
     def limits_for(self, claims: Mapping) -> Limits:
         """The limits of the user whose token has these ``claims`` (auth's /validate): the
@@ -122,4 +124,5 @@ class GatewayConfig:
             unverified_storage_quota_bytes=env_int("UNVERIFIED_STORAGE_QUOTA_BYTES",
                                                    200 * 1024**2, minimum=1),
             unverified_max_active_jobs=env_int("UNVERIFIED_MAX_ACTIVE_JOBS", 2, minimum=1),
+            webhooks=WebhookLimits.from_env(),
         )

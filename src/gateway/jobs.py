@@ -1,50 +1,20 @@
 """GET /jobs, GET and DELETE /jobs/<id>, a finished job's cover picture, and signed download
 URLs for finished jobs."""
 
-import datetime as dt
-
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from common import covers
 from common.jobs import Status, is_expired
-from common.options import Options
+from common.jobview import iso, job_json
 from common.web import error
 from gateway import backends, cursors
 from gateway.security import login_required, sign_download
 
+__all__ = ["bp", "expired_message", "iso", "job_json"]
+
 bp = Blueprint("jobs", __name__)
 MAX_PAGE = 200  # jobs in one answer of GET /jobs, at most
 DEFAULT_PAGE = 200  # when no limit is given: what GET /jobs answered before it had pages
-
-
-def job_json(doc: dict) -> dict:
-    """The public view of a job record."""
-    return {
-        "job_id": str(doc["_id"]),
-        "status": doc["status"],
-        "filename": doc.get("filename"),
-        "size": doc.get("size"),
-        "progress": doc.get("progress", 0),
-        "video_fid": str(doc["video_fid"]) if doc.get("video_fid") else None,
-        "mp3_fid": str(doc["mp3_fid"]) if doc.get("mp3_fid") else None,
-        "mp3_size": doc.get("mp3_size"),
-        "duration": doc.get("duration"),
-        "options": Options.from_doc(doc.get("options"), doc.get("filename")).to_doc(),
-        "mode": doc.get("mode"),
-        "bitrate": doc.get("bitrate"),
-        "cover": doc.get("cover"),
-        "chapters": doc.get("chapters"),
-        "error": doc.get("error"),
-        "created_at": iso(doc.get("created_at")),
-        "updated_at": iso(doc.get("updated_at")),
-        "expires_at": iso(doc.get("expires_at")),
-    }
-
-
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 @bp.get("/jobs")

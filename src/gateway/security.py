@@ -4,14 +4,17 @@ import base64
 import functools
 import hashlib
 import hmac
-import json
 import time
 
 from flask import g, request
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadSignature
 
+from common.jobview import download_signer as _signer
+from common.jobview import sign_download
 from common.web import error
 from gateway import backends
+
+__all__ = ["admin_required", "check_download", "login_required", "sign_download"]
 
 
 def login_required(view=None, *, scope: str | None = None):
@@ -62,20 +65,6 @@ def _message(response, default: str) -> str:
         return response.json().get("error") or default
     except ValueError:
         return default
-
-
-def _signer(secret: str, fid: str, owner: str) -> Signer:
-    """Signs a link's expiry for this file and owner only: they are the salt of its key, never
-    part of the URL."""
-    return Signer(secret, salt=json.dumps(["download", fid, owner]), key_derivation="hmac",
-                  digest_method=hashlib.sha256)
-
-
-def sign_download(secret: str, fid: str, owner: str, ttl: int) -> tuple[str, int]:
-    """A token that lets the holder download ``fid`` of ``owner`` until it expires:
-    ``<expires>.<signature>``."""
-    expires = int(time.time()) + ttl
-    return _signer(secret, fid, owner).sign(str(expires)).decode(), expires
 
 
 def check_download(secret: str, token: str, fid: str, owner: str) -> bool:

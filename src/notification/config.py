@@ -8,7 +8,9 @@ from common.settings import (
     MetricsSettings,
     MongoSettings,
     SmtpSettings,
+    WebhookSettings,
     env_int,
+    env_secret,
     env_str,
 )
 
@@ -26,6 +28,10 @@ class NotificationConfig:
     consumer: ConsumerSettings
     log_level: str
     metrics: MetricsSettings = MetricsSettings()
+    # webhooks: how they are sent, and the signed download links their job.done events carry
+    webhooks: WebhookSettings = WebhookSettings()
+    download_url_secret: str = ""
+    download_url_ttl: int = 900
 
     @classmethod
     def from_env(cls) -> "NotificationConfig":
@@ -40,4 +46,7 @@ class NotificationConfig:
             consumer=ConsumerSettings.from_env("notification", default_grace=60.0),
             log_level=env_str("LOG_LEVEL", "INFO"),
             metrics=MetricsSettings.from_env(),
+            webhooks=WebhookSettings.from_env(),
+            download_url_secret=env_secret("DOWNLOAD_URL_SECRET"),
+            download_url_ttl=env_int("DOWNLOAD_URL_TTL_SECONDS", 900, minimum=1),
         )

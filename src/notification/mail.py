@@ -39,6 +39,21 @@ def compose(config, to: str, job_id: str, filename: str, mp3_fid: str | None,
     return msg
 
 
+def compose_disabled(config, to: str, url: str, reason: str) -> EmailMessage:
+    """The email telling an owner that one of their webhook endpoints was disabled."""
+    msg = EmailMessage()
+    msg["From"] = config.smtp.sender
+    msg["To"] = to
+    msg["Subject"] = "Your webhook endpoint was disabled"
+    shown = _printable(url)
+    _set_body(msg,
+        f"Your webhook endpoint\n\n  {shown}\n\nwas disabled: {_printable(reason)}.\n\n"
+        "No more events are sent to it. See the attempts with GET /webhooks/<id>/deliveries;\n"
+        "once the endpoint answers again, delete it and register it anew "
+        f"({config.public_url}/webhooks).\n")
+    return msg
+
+
 def _until(expires_at: float | None) -> str:
     """The sentence saying until when the download works."""
     if expires_at is None:

@@ -19,7 +19,7 @@ from common.store import Store
 from common.units import size
 from ops.config import OpsConfig
 
-QUEUE_CHOICE = click.Choice(list(topology.WORK_QUEUES))
+QUEUE_CHOICE = click.Choice(list(topology.ALL_QUEUES))
 
 
 @click.group()
@@ -64,7 +64,8 @@ def sweep_command(ctx):
 @click.argument("queue", type=QUEUE_CHOICE, default=topology.VIDEO)
 @click.pass_context
 def dlq_list_command(ctx, queue: str):
-    """Print the dead letters of QUEUE (video, video.long or mp3), one JSON object per line."""
+    """Print the dead letters of QUEUE (video, video.long, mp3, webhooks or webhooks.deliver),
+    one JSON object per line."""
     from ops.dlq import dead_letters
 
     messaging = ctx.obj["config"].messaging
@@ -76,7 +77,8 @@ def dlq_list_command(ctx, queue: str):
 @click.argument("queue", type=QUEUE_CHOICE, default=topology.VIDEO)
 @click.pass_context
 def dlq_redrive_command(ctx, queue: str):
-    """Try the jobs of QUEUE's dead letters again (dropping those with nothing to retry)."""
+    """Try the jobs of QUEUE's dead letters again (dropping those with nothing to retry); a
+    webhook event or delivery is published again as it was."""
     from ops.dlq import redrive
 
     messaging = ctx.obj["config"].messaging

@@ -38,8 +38,14 @@ def redrive(url: str, max_attempts: int, queue: str, jobs, publisher) -> dict:
             method, props, body = channel.basic_get(topology.dlq(queue), auto_ack=False)
             if method is None:
                 break
-            job_id = describe(props, body)["job_id"]
-            retried = bool(job_id) and jobs.redrive(job_id, queue, publisher)
+            if queue in topology.WEBHOOK_QUEUES:
+                # as it was, with fresh attempts: a delivery that succeeded meanwhile is not
+                # sent again (its webhook-id is recorded), nor one to a deleted endpoint
+                publisher.publish(queue, body)
+                retried = True
+            else:
+                job_id = describe(props, body)["job_id"]
+                retried = bool(job_id) and jobs.redrive(job_id, queue, publisher)
             counts["redriven" if retried else "dropped"] += 1
             channel.basic_ack(method.delivery_tag)  # after the new message is confirmed
     finally:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import requests
 
 from common.jobs import Jobs
+from common.webhooks import Webhooks
 from ops import upkeep
 from ops.lease import Lease, LeaseHeld, LeaseLost, iso
 
@@ -55,7 +56,7 @@ def sweep(jobs: Jobs, publisher, config, still_held: Callable[[], None] = lambda
         lambda: upkeep.recover_unpublished(jobs, config.unpublished_job_seconds, publisher),
         lambda: upkeep.recover_stuck(jobs, config.stuck_job_seconds,
                                      config.messaging.max_attempts, publisher),
-        lambda: upkeep.expire(jobs),
+        lambda: upkeep.expire(jobs, publisher),
         lambda: upkeep.remove_orphans(jobs, config.orphan_grace_seconds),
         lambda: {"deleted_accounts_jobs": purge_deleted_accounts(jobs, config)},
         lambda: adopt_address_owners(jobs, config),
@@ -77,17 +78,19 @@ def _auth_get(config, path: str):
 
 
 def purge_deleted_accounts(jobs: Jobs, config) -> int:
-    """Remove the jobs and files of accounts auth deleted. 0, and a warning, when auth cannot
-    be asked: the next sweep tries again."""
+    """Remove the jobs, files and webhooks of accounts auth deleted. 0, and a warning, when
+    auth cannot be asked: the next sweep tries again."""
     try:
         deleted = _auth_get(config, "/deleted-users")["deleted"]
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
         log.warning("could not list deleted accounts", extra={"error": str(exc)})
         return 0
     removed = 0
+    webhooks = Webhooks(jobs.store)
     for account in deleted:
         if account.get("account_id"):
             removed += jobs.delete_owner(account["account_id"])
+            webhooks.delete_owner(account["account_id"])
         else:  # deleted by an earlier release, whose jobs were owned by the address
             removed += jobs.delete_owner(account["email"],
                                          created_before=account.get("registered_again_at"))

@@ -54,15 +54,16 @@ def recover_stuck(jobs: Jobs, older_than: float, max_attempts: int, publisher) -
     return counts
 
 
-def expire(jobs: Jobs) -> dict:
-    """Delete MP3s past ``expires_at`` (the job becomes `expired`), and the videos kept for
-    failed jobs once they are as old as the MP3 retention."""
+def expire(jobs: Jobs, publisher=None) -> dict:
+    """Delete MP3s past ``expires_at`` (the job becomes `expired`, and its owner's webhooks
+    hear `job.expired` through ``publisher``), and the videos kept for failed jobs once they
+    are as old as the MP3 retention."""
     moment = now()
     counts = {"expired": 0, "failed_videos_dropped": 0}
     collection = jobs.store.jobs
     for job in list(collection.find({"status": Status.DONE.value,
                                      "expires_at": {"$lt": moment}})):
-        counts["expired"] += jobs.expire(job)
+        counts["expired"] += jobs.expire(job, publisher=publisher)
     stale = moment - jobs.settings.mp3_retention_seconds
     for job in list(collection.find({"status": Status.FAILED.value, "video_deleted_at": None,
                                      "updated_at": {"$lt": stale}})):

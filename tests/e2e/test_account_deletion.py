@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from tests.e2e.api import classic_upload, wait_for_job
-from tests.e2e.storage import NOTHING, auth_command, call, owned, sweep, user_row
+from tests.e2e.storage import NOTHING, auth_command, call, database, owned, sweep, user_row
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery"
@@ -86,6 +86,9 @@ def test_operator_deletes_a_user_and_the_sweep_removes_their_files(stack_factory
     stack = stack_factory()
     email, jwt, jobs = user_with_jobs(stack, media)
     other_email, other_jwt, _ = user_with_jobs(stack, media, ("mov",))
+    for token in (jwt, other_jwt):  # their webhooks go with the account, not the others'
+        hook = call(stack, "POST", "/webhooks", token, json={"url": "https://93.184.216.34/h"})
+        assert hook.status_code == 201, hook.text
 
     result = auth_command(stack, "delete-user", email.upper())
     assert result.returncode == 0, result.stderr
@@ -112,6 +115,9 @@ def test_operator_deletes_a_user_and_the_sweep_removes_their_files(stack_factory
     assert left["jobs"] == 1 and left["mp3s.files"] == 2  # the MP3 and its cover
     assert call(stack, "GET", f"/download?fid={kept['mp3_fid']}", new_jwt).status_code == 200
     assert owned(stack, stack.account_id(other_jwt))["mp3s.files"] == 2
+    with database(stack) as db:
+        assert db["webhooks"].count_documents({"owner": stack.account_id(jwt)}) == 0
+        assert db["webhooks"].count_documents({"owner": stack.account_id(other_jwt)}) == 1
     assert sweep(stack)["deleted_accounts_jobs"] == 0
 
     missing = auth_command(stack, "delete-user", "nobody-here@example.com")

@@ -61,7 +61,10 @@ def test_document_declares_bearer_basic_and_api_key_security():
     paths = _documented()["paths"]
     assert paths["/upload"]["post"]["security"] == [{"bearerAuth": []}, {"apiKeyAuth": []}]
     for path, method in (("/tokens", "post"), ("/tokens", "get"), ("/tokens/{key_id}", "delete"),
-                         ("/account", "get")):  # never with an API key
+                         ("/account", "get"), ("/webhooks", "post"), ("/webhooks", "get"),
+                         ("/webhooks/{webhook_id}", "delete"),
+                         ("/webhooks/{webhook_id}/test", "post"),
+                         ("/webhooks/{webhook_id}/deliveries", "get")):  # never with an API key
         assert {"apiKeyAuth": []} not in paths[path][method]["security"], (path, method)
 
 

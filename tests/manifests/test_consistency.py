@@ -42,7 +42,10 @@ RESTORE_JOB = ROOT / "manifests" / "components" / "backup" / "restore-job.yaml"
 BACKUP_LEFT_TO_DEFAULT = {"RELEASE", "PUSHGATEWAY_URL"}
 # settings several programs read that must agree wherever they are set
 SHARED_SETTINGS = ("MONGODB_DB", "MAX_DELIVERY_ATTEMPTS", "MP3_RETENTION_HOURS",
-                   "KEEP_SOURCE_VIDEOS", "USER_CONVERSIONS_AT_ONCE")
+                   "KEEP_SOURCE_VIDEOS", "USER_CONVERSIONS_AT_ONCE",
+                   # checked at registration (gateway) and before each delivery (notification)
+                   "WEBHOOK_URL_MAX_LENGTH", "WEBHOOK_ALLOWED_NETWORKS",
+                   "DOWNLOAD_URL_TTL_SECONDS")
 
 
 VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*")

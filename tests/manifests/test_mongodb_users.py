@@ -63,6 +63,9 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             # flask-limiter's counters (gateway/ratelimit_storage.py makes their TTL index)
             (db, "rate_limits"): WRITE | INDEX,
             (db, "uploads"): WRITE | INDEX,  # uploads in progress, counted against the quotas
+            # webhook endpoints: registered, listed, deleted with their deliveries
+            (db, "webhooks"): WRITE,
+            (db, "webhook_deliveries"): WRITE,
         },
         "converter": {
             (db, "jobs"): UPDATE | INDEX,  # claims, reports progress, finishes, dispatches
@@ -71,7 +74,11 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             **bucket("mp3s", {"insert", "remove", "createCollection"} | INDEX),
         },
         # reads the job, records the email: by _id alone, no index to make
-        "notification": {(db, "jobs"): UPDATE},
+        "notification": {(db, "jobs"): UPDATE,
+                         # webhooks: endpoints' failures counted, each attempt recorded (the
+                         # oldest removed), each success recorded once
+                         (db, "webhooks"): WRITE, (db, "webhook_deliveries"): WRITE,
+                         (db, "webhook_sent"): {"find", "insert", "createCollection"}},
         # the sweep and the DLQ tools: re-queue, fail, expire, delete deleted accounts' jobs;
         # expired MP3s, dropped videos and orphaned files go; jobs and files owned by an
         # address (an earlier release) are handed to its account: their metadata changes;
@@ -84,6 +91,9 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             (db, "mp3s.files"): {"find", "update", "remove", "insert", "createCollection"} | INDEX,
             (db, "uploads"): REMOVE | INDEX,  # usage counts uploads in progress; stale ones go
             (db, "leases"): WRITE,  # one sweep at a time (ops/lease.py)
+            # the webhooks of deleted accounts go (with their deliveries)
+            (db, "webhooks"): REMOVE,
+            (db, "webhook_deliveries"): REMOVE,
         },
         # every collection of the database (collection ""): the backup lists them and their
         # indexes and reads them, and writes only the fixed scratch database it trial-restores

@@ -25,6 +25,15 @@ pytestmark = pytest.mark.manifests
 AUTH, MONGODB, RABBITMQ = ("auth", 5000), ("mongodb", 27017), ("rabbitmq", 5672)
 MYSQL, SMTP = ("mysql", 3306), ("mailpit", 1025)
 PUSHGATEWAY = ("pushgateway", 9091)
+# webhook endpoints: HTTP and HTTPS on public addresses, never the cluster's or the node's
+INTERNET = {("internet", 80), ("internet", 443)}
+PUBLIC_ONLY = {
+    "0.0.0.0/0": {"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+                  "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15",
+                  "224.0.0.0/4", "240.0.0.0/4"},
+    "::/0": {"::/127", "::ffff:0:0/96", "64:ff9b::/96", "2002::/16", "fc00::/7", "fe80::/10",
+             "ff00::/8"},
+}
 # pod (its `app` label) -> the (pod, port) it talks to; DNS comes on top for every pod
 DEPENDENCIES = {
     "gateway": {AUTH, MONGODB, RABBITMQ},
@@ -35,7 +44,8 @@ DEPENDENCIES = {
     "mysql-init-users": {MYSQL},  # makes MariaDB's read-only user `backup`
     "backup": {MONGODB, MYSQL},  # the backup CronJob (components/backup)
     "converter": {MONGODB, RABBITMQ},
-    "notification": {MONGODB, RABBITMQ, SMTP, AUTH},  # asks auth whether an address is verified
+    # asks auth whether an address is verified; sends webhooks
+    "notification": {MONGODB, RABBITMQ, SMTP, AUTH, *INTERNET},
     "mysql": set(),
     "mongodb": set(),
     "rabbitmq": set(),
@@ -101,6 +111,13 @@ def egress_of(objects: list[dict], app: str, labels: dict[str, str]) -> tuple[se
             assert rule.get("to"), f"{where}: a rule without `to` allows every destination"
             ports = ports_of(rule, where)
             for peer in rule["to"]:
+                if "ipBlock" in peer and peer["ipBlock"]["cidr"] in PUBLIC_ONLY:
+                    block = peer["ipBlock"]
+                    assert set(block.get("except", [])) == PUBLIC_ONLY[block["cidr"]], (
+                        f"{where}: the internet without every private and special range")
+                    assert ports == {("TCP", 80), ("TCP", 443)}, where
+                    inside |= {("internet", port) for _, port in ports}
+                    continue
                 if "ipBlock" in peer:
                     assert peer == {"ipBlock": {"cidr": API_SERVER_CIDR}}, (
                         f"{where}: no address but the Kubernetes API server's")
@@ -218,7 +235,7 @@ def test_dependency_ports_are_the_pods_container_ports(rendered, overlay):
              for owner, spec in pod_templates(objects)}
     dependencies = CLUSTER_DEPENDENCIES if overlay == CLUSTER else DEPENDENCIES
     for app, deps in dependencies.items():
-        for target, port in deps - {API_SERVER}:
+        for target, port in deps - {API_SERVER} - INTERNET:
             assert port in ports[target], f"{app} -> {target}:{port}: {target} listens on {ports}"
 
 

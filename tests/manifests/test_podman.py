@@ -62,6 +62,7 @@ def settings(mysql_db, rabbitmq_node, mongodb_uri, mailsink) -> dict[str, dict[s
     with rabbitmq_vhost(rabbitmq_node) as amqp_url:
         auth_port, gateway_port = free_port(), free_port()
         backends = {"RABBITMQ_URL": amqp_url, "MONGODB_URI": mongodb_uri}
+        download_key = {"DOWNLOAD_URL_SECRET": secrets.token_urlsafe(32)}  # signed by both
         db = {"MONGODB_DB": f"mp3podman_{secrets.token_hex(4)}", "RETRY_BASE_SECONDS": "1"}
         smtp = {"SMTP_HOST": mailsink.host, "SMTP_PORT": str(mailsink.port),
                 "PUBLIC_URL": f"http://127.0.0.1:{gateway_port}"}
@@ -72,11 +73,11 @@ def settings(mysql_db, rabbitmq_node, mongodb_uri, mailsink) -> dict[str, dict[s
                              "MYSQL_PASSWORD": mysql_db["MYSQL_PASSWORD"]},
             "gateway-config": {**db, "HOST": "127.0.0.1", "PORT": str(gateway_port),
                                "AUTH_URL": f"http://127.0.0.1:{auth_port}"},
-            "gateway-secrets": {**backends, "DOWNLOAD_URL_SECRET": secrets.token_urlsafe(32)},
+            "gateway-secrets": {**backends, **download_key},
             "converter-config": db,
             "converter-secrets": backends,
             "notification-config": {**db, **smtp, "AUTH_URL": f"http://127.0.0.1:{auth_port}"},
-            "notification-secrets": backends,
+            "notification-secrets": {**backends, **download_key},
         }
         for service in ("auth", "gateway", "converter", "notification"):  # one host network
             configs[f"{service}-config"]["METRICS_PORT"] = str(free_port())

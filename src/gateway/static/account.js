@@ -1,5 +1,5 @@
 // The account: logging in, creating one, confirming its address, the header's storage used,
-// the account panel (with its API keys, keys.js) and deleting the account.
+// the account panel (with its API keys, keys.js, and webhooks, hooks.js) and deleting the account.
 
 import {
   UNAVAILABLE, UNREACHABLE, api, basicAuth, claims, confirmedHere, errorText, expired, keepLogin,
@@ -7,6 +7,7 @@ import {
 } from "./api.js";
 import { $, el, notify, showProblem } from "./dom.js";
 import { STATUS_LABELS, humanHours, quotaSize, sentence } from "./format.js";
+import { clearHooks, forgetHookSecret, refreshHooks, wireHooks } from "./hooks.js";
 import { clearKeys, forgetSecret, refreshKeys, wireKeys } from "./keys.js";
 
 // Where GET /verify sends a browser (the hash), and what to tell the person.
@@ -143,6 +144,7 @@ export function showSignedOut() {
   accountRequest += 1;
   showAccountPanel(false);
   clearKeys();
+  clearHooks();
   $("#usage").hidden = true;
   $("#who").hidden = true;
   $("#converter").hidden = true;
@@ -212,6 +214,7 @@ function showAccountPanel(open) {
   if (!open) {
     cancelAccountDeletion(false);
     forgetSecret();
+    forgetHookSecret();
   }
 }
 
@@ -221,6 +224,7 @@ function toggleAccountPanel() {
   if (open) {
     refreshAccount();
     refreshKeys();
+    refreshHooks();
     $("#account-panel-title").focus();
   }
 }
@@ -319,4 +323,5 @@ export function wireAccount({ signedIn, signOut }) {
   $("#account-delete-start").addEventListener("click", startAccountDeletion);
   $("#resend").addEventListener("click", resendVerification);
   wireKeys();
+  wireHooks();
 }
