@@ -27,6 +27,7 @@ import pytest
 from common import topology
 from common.broker import Publisher, connect
 from common.errors import RetryableError
+from tests.integration.common.test_topology_declare import DECLARED
 from tools.isolation import rabbitmq_vhost
 from tools.processes import Process
 
@@ -174,9 +175,7 @@ def test_losing_any_one_node_loses_no_message_and_stalls_the_consumers_for_secon
         connection.close()
         queues = _wait_replicated(cluster, vhost)
         assert {q["type"] for q in queues.values()} == {"quorum"}, queues
-        assert set(queues) == {"video", "mp3", "video.dlq", "mp3.dlq", "video.delay.1",
-                               "video.delay.2", "mp3.delay.1", "mp3.delay.2", "video.long",
-                               "video.long.dlq", "video.long.delay.1", "video.long.delay.2"}
+        assert set(queues) == DECLARED
 
         consumers = [_consumer(tmp_path, url, index) for index in (1, 2)]
         outputs = [out for _, out in consumers]

@@ -9,6 +9,16 @@ import pytest
 
 from common import topology
 
+# Every queue the services declare with MAX_DELIVERY_ATTEMPTS=3 (also what the cluster and the
+# queue migration tests expect to find).
+DECLARED = frozenset({
+    "video", "video.long", "mp3", "video.dlq", "video.long.dlq", "mp3.dlq",
+    "video.delay.1", "video.delay.2", "video.long.delay.1", "video.long.delay.2",
+    "mp3.delay.1", "mp3.delay.2", "webhooks", "webhooks.dlq", "webhooks.delay.1",
+    "webhooks.delay.2", "webhooks.deliver", "webhooks.deliver.dlq",
+    # a delivery's own retry schedule (WEBHOOK_RETRY_DELAYS): up to 12 delays
+    *(f"webhooks.deliver.delay.{n}" for n in range(1, 13))})
+
 pytestmark = pytest.mark.integration
 
 
@@ -39,13 +49,7 @@ def test_declare_twice_on_a_fresh_vhost_keeps_queues_and_messages(fresh_vhost,
     finally:
         conn.close()
     queues = _queues(fresh_vhost, rabbitmq_node)
-    expected = {"video", "video.long", "mp3", "video.dlq", "video.long.dlq", "mp3.dlq",
-                "video.delay.1", "video.delay.2", "video.long.delay.1", "video.long.delay.2",
-                "mp3.delay.1", "mp3.delay.2", "webhooks", "webhooks.dlq", "webhooks.delay.1",
-                "webhooks.delay.2", "webhooks.deliver", "webhooks.deliver.dlq",
-                # a delivery's own retry schedule (WEBHOOK_RETRY_DELAYS): up to 12 delays
-                *(f"webhooks.deliver.delay.{n}" for n in range(1, 13))}
-    assert set(queues) == expected
+    assert set(queues) == DECLARED
     assert all(q["durable"] for q in queues.values())
     assert {q["type"] for q in queues.values()} == {"quorum"}  # none lives on one node only
     for work in ("video", "mp3", "webhooks", "webhooks.deliver"):
