@@ -87,6 +87,8 @@ class GatewayConfig:
     # the same for a user who has not confirmed their address yet (never above the others)
     unverified_storage_quota_bytes: int = 200 * 1024**2
     unverified_max_active_jobs: int = 2
+    # an unfinished resumable upload (tus) is kept, and counted in its owner's quota, this long
+    resumable_upload_expiry_hours: int = 24
 
     def limits_for(self, claims: Mapping) -> Limits:
         """The limits of the user whose token has these ``claims`` (auth's /validate): the
@@ -122,4 +124,6 @@ class GatewayConfig:
             unverified_storage_quota_bytes=env_int("UNVERIFIED_STORAGE_QUOTA_BYTES",
                                                    200 * 1024**2, minimum=1),
             unverified_max_active_jobs=env_int("UNVERIFIED_MAX_ACTIVE_JOBS", 2, minimum=1),
+            resumable_upload_expiry_hours=env_int("RESUMABLE_UPLOAD_EXPIRY_HOURS", 24,
+                                                  minimum=1),
         )

@@ -56,6 +56,7 @@ def sweep(jobs: Jobs, publisher, config, still_held: Callable[[], None] = lambda
         lambda: upkeep.recover_stuck(jobs, config.stuck_job_seconds,
                                      config.messaging.max_attempts, publisher),
         lambda: upkeep.expire(jobs),
+        lambda: upkeep.remove_expired_uploads(jobs),
         lambda: upkeep.remove_orphans(jobs, config.orphan_grace_seconds),
         lambda: {"deleted_accounts_jobs": purge_deleted_accounts(jobs, config)},
         lambda: adopt_address_owners(jobs, config),
