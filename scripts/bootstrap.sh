@@ -120,6 +120,7 @@ create_venv() {
 }
 
 install_missing_packages
+scripts/vendor-js.sh  # the page's tus-js-client (resumable uploads), from npm
 if [ "${1:-}" = venv ]; then
   create_venv
   log "ready (venv only)"
