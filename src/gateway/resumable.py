@@ -435,6 +435,13 @@ class _Receiver:
         self._renewed = now()
         self.doc.update(update)
 
+    def rollback(self) -> None:
+        """Report the offset of the last chunk's start: the client sends the end again."""
+        self._n = (self.doc["length"] - 1) // CHUNK_SIZE
+        self._buffer = bytearray()
+        self._first = self._n
+        self.save()
+
     def write_tail(self) -> None:
         """The last, incomplete chunk (once every byte came)."""
         if self._buffer:
@@ -444,8 +451,9 @@ class _Receiver:
 
 def _complete(store, receiver: _Receiver) -> None:
     """Every byte came: make the GridFS file and record its job as POST /upload does. When
-    the job cannot be recorded (the broker is down: 503), the upload stays, complete, and an
-    empty PATCH at its full offset tries again."""
+    the job cannot be recorded (the broker is down: 503), the upload goes back to its last
+    chunk boundary (``rollback``), so that a client resuming sends its end again, and that
+    PATCH tries again (its chunks are there already, and are kept)."""
     doc = receiver.doc
     job_id, owner = doc["_id"], doc["owner"]
     receiver.write_tail()
@@ -464,6 +472,7 @@ def _complete(store, receiver: _Receiver) -> None:
     except BaseException:
         try:
             jobs.delete(job_id, owner=None)
+            receiver.rollback()
         except Exception:  # noqa: BLE001 - the next try records it again
             log.warning("could not remove the unqueued job", exc_info=True)
         raise

@@ -224,3 +224,28 @@ def test_tus_resumable_is_required_and_login_too(app):
     anonymous = client.post("/uploads", headers={"Tus-Resumable": "1.0.0",
                                                  "Upload-Length": "10"})
     assert anonymous.status_code == 401
+
+
+def test_a_job_that_cannot_be_recorded_is_503_and_the_client_sends_the_end_again(
+        app, store, monkeypatch):
+    from common.errors import RetryableError
+    from common.jobs import Jobs
+
+    client = app.test_client()
+    data = video(2 * CHUNK_SIZE + 777)
+    url = create(client, len(data)).headers["Location"]
+    create_job = Jobs.create
+
+    def broker_down(*args, **kwargs):
+        raise RetryableError("the broker is down (test)")
+
+    monkeypatch.setattr(Jobs, "create", broker_down)
+    assert patch(client, url, 0, data).status_code == 503
+    offset = int(client.head(url, headers=headers()).headers["Upload-Offset"])
+    assert offset == 2 * CHUNK_SIZE  # the last chunk's start: resume sends the end again
+    monkeypatch.setattr(Jobs, "create", create_job)
+    done = patch(client, url, offset, data[offset:])
+    assert done.status_code == 204 and done.headers["Upload-Job-Id"] == url.rsplit("/", 1)[1]
+    job = store.jobs.find_one({"_id": object_id(done.headers["Upload-Job-Id"])})
+    with store.open_download(VIDEOS, job["video_fid"]) as reader:
+        assert reader.read() == data
