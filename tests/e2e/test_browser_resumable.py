@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e.test_browser import _choose_files, _email, _register_and_log_in
 from tools.media import ffmpeg_exe
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 CHUNK = 8 * 1024 * 1024  # upload.js RESUMABLE_CHUNK
 
 

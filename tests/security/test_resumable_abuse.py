@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.security
 MIB = 1024 * 1024
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42"
 
