@@ -101,6 +101,8 @@ INDEXES: tuple[Index, ...] = (
     Index(RESUMABLE, (("expires_at", 1),), (
         "resumable.remove_expired (the sweep): resumable uploads past expires_at",
         "resumable.unfinished_file_ids (the sweep's orphans): unfinished, unexpired uploads")),
+    Index(RESUMABLE, (("owner", 1),), (
+        "resumable.remove_owner (DELETE /account, the sweep): a deleted account's uploads",)),
     *(index for bucket in BUCKETS for index in _gridfs(bucket)),
 )
 

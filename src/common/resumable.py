@@ -20,7 +20,8 @@ from common.indexes import RESUMABLE
 from common.quotas import Quotas
 from common.store import VIDEOS, Store, now
 
-__all__ = ["RESUMABLE", "collection", "discard", "remove_expired", "unfinished_file_ids"]
+__all__ = ["RESUMABLE", "collection", "discard", "remove_expired", "remove_owner",
+           "unfinished_file_ids"]
 
 
 def collection(store: Store):
@@ -49,6 +50,16 @@ def remove_expired(store: Store) -> int:
     finished ones' records); returns how many unfinished ones went."""
     removed = 0
     for doc in list(collection(store).find({"expires_at": {"$lt": now()}})):
+        discard(store, doc)
+        removed += doc.get("completed_at") is None
+    return removed
+
+
+def remove_owner(store: Store, owner: str) -> int:
+    """Remove every upload of ``owner`` (a deleted account), with what came of them; returns
+    how many unfinished ones went."""
+    removed = 0
+    for doc in list(collection(store).find({"owner": owner})):
         discard(store, doc)
         removed += doc.get("completed_at") is None
     return removed

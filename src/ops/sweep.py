@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import requests
 
+from common import resumable
 from common.jobs import Jobs
 from ops import upkeep
 from ops.lease import Lease, LeaseHeld, LeaseLost, iso
@@ -78,8 +79,8 @@ def _auth_get(config, path: str):
 
 
 def purge_deleted_accounts(jobs: Jobs, config) -> int:
-    """Remove the jobs and files of accounts auth deleted. 0, and a warning, when auth cannot
-    be asked: the next sweep tries again."""
+    """Remove the jobs, files and unfinished resumable uploads of accounts auth deleted. 0,
+    and a warning, when auth cannot be asked: the next sweep tries again."""
     try:
         deleted = _auth_get(config, "/deleted-users")["deleted"]
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
@@ -89,6 +90,7 @@ def purge_deleted_accounts(jobs: Jobs, config) -> int:
     for account in deleted:
         if account.get("account_id"):
             removed += jobs.delete_owner(account["account_id"])
+            resumable.remove_owner(jobs.store, account["account_id"])  # unfinished uploads
         else:  # deleted by an earlier release, whose jobs were owned by the address
             removed += jobs.delete_owner(account["email"],
                                          created_before=account.get("registered_again_at"))

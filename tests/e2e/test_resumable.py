@@ -249,3 +249,23 @@ def test_a_200_mib_upload_in_16_mib_patches_keeps_the_gateway_memory_flat(stack,
           f"{rss.peak / MIB:.0f} MiB during a 200 MiB upload in 16 MiB PATCHes")
     assert grown < 48 * MIB, f"the gateway grew by {grown / MIB:.0f} MiB"
     assert head(stack, jwt, uploader.url).headers["Upload-Offset"] == str(big.stat().st_size)
+
+
+def test_deleting_the_account_removes_its_unfinished_uploads(stack, video):
+    _, jwt = stack.user(password="correct horse battery")
+    uploader = tus_client(stack, jwt).uploader(str(video), chunk_size=MIB,
+                                               metadata={"filename": video.name})
+    uploader.upload(stop_at=MIB + 10)
+    client, db = mongo(stack)
+    try:
+        record = db["resumable_uploads"].find_one({"_id": ObjectId(upload_id(uploader.url))})
+        assert record is not None
+        deleted = requests.delete(f"{stack.gateway_url}/account", timeout=30,
+                                  headers={"Authorization": f"Bearer {jwt}"},
+                                  json={"password": "correct horse battery"})
+        assert deleted.status_code == 204, deleted.text
+        assert db["resumable_uploads"].find_one({"_id": record["_id"]}) is None
+        assert list(db[f"{VIDEOS}.chunks"].find({"files_id": record["fid"],
+                                                  "n": {"$gte": 0, "$lt": 8}})) == []
+    finally:
+        client.close()

@@ -143,6 +143,7 @@ def recorded():
         "Lease.release": lambda: Lease(store.db, "sweep", 60).release(),
         "resumable.remove_expired": lambda: resumable.remove_expired(store),
         "resumable.unfinished_file_ids": lambda: resumable.unfinished_file_ids(store),
+        "resumable.remove_owner": lambda: resumable.remove_owner(store, owner),
     }
     queries = []
     for label, call in calls.items():
