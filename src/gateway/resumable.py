@@ -136,7 +136,13 @@ def create():
                                                "upload_id": str(upload_id)})
     location = f"/uploads/{upload_id}"
     if request.mimetype == OCTETS:
-        response = _append(doc, 0, status=201)
+        try:
+            response = _append(doc, 0, status=201)
+        except BaseException:
+            _forget(doc)
+            raise
+        if response.status_code != 201:  # the client has no Location to resume with
+            _forget(doc)
     else:
         response = _empty(201)
         response.headers["Upload-Offset"] = "0"
@@ -188,6 +194,14 @@ def terminate(upload_id):
         return error(404, "no such unfinished upload")
     records.discard(backends.store(), doc)
     return _empty(204)
+
+
+def _forget(doc: dict) -> None:
+    """Drop an upload whose creation-with-upload failed (its client never learnt its URL)."""
+    try:
+        records.discard(backends.store(), doc)
+    except Exception:  # noqa: BLE001 - it expires, and the sweep removes it
+        log.warning("could not drop a resumable upload", exc_info=True)
 
 
 def _empty(status: int):

@@ -138,6 +138,15 @@ def test_creation_with_upload_and_a_wrong_offset(app, store):
     wrong = patch(client, url, 4000, data[4000:])
     assert wrong.status_code == 409 and wrong.headers["Upload-Offset"] == "5000"
     assert patch(client, url, 5000, data[5000:]).status_code == 204
+    text = b"plain words, line after line\n" * 500
+    refused = client.post("/uploads", data=text, headers=headers(**{
+        "Upload-Length": str(len(text)), "Content-Type": "application/offset+octet-stream"}))
+    assert refused.status_code == 415 and "Location" not in refused.headers
+    too_long = client.post("/uploads", data=data, headers=headers(**{
+        "Upload-Length": "1000", "Content-Type": "application/offset+octet-stream"}))
+    assert too_long.status_code == 413 and "Location" not in too_long.headers
+    assert resumable.collection(store).count_documents({}) == 1  # the first one only
+    assert Quotas(store).usage("owner-a").active_jobs == 1  # its job
 
 
 def test_a_text_file_is_refused_at_its_first_bytes_as_post_upload_does(app, store):
