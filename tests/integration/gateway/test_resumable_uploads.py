@@ -258,3 +258,19 @@ def test_a_job_that_cannot_be_recorded_is_503_and_the_client_sends_the_end_again
     job = store.jobs.find_one({"_id": object_id(done.headers["Upload-Job-Id"])})
     with store.open_download(VIDEOS, job["video_fid"]) as reader:
         assert reader.read() == data
+
+
+def test_one_request_appends_at_a_time_and_a_lapsed_lease_lets_the_next_one_in(app, store):
+    client = app.test_client()
+    data = video(50_000)
+    url = create(client, len(data)).headers["Location"]
+    uploads = resumable.collection(store)
+    oid = object_id(url.rsplit("/", 1)[1])
+    # another request holds it (a gateway that stopped mid-PATCH holds it until the lease lapses)
+    uploads.update_one({"_id": oid}, {"$set": {"lease": "other", "lease_until": 9e12}})
+    busy = patch(client, url, 0, data)
+    assert busy.status_code == 423
+    assert client.head(url, headers=headers()).headers["Upload-Offset"] == "0"
+    uploads.update_one({"_id": oid}, {"$set": {"lease_until": 1.0}})  # lapsed
+    assert patch(client, url, 0, data).status_code == 204
+    assert uploads.find_one({"_id": oid})["lease"] is None
