@@ -25,6 +25,7 @@ from tests.e2e.api import classic_upload, wait_for_job
 from tests.e2e.storage import sweep
 from tests.security.test_login_flood import RssSampler, tree_rss
 from tools.media import ffmpeg_exe
+from tools.processes import port_open
 
 pytestmark = pytest.mark.e2e
 MIB = 1024 * 1024
@@ -148,7 +149,8 @@ def test_an_upload_cut_at_60_percent_resumes_and_converts_the_identical_video(st
     assert_converted_from_identical_video(stack, jwt, url, video)
 
 
-def test_an_upload_resumes_across_a_gateway_restart(stack_factory, video):
+def test_an_upload_resumes_across_a_gateway_restart_and_a_kill_mid_request(stack_factory,
+                                                                          video):
     stack = stack_factory(KEEP_SOURCE_VIDEOS="true")
     _, jwt = stack.user()
     size = video.stat().st_size
@@ -158,11 +160,32 @@ def test_an_upload_resumes_across_a_gateway_restart(stack_factory, video):
     url = first.url
     before = int(head(stack, jwt, url).headers["Upload-Offset"])
     assert before >= size // 2
-    stack.processes["gateway"].restart()
-    after = tus_client(stack, jwt).uploader(str(video), url=url, chunk_size=MIB,
-                                            retries=5, retry_delay=1)
+    gateway = stack.processes["gateway"]
+    gateway.restart()
+    after = tus_client(stack, jwt).uploader(str(video), url=url, chunk_size=MIB)
     assert after.offset == before  # the bytes survived the restart
-    after.upload()
+    # and a gateway killed (kill -9) in the middle of a PATCH: what it stored stays
+    data, parts = video.read_bytes(), urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall((f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                      f"Authorization: Bearer {jwt}\r\nTus-Resumable: 1.0.0\r\n"
+                      f"Upload-Offset: {before}\r\n"
+                      "Content-Type: application/offset+octet-stream\r\n"
+                      f"Content-Length: {size - before}\r\n\r\n").encode())
+        sock.sendall(data[before:before + (size - before) * 2 // 3])
+        time.sleep(2)
+        gateway.kill()
+    deadline = time.monotonic() + 30
+    while port_open("127.0.0.1", parts.port) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the killed workers let go of the port
+    gateway.start().wait_ready(60)
+    killed_at = int(head(stack, jwt, url).headers["Upload-Offset"])
+    assert before < killed_at < size  # whole chunks written before the kill were kept
+    # its lease lapses (LEASE_SECONDS): until then 423, which tuspy retries
+    resumed = tus_client(stack, jwt).uploader(str(video), url=url, chunk_size=MIB,
+                                              retries=10, retry_delay=5)
+    assert resumed.offset == killed_at
+    resumed.upload()
     assert_converted_from_identical_video(stack, jwt, url, video)
 
 
