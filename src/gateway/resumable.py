@@ -297,7 +297,7 @@ def _append(doc: dict, offset: int, status: int):
     receiver = _Receiver(store, leased, token)
     try:
         body = request.stream
-        size = remaining if count is None else count
+        size = count  # None: a chunked body, read to its end
         try:
             if checksum is not None:
                 # nothing is stored before the checksum matched: the body waits on disk
@@ -353,15 +353,18 @@ class _Receiver:
     def offset(self) -> int:
         return self._n * CHUNK_SIZE + len(self._buffer)
 
-    def spool(self, stream, count: int, remaining: int, hasher):
+    def spool(self, stream, count: int | None, remaining: int, hasher):
         """The whole body, hashed, into a temporary file (bounded memory); none of it is kept
         if it ends early."""
         spooled = tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE)
         received = 0
         try:
-            while received < count:
-                data = stream.read(min(READ_SIZE, count - received))
+            while count is None or received < count:
+                want = READ_SIZE if count is None else min(READ_SIZE, count - received)
+                data = stream.read(want)
                 if not data:
+                    if count is None:  # a chunked body: its end
+                        break
                     raise UploadRejected(400, "the body ended before its Content-Length")
                 received += len(data)
                 if received > remaining:

@@ -274,3 +274,23 @@ def test_one_request_appends_at_a_time_and_a_lapsed_lease_lets_the_next_one_in(a
     uploads.update_one({"_id": oid}, {"$set": {"lease_until": 1.0}})  # lapsed
     assert patch(client, url, 0, data).status_code == 204
     assert uploads.find_one({"_id": oid})["lease"] is None
+
+
+def test_a_body_without_content_length_is_read_to_its_end_with_or_without_a_checksum(app):
+    import io
+
+    client = app.test_client()
+    data = video(CHUNK_SIZE + 4321)
+    url = create(client, len(data)).headers["Location"]
+    half = len(data) // 2
+    digest = base64.b64encode(hashlib.sha1(data[:half]).digest()).decode()
+
+    def chunked(offset, body, **more):
+        return client.patch(url, input_stream=io.BytesIO(body), headers=headers(**{
+            "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
+            **more}))
+
+    first = chunked(0, data[:half], **{"Upload-Checksum": f"sha1 {digest}"})
+    assert first.status_code == 204 and first.headers["Upload-Offset"] == str(half)
+    rest = chunked(half, data[half:])
+    assert rest.status_code == 204 and rest.headers["Upload-Offset"] == str(len(data))
