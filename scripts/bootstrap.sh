@@ -120,6 +120,8 @@ create_venv() {
 }
 
 install_missing_packages
+# the page's tus-js-client (resumable uploads), from npm; without it the page uses POST /upload
+scripts/vendor-js.sh || log "tus-js-client not vendored: the page will upload with POST /upload only"
 if [ "${1:-}" = venv ]; then
   create_venv
   log "ready (venv only)"

@@ -25,7 +25,7 @@ from common.store import BUCKETS
 
 log = logging.getLogger(__name__)
 
-JOBS, UPLOADS = "jobs", "uploads"
+JOBS, UPLOADS, RESUMABLE = "jobs", "uploads", "resumable_uploads"
 # seconds a service's start waits for each index; on an upgrade ``python -m ops migrate``, run
 # before the services start, builds them and waits up to MIGRATE_TIMEOUT for each
 SERVICE_TIMEOUT = 15.0
@@ -98,12 +98,17 @@ INDEXES: tuple[Index, ...] = (
         "Jobs.by_mp3 (GET /download/<fid>): the job of an MP3",)),
     Index(UPLOADS, (("updated_at", 1),), (
         "Quotas.remove_stale_uploads: owners' uploads not heard of for a while",)),
+    Index(RESUMABLE, (("expires_at", 1),), (
+        "resumable.remove_expired (the sweep): resumable uploads past expires_at",
+        "resumable.unfinished_file_ids (the sweep's orphans): unfinished, unexpired uploads")),
+    Index(RESUMABLE, (("owner", 1),), (
+        "resumable.remove_owner (DELETE /account, the sweep): a deleted account's uploads",)),
     *(index for bucket in BUCKETS for index in _gridfs(bucket)),
 )
 
 COLLECTIONS = tuple(dict.fromkeys(index.collection for index in INDEXES))
 # What a service that stores and reads files and jobs but never counts uploads needs.
-JOBS_AND_FILES = tuple(name for name in COLLECTIONS if name != UPLOADS)
+JOBS_AND_FILES = tuple(name for name in COLLECTIONS if name not in (UPLOADS, RESUMABLE))
 
 
 def ensure(db, collections=COLLECTIONS, timeout: float = SERVICE_TIMEOUT) -> dict:

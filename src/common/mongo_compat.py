@@ -33,6 +33,14 @@ MongoDB and also works on nx-27017. Everything else talks to MongoDB as pymongo 
   (``count_documents`` on a ``<bucket>.chunks`` fails), ignores a query's projection there, and
   answers in one reply: a ``find`` of all of a big file's chunks, even asking for ``n`` alone,
   fails past 48 MB. They are counted a window of ``n`` at a time.
+- Chunks written one by one (gateway.resumable, a tus upload): nx-27017 keeps a bucket's chunks
+  in a table keyed by its own integer ids, makes an empty ``<bucket>.files`` document (length 0,
+  no metadata) with a file's first chunk, and cannot remove or change one chunk: a
+  ``delete_many`` on ``files_id`` and ``n`` removes every chunk of the file, a ``replace_one`` or
+  ``update_one`` of one chunk matches none. Finding one (``files_id`` and an ``n`` range) works.
+  So a chunk is written once and never rewritten (one already there is kept), the file document
+  is inserted last (nx-27017 then fills in the empty one), and the sweep takes neither for an
+  orphan while the upload is received (``common.resumable.unfinished_file_ids``).
 - gateway.ratelimit_storage, in place of the ``limits`` library's MongoDB storage: that one
   counts with an update pipeline, which nx-27017 refuses. It lives with the gateway, the only
   user of ``limits``.

@@ -10,7 +10,11 @@ gets past the quotas (``Quotas._claim``).
 An owner's usage is an aggregation over their jobs of each status (``common.jobs``; an upload's
 admission reads only the statuses that hold what the quotas limit, ``COUNTED``) plus their
 uploads in progress: one document per owner in ``uploads``,
-{"_id": owner, "version", "uploads": {job id: {"size", "updated_at"}}, "updated_at"}.
+{"_id": owner, "version", "uploads": {job id: {"size", "updated_at"[, "until"]}}, "updated_at"}.
+
+A resumable upload (``gateway.resumable``) is received over many requests, with pauses as long as
+its client likes: it is reserved ``until`` it expires, counted the whole time as a job waiting of
+its announced length, and never dropped as stale before then.
 """
 
 import logging
@@ -82,7 +86,7 @@ class Quotas:
         return Admission(self, job_id, owner, size, max_bytes, usage)
 
     def reserve(self, job_id, owner: str, size: int, max_active: int | None = None,
-                max_bytes: int | None = None) -> Usage:
+                max_bytes: int | None = None, until: float | None = None) -> Usage:
         """Count an upload about to be received, as a job waiting of ``size`` bytes, against
         its owner's quotas (``usage``) until it is released (``release``: its job is recorded,
         or it was refused) — if it fits: with it, at most ``max_active`` jobs waiting or
@@ -90,8 +94,10 @@ class Quotas:
         uploads in progress too. Checked and recorded at once (see ``_claim``): uploads sent
         together take what is free one after the other, so as many fit as there is room for,
         and no more. Returns the owner's usage without this upload; raises OverLimit when it
-        does not fit (nothing is recorded), Contended when it could not be counted."""
-        return self._claim(owner, str(object_id(job_id)), size, max_active, max_bytes)
+        does not fit (nothing is recorded), Contended when it could not be counted. ``until``
+        (epoch seconds): the reservation holds until then without being heard of (a resumable
+        upload), instead of UPLOAD_STALE_SECONDS after its last news."""
+        return self._claim(owner, str(object_id(job_id)), size, max_active, max_bytes, until)
 
     def resize(self, job_id, owner: str, size: int, max_bytes: int | None = None) -> None:
         """Record how much of the upload has come so far (and that it is still coming). More
@@ -118,6 +124,9 @@ class Quotas:
         cutoff = now() - UPLOAD_STALE_SECONDS
         removed = 0
         for doc in list(self._uploads.find({"updated_at": {"$lt": cutoff}})):
+            if any((upload.get("until") or 0) > now()
+                   for upload in (doc.get("uploads") or {}).values()):
+                continue  # a resumable upload reserved until it expires
             query = {"_id": doc["_id"], "updated_at": {"$lt": cutoff}}
             if "version" in doc:
                 query["version"] = doc["version"]
@@ -174,7 +183,7 @@ class Quotas:
             {"_id": {"$in": ids}, "owner": owner}, {"_id": 1})}
 
     def _claim(self, owner: str, key: str, size: int, max_active: int | None,
-               max_bytes: int | None) -> Usage:
+               max_bytes: int | None, until: float | None = None) -> Usage:
         """Count upload ``key`` for ``size`` bytes if the owner's limits allow it. Their
         uploads in progress are one document, written back only if no one changed it since it
         was read (compare-and-set on its ``version``) and read again otherwise: of uploads
@@ -188,18 +197,21 @@ class Quotas:
                 raise OverLimit("active_jobs", usage)
             if max_bytes is not None and usage.bytes + int(size) > max_bytes:
                 raise OverLimit("bytes", usage)
-            if self._write_claim(owner, doc, key, int(size)):
+            if self._write_claim(owner, doc, key, int(size), until):
                 return usage
             time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         raise Contended(f"{CLAIM_ATTEMPTS} attempts to count an upload lost to others")
 
-    def _write_claim(self, owner: str, doc: dict | None, key: str, size: int) -> bool:
+    def _write_claim(self, owner: str, doc: dict | None, key: str, size: int,
+                     until: float | None = None) -> bool:
         """Write upload ``key``'s count into the owner's document as read (``doc``; None: it
         did not exist), dropping the uploads no longer heard of; False if it changed since."""
         # A version is never reused: a document deleted and made anew cannot pass for the one
         # read.
         moment, version = now(), uuid.uuid4().hex
         entry = {"size": size, "updated_at": moment}
+        if until is not None:
+            entry["until"] = float(until)
         if doc is None:
             try:
                 self._uploads.insert_one({"_id": owner, "version": version,
@@ -257,8 +269,10 @@ class Admission:
 
 
 def _in_progress(uploads_doc: dict | None) -> dict[str, int]:
-    """The uploads of an owner's document (``UPLOADS``) heard of lately: job id -> size."""
-    fresh = now() - UPLOAD_STALE_SECONDS
+    """The uploads of an owner's document (``UPLOADS``) heard of lately, or reserved until a
+    time still to come (resumable uploads): job id -> size."""
+    moment = now()
+    fresh = moment - UPLOAD_STALE_SECONDS
     return {key: int(upload.get("size") or 0)
             for key, upload in ((uploads_doc or {}).get("uploads") or {}).items()
-            if (upload.get("updated_at") or 0) > fresh}
+            if (upload.get("updated_at") or 0) > fresh or (upload.get("until") or 0) > moment}

@@ -24,6 +24,7 @@ def create_app(test_config=None) -> Flask:
         health,
         jobs,
         ratelimit,
+        resumable,
         tokens,
         ui,
         upload,
@@ -40,7 +41,8 @@ def create_app(test_config=None) -> Flask:
     jsonlog.configure("gateway", app.config["GATEWAY"].log_level)
     metrics.configure("gateway")
     metrics.instrument(app, refusals=True)
-    for module in (accounts, upload, jobs, download, health, tokens, ui, verify, webhooks):
+    for module in (accounts, upload, resumable, jobs, download, health, tokens, ui, verify,
+                   webhooks):
         app.register_blueprint(module.bp)
     register_json_errors(app)
     ratelimit.init_app(app)

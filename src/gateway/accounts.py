@@ -4,6 +4,7 @@ import logging
 
 from flask import Blueprint, Response, g, request
 
+from common import resumable
 from common.apikeys import KEY_REFUSED, bearer_is_api_key
 from common.web import error
 from common.webhooks import Webhooks
@@ -89,6 +90,11 @@ def delete_account():
                     extra={"account": account_id})
     else:
         log.info("account deleted", extra={"account": account_id, "jobs_removed": removed})
+    try:
+        resumable.remove_owner(backends.store(), account_id)  # its unfinished uploads
+    except Exception:  # noqa: BLE001 - the sweep removes them
+        log.warning("account deleted; its resumable uploads are left to the sweep",
+                    exc_info=True, extra={"account": account_id})
     return "", 204
 
 

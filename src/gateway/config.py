@@ -89,6 +89,8 @@ class GatewayConfig:
     unverified_storage_quota_bytes: int = 200 * 1024**2
     unverified_max_active_jobs: int = 2
     webhooks: WebhookLimits = WebhookLimits()
+    # an unfinished resumable upload (tus) is kept, and counted in its owner's quota, this long
+    resumable_upload_expiry_hours: int = 24
 
     def limits_for(self, claims: Mapping) -> Limits:
         """The limits of the user whose token has these ``claims`` (auth's /validate): the
@@ -125,4 +127,6 @@ class GatewayConfig:
                                                    200 * 1024**2, minimum=1),
             unverified_max_active_jobs=env_int("UNVERIFIED_MAX_ACTIVE_JOBS", 2, minimum=1),
             webhooks=WebhookLimits.from_env(),
+            resumable_upload_expiry_hours=env_int("RESUMABLE_UPLOAD_EXPIRY_HOURS", 24,
+                                                  minimum=1),
         )

@@ -91,8 +91,9 @@ login_per_address = limiter.shared_limit(lambda: _limits().login_per_address,
 register_per_address = limiter.limit(lambda: _limits().register_per_address,
                                      key_func=client_address,
                                      error_message="too many accounts created from your address")
-upload_per_user = limiter.limit(lambda: _limits().upload_per_user, key_func=upload_user,
-                                error_message="too many uploads")
+# Shared by POST /upload and the creation of a resumable upload (POST /uploads): one count.
+upload_per_user = limiter.shared_limit(lambda: _limits().upload_per_user, scope="upload-user",
+                                       key_func=upload_user, error_message="too many uploads")
 
 
 def _too_many(exc: RateLimitExceeded):

@@ -1,5 +1,6 @@
-"""Why POST /upload refuses an upload, and the answers that say so: for its size, for its
-owner's quotas (``common.quotas``), each with what the client may do about it."""
+"""Why POST /upload (and a resumable upload, ``gateway.resumable``) refuses an upload, and the
+answers that say so: for its size, for its owner's quotas (``common.quotas``), each with what the
+client may do about it."""
 
 from common import metrics
 from common.units import size as human_size
@@ -50,6 +51,13 @@ def too_many_active(limits):
     response = error(429, message)
     response.headers["Retry-After"] = str(ACTIVE_RETRY_SECONDS)
     return metrics.refused_for(response, metrics.QUOTA)
+
+
+def not_admitted(exc, limits):
+    """The answer to an upload its owner's quotas refuse (``common.quotas.OverLimit``)."""
+    if exc.limit == "active_jobs":
+        return too_many_active(limits)
+    return over_quota(limits, exc.usage.bytes)
 
 
 def busy():

@@ -42,9 +42,7 @@ def upload():
               metrics.UPLOADS_IN_PROGRESS.track_inprogress(), bound_job(str(job_id))):
             return _accept(cfg, limits, admission, job_id, boundary.encode())
     except OverLimit as exc:
-        if exc.limit == "active_jobs":
-            return refusals.too_many_active(limits)
-        return refusals.over_quota(limits, exc.usage.bytes)
+        return refusals.not_admitted(exc, limits)
     except Contended:
         return refusals.busy()
 
@@ -100,7 +98,7 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int, che
                 video.write(event.data, event.last)
             elif isinstance(event, multipart.File):
                 if event.name != "file":
-                    _option(fields, event.name, b"")  # 422 for a name that is no field
+                    parse_option(fields, event.name, b"")  # 422 for a name that is no field
                     raise options.InvalidOption(f"{event.name} is a text field, not a file")
                 if video is not None:
                     raise UploadRejected(400, "send exactly one file per upload")
@@ -109,7 +107,7 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int, che
                 raise UploadRejected(400, "the field 'file' must be a file, sent with its "
                                           "name (curl: -F file=@video.mp4)")
             else:
-                _option(fields, event.name, event.value)
+                parse_option(fields, event.name, event.value)
         if video is None:
             raise UploadRejected(400, "missing multipart field 'file'")
         chosen = options.combine(fields, video.filename)
@@ -124,7 +122,7 @@ def _receive(stream, boundary: bytes, store, job_id, owner: str, limit: int, che
             "size": size, "options": chosen}
 
 
-def _option(fields: dict, name: str, raw: bytes) -> None:
+def parse_option(fields: dict, name: str, raw: bytes) -> None:
     """Parse an option field into ``fields``; InvalidOption naming it (sent twice too)."""
     if name in fields:
         raise options.InvalidOption(f"send the field {name} once")

@@ -39,10 +39,7 @@ class Video:
         empty file, refused as such rather than as "not media", 415 for one that is not media."""
         if self._writer is not None:
             return
-        if not self._head:
-            raise UploadRejected(400, "the uploaded file is empty")
-        if sniff.media_type(self._head[: sniff.PROBE_BYTES]) is None:
-            raise UploadRejected(415, "this file does not look like audio or video")
+        check_head(self._head)
         self._writer = self._store.open_upload(VIDEOS, self.filename, self._metadata)
         self._writer.write(self._head)
 
@@ -58,6 +55,16 @@ class Video:
                 self._writer.abort()
             except Exception:  # noqa: BLE001
                 log.warning("could not remove a partial upload", exc_info=True)
+
+
+def check_head(head: bytes) -> None:
+    """The content check of every upload, on its first PROBE_BYTES (or all of it, when
+    shorter): 400 for an empty file, refused as such rather than as "not media", 415 for one
+    that is not media (UploadRejected)."""
+    if not head:
+        raise UploadRejected(400, "the uploaded file is empty")
+    if sniff.media_type(head[: sniff.PROBE_BYTES]) is None:
+        raise UploadRejected(415, "this file does not look like audio or video")
 
 
 def clean_name(name: str) -> str:

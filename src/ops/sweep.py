@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import requests
 
+from common import resumable
 from common.jobs import Jobs
 from common.webhooks import Webhooks
 from ops import upkeep
@@ -57,6 +58,7 @@ def sweep(jobs: Jobs, publisher, config, still_held: Callable[[], None] = lambda
         lambda: upkeep.recover_stuck(jobs, config.stuck_job_seconds,
                                      config.messaging.max_attempts, publisher),
         lambda: upkeep.expire(jobs, publisher),
+        lambda: upkeep.remove_expired_uploads(jobs),
         lambda: upkeep.remove_orphans(jobs, config.orphan_grace_seconds),
         lambda: {"deleted_accounts_jobs": purge_deleted_accounts(jobs, config)},
         lambda: adopt_address_owners(jobs, config),
@@ -78,8 +80,8 @@ def _auth_get(config, path: str):
 
 
 def purge_deleted_accounts(jobs: Jobs, config) -> int:
-    """Remove the jobs, files and webhooks of accounts auth deleted. 0, and a warning, when
-    auth cannot be asked: the next sweep tries again."""
+    """Remove the jobs, files, webhooks and unfinished resumable uploads of accounts auth
+    deleted. 0, and a warning, when auth cannot be asked: the next sweep tries again."""
     try:
         deleted = _auth_get(config, "/deleted-users")["deleted"]
     except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
@@ -91,6 +93,7 @@ def purge_deleted_accounts(jobs: Jobs, config) -> int:
         if account.get("account_id"):
             removed += jobs.delete_owner(account["account_id"])
             webhooks.delete_owner(account["account_id"])
+            resumable.remove_owner(jobs.store, account["account_id"])  # unfinished uploads
         else:  # deleted by an earlier release, whose jobs were owned by the address
             removed += jobs.delete_owner(account["email"],
                                          created_before=account.get("registered_again_at"))

@@ -1,5 +1,8 @@
 // Uploads: videos chosen or dropped, sent one after the other with the options chosen then, each
-// with its progress and, when refused, why.
+// with its progress and, when refused, why. Files above RESUMABLE_ABOVE go with tus (POST
+// /uploads, tus-js-client vendored in /static/vendor): a dropped connection is retried from the
+// offset the server has, and after a reload the same file, chosen again, goes on where it
+// stopped (the upload's URL is kept in localStorage until it is finished).
 
 import { refreshAccount } from "./account.js";
 import { expired, saysWhenToRetry, token } from "./api.js";
@@ -9,6 +12,32 @@ import { refreshSoon } from "./jobs.js";
 import { chosenOptions } from "./options.js";
 
 let uploadChain = Promise.resolve();
+export const RESUMABLE_ABOVE = 8 * 1024 * 1024; // bytes; smaller files go in one POST /upload
+const RESUMABLE_CHUNK = 8 * 1024 * 1024; // bytes per PATCH
+// Tried again from the server's offset: the connection (0), another request still appending
+// (423), a server or backend down; the others are answers to show.
+const RETRY_STATUSES = new Set([0, 423, 500, 502, 503, 504]);
+
+// tus-js-client's browser build, vendored at build time (scripts/vendor-js.sh), loaded the first
+// time a large file is sent; null when it is not there (the file then goes with POST /upload).
+let tusLoading = null;
+function loadTus() {
+  if (!tusLoading) {
+    tusLoading = new Promise((resolve) => {
+      const script = document.createElement("script");
+      script.src = "/static/vendor/tus.min.js";
+      script.addEventListener("load", () => resolve(window.tus && window.tus.isSupported ? window.tus : null));
+      script.addEventListener("error", () => resolve(null));
+      document.head.append(script);
+    });
+  }
+  return tusLoading;
+}
+
+function send(file, view, options) {
+  if (file.size <= RESUMABLE_ABOVE) return sendFile(file, view, options);
+  return loadTus().then((tus) => (tus ? sendResumable(tus, file, view, options) : sendFile(file, view, options)));
+}
 
 function uploadMessage(status, body, retryAfter) {
   let parsed = "";
@@ -70,11 +99,7 @@ function sendFile(file, view, options) {
         setUpload(view, "done", "Uploaded (100%). Converting: see My conversions below.", 100);
         refreshSoon();
       } else {
-        setUpload(view, "error",
-          uploadMessage(xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After")));
-        if (xhr.status === 401) expired();
-        else if (xhr.status === 422) $("#options").open = true;
-        else if (xhr.status === 413 || xhr.status === 429) refreshAccount();
+        refused(view, xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After"));
       }
       resolve();
     });
@@ -94,6 +119,60 @@ function sendFile(file, view, options) {
   });
 }
 
+function refused(view, status, body, retryAfter) {
+  setUpload(view, "error", uploadMessage(status, body, retryAfter));
+  if (status === 401) expired();
+  else if (status === 422) $("#options").open = true;
+  else if (status === 413 || status === 429) refreshAccount();
+}
+
+function sendResumable(tus, file, view, options) {
+  return new Promise((resolve) => {
+    const metadata = { filename: file.name || "video", filetype: file.type || "application/octet-stream" };
+    for (const [name, value] of options) metadata[name] = value;
+    const upload = new tus.Upload(file, {
+      endpoint: "/uploads",
+      chunkSize: RESUMABLE_CHUNK,
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000],
+      metadata,
+      headers: { Authorization: `Bearer ${token()}` },
+      removeFingerprintOnSuccess: true,
+      onShouldRetry(error) {
+        const response = error.originalResponse;
+        return RETRY_STATUSES.has(response ? response.getStatus() : 0);
+      },
+      onProgress(sent, total) {
+        const percent = Math.floor((sent / total) * 100);
+        setUpload(view, "uploading", `Uploading… ${percent}%`, percent);
+      },
+      onSuccess() {
+        setUpload(view, "done", "Uploaded (100%). Converting: see My conversions below.", 100);
+        refreshSoon();
+        resolve();
+      },
+      onError(error) {
+        const response = error.originalResponse;
+        if (!response) {
+          setUpload(view, "error", "Upload interrupted: the connection was lost. Choose the same file again to resume it.");
+        } else {
+          refused(view, response.getStatus(), response.getBody(), response.getHeader("Retry-After"));
+        }
+        refreshAccount();
+        resolve();
+      },
+    });
+    upload.findPreviousUploads().then((previous) => {
+      if (previous.length) {
+        upload.resumeFromPreviousUpload(previous[0]);
+        setUpload(view, "uploading", "Resuming where it stopped…");
+      } else {
+        setUpload(view, "uploading", "Uploading… 0%", 0);
+      }
+      upload.start();
+    });
+  });
+}
+
 function addFiles(fileList) {
   const files = Array.from(fileList || []);
   if (!files.length || !token()) return;
@@ -101,7 +180,7 @@ function addFiles(fileList) {
   for (const file of files) {
     const view = uploadItem(file);
     uploadChain = uploadChain.then(() => (token()
-      ? sendFile(file, view, options)
+      ? send(file, view, options)
       : setUpload(view, "error", "Not uploaded: you are logged out.")));
   }
 }

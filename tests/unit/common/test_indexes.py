@@ -8,7 +8,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from common import covers, indexes, mongo_compat
+from common import covers, indexes, mongo_compat, resumable
 from common.gridio import GridReader
 from common.jobs import Jobs
 from common.quotas import Quotas
@@ -141,6 +141,9 @@ def recorded():
         "ops.migrate._chunks": lambda: list(migrate._chunks(store.chunks(VIDEOS), {
             "_id": oid, "length": 0, "chunkSize": 4})),
         "Lease.release": lambda: Lease(store.db, "sweep", 60).release(),
+        "resumable.remove_expired": lambda: resumable.remove_expired(store),
+        "resumable.unfinished_file_ids": lambda: resumable.unfinished_file_ids(store),
+        "resumable.remove_owner": lambda: resumable.remove_owner(store, owner),
     }
     queries = []
     for label, call in calls.items():

@@ -153,7 +153,7 @@ def test_a_tag_with_a_bidi_control_is_422_and_a_file_name_loses_them(client, sta
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/no-such-page"), ("POST", "/uploads"), ("GET", "/jobs/1/nothing"),
+    ("GET", "/no-such-page"), ("POST", "/uploadz"), ("GET", "/jobs/1/nothing"),
     ("GET", "/static/missing.js"),
 ])
 def test_unknown_routes_are_404_json(client, method, path):
