@@ -23,6 +23,9 @@ const JOBS = [DB, ["jobs"]];
 const RATE_LIMITS = [DB, ["rate_limits"]];
 // uploads being received, counted against their owner's quotas (common/jobs.py: UPLOADS)
 const UPLOADS = [DB, ["uploads"]];
+// resumable uploads not yet finished: their offset, checksum state and partial last chunk
+// (common/resumable.py; their bytes are chunks of `videos.chunks` already)
+const RESUMABLE = [DB, ["resumable_uploads"]];
 // webhook endpoints, every delivery attempt, and the deliveries that succeeded (common/webhooks.py)
 const WEBHOOKS = [DB, ["webhooks", "webhook_deliveries"]];
 const WEBHOOKS_SENT = [DB, ["webhook_sent"]];
@@ -66,7 +69,9 @@ const SERVICES = {
     [MP3S, [...FIND_REMOVE, ...INDEX]],
     [RATE_LIMITS, [...WRITE, ...INDEX]],
     [UPLOADS, [...WRITE, ...INDEX]],
-    [WEBHOOKS, WRITE],  // registers, lists and deletes endpoints (with their deliveries)
+    [RESUMABLE, [...WRITE, ...INDEX]],  // resumable uploads (tus) being received
+    // registers, lists and deletes webhook endpoints (with their deliveries)
+    [WEBHOOKS, [...WRITE, ...INDEX]],
   ],
   // claims, updates and finishes jobs and dispatches the owner's next, reads the video and
   // removes it once the job is final, stores the MP3 (removing it if the job went meanwhile)
@@ -97,7 +102,8 @@ const SERVICES = {
     [MP3_CHUNKS, [...FIND_INSERT_REMOVE, ...INDEX]],
     [UPLOADS, [...FIND_REMOVE, ...INDEX]],
     [LEASES, WRITE],
-    [WEBHOOKS, FIND_REMOVE],  // the webhooks of deleted accounts
+    [WEBHOOKS, [...FIND_REMOVE, ...INDEX]],  // the webhooks of deleted accounts
+    [RESUMABLE, [...FIND_REMOVE, ...INDEX]],  // expired unfinished uploads, deleted accounts
   ],
   // `python -m ops backup --verify` (the backup CronJob): reads everything and changes nothing
   // of it; writes only its scratch database

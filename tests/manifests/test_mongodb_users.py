@@ -63,9 +63,12 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             # flask-limiter's counters (gateway/ratelimit_storage.py makes their TTL index)
             (db, "rate_limits"): WRITE | INDEX,
             (db, "uploads"): WRITE | INDEX,  # uploads in progress, counted against the quotas
-            # webhook endpoints: registered, listed, deleted with their deliveries
-            (db, "webhooks"): WRITE,
-            (db, "webhook_deliveries"): WRITE,
+            # webhook endpoints: registered, listed, deleted with their deliveries (their
+            # indexes made at its start, common/indexes.py)
+            (db, "webhooks"): WRITE | INDEX,
+            (db, "webhook_deliveries"): WRITE | INDEX,
+            # resumable uploads (tus) being received: offset, checksum state, last partial chunk
+            (db, "resumable_uploads"): WRITE | INDEX,
         },
         "converter": {
             (db, "jobs"): UPDATE | INDEX,  # claims, reports progress, finishes, dispatches
@@ -91,9 +94,12 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             (db, "mp3s.files"): {"find", "update", "remove", "insert", "createCollection"} | INDEX,
             (db, "uploads"): REMOVE | INDEX,  # usage counts uploads in progress; stale ones go
             (db, "leases"): WRITE,  # one sweep at a time (ops/lease.py)
-            # the webhooks of deleted accounts go (with their deliveries)
-            (db, "webhooks"): REMOVE,
-            (db, "webhook_deliveries"): REMOVE,
+            # the webhooks of deleted accounts go (with their deliveries); `migrate` makes
+            # every index
+            (db, "webhooks"): REMOVE | INDEX,
+            (db, "webhook_deliveries"): REMOVE | INDEX,
+            # expired unfinished resumable uploads go, and a deleted account's
+            (db, "resumable_uploads"): REMOVE | INDEX,
         },
         # every collection of the database (collection ""): the backup lists them and their
         # indexes and reads them, and writes only the fixed scratch database it trial-restores

@@ -14,6 +14,7 @@ from common.jobs import Jobs
 from common.quotas import Quotas
 from common.settings import LifecycleSettings
 from common.store import MP3S, VIDEOS, Store
+from common.webhooks import Webhooks
 from ops import migrate, upkeep
 from ops.lease import Lease
 
@@ -105,6 +106,8 @@ def recorded():
     jobs = Jobs(store, LifecycleSettings())
     quotas = Quotas(store)
     owner, oid = "a" * 32, ObjectId()
+    hooks = Webhooks(store)
+    answer = types.SimpleNamespace(status=200, duration=0.1, error=None, ok=True)
     job = {"_id": oid, "owner": owner, "video_fid": ObjectId(), "mp3_fid": ObjectId(),
            "cover_fid": ObjectId(), "status": "done", "updated_at": 1.0}
     calls = {
@@ -144,6 +147,14 @@ def recorded():
         "resumable.remove_expired": lambda: resumable.remove_expired(store),
         "resumable.unfinished_file_ids": lambda: resumable.unfinished_file_ids(store),
         "resumable.remove_owner": lambda: resumable.remove_owner(store, owner),
+        "Webhooks.count": lambda: hooks.count(owner),
+        "Webhooks.subscribed": lambda: hooks.subscribed(owner, "job.done"),
+        "Webhooks.get": lambda: hooks.get(oid, owner),
+        "Webhooks.delete_owner": lambda: hooks.delete(oid, owner),
+        "Webhooks.was_sent": lambda: hooks.was_sent("msg_1"),
+        "Webhooks.record": lambda: hooks.record({"_id": oid, "owner": owner}, "msg_1",
+                                                "job.done", 1, answer, kept=50),
+        "Webhooks.recent": lambda: hooks.recent(oid),
     }
     queries = []
     for label, call in calls.items():
