@@ -18,6 +18,7 @@ NO_RATE_LIMITS = {
     "LOGIN_RATE_LIMIT_PER_ADDRESS": "100000 per minute",
     "REGISTER_RATE_LIMIT_PER_ADDRESS": "100000 per minute",
     "UPLOAD_RATE_LIMIT_PER_USER": "100000 per minute",
+    "WEBHOOK_RATE_LIMIT_PER_USER": "100000 per minute",
 }
 
 

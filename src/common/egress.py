@@ -16,6 +16,7 @@ exchange: connect + 2 × read); at most ``max_body`` bytes of the answer are rea
 
 import http.client
 import ipaddress
+import logging
 import socket
 import ssl
 import threading
@@ -33,6 +34,14 @@ CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+log = logging.getLogger(__name__)
+
+# A host name refused: the same words whether it does not resolve or resolves to an address
+# that is not public.
+NOT_PUBLIC = ("the host {host} does not resolve to public internet addresses only: webhooks "
+              "may only reach those")
+
+
 class Refused(ValueError):
     """The URL may not be requested; the message says why, in words for the person who gave
     it."""
@@ -42,8 +51,8 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Every address the system's resolver gives for ``host``."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise Refused(f"the host {host} could not be resolved ({exc})") from None
+    except (socket.gaierror, UnicodeError):
+        raise Refused(NOT_PUBLIC.format(host=host)) from None
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
@@ -94,6 +103,9 @@ def parse_url(url: str, max_length: int = 2000) -> tuple[str, str, int, str]:
         raise Refused(f"url is longer than {max_length} characters")
     if any(not ch.isprintable() or ch.isspace() for ch in url):
         raise Refused("url may not contain spaces or control characters")
+    if not url.isascii():  # an HTTP request line is ASCII: the URL is sent as written
+        raise Refused("url must be ASCII: percent-encode other characters in its path and "
+                      "query, and write an international host name in its xn-- form")
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -129,7 +141,7 @@ def resolve(url: str, allowed: Iterable[Network] = (), resolver: Resolver | None
     else:
         addresses = (resolver or system_resolver)(host, port)
         if not addresses:
-            raise Refused(f"the host {host} has no address")
+            raise Refused(NOT_PUBLIC.format(host=host))
     allowed = tuple(allowed)
     for text in addresses:
         address = ipaddress.ip_address(text.split("%")[0])
@@ -137,9 +149,14 @@ def resolve(url: str, allowed: Iterable[Network] = (), resolver: Resolver | None
                if network.version == address.version):
             continue
         reason = why_refused(address)
+        if reason is not None and literal is None:
+            # a name: what it resolves to, or that it resolves at all, is not told (a user
+            # could map the cluster's names); the log has it for the operator
+            log.info("webhook host refused", extra={"host": host, "address": str(address),
+                                                    "reason": reason})
+            raise Refused(NOT_PUBLIC.format(host=host))
         if reason is not None:
-            shown = host if literal is not None else f"{host} ({address})"
-            raise Refused(f"the address {shown} is {reason}: webhooks may only reach public "
+            raise Refused(f"the address {host} is {reason}: webhooks may only reach public "
                           "internet addresses")
     return Target(scheme, host, port, path, addresses[0])
 
@@ -232,7 +249,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allowed: Iterable[Ne
         response = conn.getresponse()
         content = response.read(max_body)
         status = response.status
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # (UnicodeError too)
         late = time.monotonic() - started >= connect_timeout + 2 * read_timeout
         reason = "TimeoutError: the endpoint took too long to answer" if late else (
             f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__)

@@ -33,12 +33,15 @@ def env_rate_limit(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """How often one client may try to log in, register and upload (shared by all replicas)."""
+    """How often one client may try to log in, register, upload and register or test a
+    webhook (shared by all replicas)."""
 
     login_per_account: str = "10 per minute"
     login_per_address: str = "30 per minute"
     register_per_address: str = "5 per hour"
     upload_per_user: str = "60 per hour"
+    # webhook registrations and test sends (each test send is a request to the endpoint)
+    webhook_per_user: str = "30 per hour"
 
     @classmethod
     def from_env(cls) -> "RateLimits":
@@ -53,6 +56,8 @@ class RateLimits:
                                                 defaults.register_per_address),
             upload_per_user=env_rate_limit("UPLOAD_RATE_LIMIT_PER_USER",
                                            defaults.upload_per_user),
+            webhook_per_user=env_rate_limit("WEBHOOK_RATE_LIMIT_PER_USER",
+                                            defaults.webhook_per_user),
         )
 
 

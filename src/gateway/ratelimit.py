@@ -96,6 +96,14 @@ upload_per_user = limiter.shared_limit(lambda: _limits().upload_per_user, scope=
                                        key_func=upload_user, error_message="too many uploads")
 
 
+# Shared by POST /webhooks and POST /webhooks/<id>/test: each test send makes notification
+# request the endpoint, so they are counted together, per user.
+webhook_per_user = limiter.shared_limit(lambda: _limits().webhook_per_user, scope="webhook-user",
+                                        key_func=upload_user,
+                                        error_message="too many webhook registrations and "
+                                                      "test sends")
+
+
 def _too_many(exc: RateLimitExceeded):
     """429 with the wait in the message and in Retry-After."""
     wait = math.ceil(exc.limit.limit.get_expiry())

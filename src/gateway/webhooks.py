@@ -18,7 +18,7 @@ from common.jobview import iso
 from common.web import error
 from common.webhooks import EVENTS, TEST_EVENT, Webhooks
 from common.webhooks import webhook_id as delivery_id
-from gateway import backends
+from gateway import backends, ratelimit
 from gateway.security import login_required
 
 bp = Blueprint("webhooks", __name__)
@@ -45,6 +45,7 @@ def endpoint_json(doc: dict, secret: bool = False) -> dict:
 
 @bp.post("/webhooks")
 @login_required
+@ratelimit.webhook_per_user
 def create():
     """A new endpoint from JSON ``{"url", "events"?}``; 201 with its secret, shown this once."""
     if request.content_length is None or request.content_length > MAX_BODY:
@@ -102,6 +103,7 @@ def delete(webhook_id: str):
 
 @bp.post("/webhooks/<webhook_id>/test")
 @login_required
+@ratelimit.webhook_per_user
 def send_test(webhook_id: str):
     """Send a `webhook.test` event to the endpoint (through notification, as every event)."""
     doc = _webhooks().get(webhook_id, g.user)

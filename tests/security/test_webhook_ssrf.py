@@ -30,14 +30,19 @@ pytestmark = pytest.mark.security
 
 @pytest.mark.parametrize("url, words", [
     ("http://127.0.0.1:8080/hook", "127.0.0.1 is loopback"),
-    ("http://127.1/hook", "loopback"),
+    ("http://127.1/hook", "the host 127.1 does not resolve to public"),  # read as a name
     ("http://10.0.0.5/hook", "10.0.0.5 is private"),
     ("http://10.255.255.255:9000/", "private"),
     ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local"),
     ("http://[::1]:5000/", "::1 is loopback"),
     ("http://[::ffff:127.0.0.1]/", "loopback"),
-    ("http://localhost:5000/users", "localhost (127.0.0.1) is loopback"),
-    ("http://vm/hook", "vm (127.0.0.1) is loopback"),  # a name in /etc/hosts
+    # a name: refused without saying what it resolves to (nor whether it resolves)
+    ("http://localhost:5000/users", "the host localhost does not resolve to public internet "
+                                    "addresses only"),
+    ("http://vm/hook", "the host vm does not resolve to public"),  # a name in /etc/hosts
+    ("http://no-such-host.invalid/hook", "the host no-such-host.invalid does not resolve to "
+                                         "public"),
+    ("http://93.184.216.34/h\u00e9", "url must be ASCII"),  # not sendable: refused, never sent
     ("http://192.168.0.1/", "private"),
     ("http://100.64.1.1/", "carrier-grade NAT"),
     ("http://0.0.0.0:8080/", "unspecified"),
@@ -132,8 +137,8 @@ def test_a_name_that_later_resolves_to_loopback_is_refused_at_delivery(
     assert dns.asked == ["hooks.example.test", "hooks.example.test"]  # once per check
     [attempt] = Webhooks(webhook_store).recent(endpoint["_id"])
     assert attempt["status"] is None and not attempt["ok"]
-    assert attempt["error"] == ("refused: the address hooks.example.test (127.0.0.1) is "
-                                "loopback: webhooks may only reach public internet addresses")
+    assert attempt["error"] == ("refused: the host hooks.example.test does not resolve to "
+                                "public internet addresses only: webhooks may only reach those")
     assert [queue for queue, _, _ in recorder.published] == ["webhooks.deliver.delay.1"]
 
 

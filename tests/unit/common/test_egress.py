@@ -53,8 +53,11 @@ def test_malformed_urls_are_refused_saying_why(url, words):
 
 def test_every_address_of_a_name_is_checked_once():
     resolver = dns("93.184.216.34", "10.0.0.7")
-    with pytest.raises(egress.Refused, match=r"hooks.example.test \(10.0.0.7\) is private"):
+    with pytest.raises(egress.Refused) as refused:
         egress.check_url("https://hooks.example.test/in", resolver=resolver)
+    # refused for its private address, which the message does not show
+    assert str(refused.value) == ("the host hooks.example.test does not resolve to public "
+                                  "internet addresses only: webhooks may only reach those")
     assert resolver.asked == [("hooks.example.test", 443)]
 
 
@@ -78,5 +81,23 @@ def test_a_bad_allowed_network_is_a_value_error():
 def test_a_refused_post_connects_nowhere_and_says_why():
     answer = egress.post("http://metadata.test/latest", b"{}", {}, resolver=dns("169.254.169.254"))
     assert answer.status is None and not answer.ok
-    assert answer.error.startswith("refused: the address metadata.test (169.254.169.254) is "
-                                   "link-local")
+    assert answer.error.startswith("refused: the host metadata.test does not resolve to public")
+    assert "169.254" not in answer.error
+
+
+def test_a_name_that_does_not_resolve_is_refused_in_the_same_words_as_a_private_one():
+    """Whether an internal name exists, and what it resolves to, is not told."""
+    with pytest.raises(egress.Refused) as missing:
+        egress.check_url("http://no-such-host.invalid/in")
+    with pytest.raises(egress.Refused) as private:
+        egress.check_url("http://no-such-host.invalid/in", resolver=dns("10.0.0.7"))
+    assert str(missing.value) == str(private.value)
+
+
+def test_a_url_that_is_not_ascii_is_refused_and_never_crashes_a_delivery():
+    for url in ("http://93.184.216.34/h\u00e9", "http://93.184.216.34/?q=\u00e9",
+                "http://b\u00fccher.example/"):
+        with pytest.raises(egress.Refused, match="url must be ASCII"):
+            egress.check_url(url)
+        answer = egress.post(url, b"{}", {})  # a URL registered before this check
+        assert answer.status is None and answer.error.startswith("refused: url must be ASCII")
