@@ -223,7 +223,9 @@ def _find(upload_id) -> dict | None:
     oid = object_id(upload_id)
     if oid is None:
         return None
-    doc = records.collection(backends.store()).find_one({"_id": oid})
+    # without its partial last chunk (up to a chunk's size): only the request that appends,
+    # under the lease, reads it
+    doc = records.collection(backends.store()).find_one({"_id": oid}, {"tail": 0})
     if doc is None or doc["owner"] != g.user or doc["expires_at"] < now():
         return None
     return doc
