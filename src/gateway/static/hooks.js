@@ -5,9 +5,11 @@
 
 import { UNAVAILABLE, UNREACHABLE, api, errorText, expired, token } from "./api.js";
 import { $, el, notify, showProblem, timeEl } from "./dom.js";
+import { secretBox } from "./secretbox.js";
 
 const EVENT_WORDS = { "job.done": "done", "job.failed": "failed", "job.expired": "expired" };
 let hooksRequest = 0; // only the answer to the latest GET /webhooks is shown
+const secret = secretBox("hook", "secret");
 
 // ---- the list ----
 
@@ -212,33 +214,11 @@ async function createHook(event) {
 }
 
 function showHookSecret(hook) {
-  const value = $("#hook-secret-value");
-  value.value = hook.secret;
-  $("#hook-secret-note").textContent = `Copy the signing secret of ${hook.url} now: it is not shown again.`;
-  $("#hook-copied").textContent = "";
-  $("#hook-secret").hidden = false;
-  value.focus();
-  value.select();
+  secret.show(hook.secret, `Copy the signing secret of ${hook.url} now: it is not shown again.`);
 }
 
 export function forgetHookSecret() {
-  $("#hook-secret-value").value = "";
-  $("#hook-copied").textContent = "";
-  $("#hook-secret").hidden = true;
-}
-
-async function copyHookSecret() {
-  const value = $("#hook-secret-value");
-  try {
-    await navigator.clipboard.writeText(value.value);
-  } catch (_) {
-    value.select();
-    if (!document.execCommand("copy")) {
-      $("#hook-copied").textContent = "Could not copy: select the secret and copy it yourself.";
-      return;
-    }
-  }
-  $("#hook-copied").textContent = "Copied to the clipboard.";
+  secret.forget();
 }
 
 // Logged out: nothing of the webhooks stays on the page.
@@ -253,7 +233,7 @@ export function clearHooks() {
 
 export function wireHooks() {
   $("#hook-form").addEventListener("submit", createHook);
-  $("#hook-copy").addEventListener("click", copyHookSecret);
+  $("#hook-copy").addEventListener("click", secret.copy);
   $("#hook-secret-done").addEventListener("click", () => {
     forgetHookSecret();
     $("#hook-url").focus();

@@ -5,9 +5,11 @@
 import { UNAVAILABLE, UNREACHABLE, api, errorText, expired, saysWhenToRetry, token } from "./api.js";
 import { $, el, notify, showProblem, timeEl } from "./dom.js";
 import { sentence } from "./format.js";
+import { secretBox } from "./secretbox.js";
 
 const SCOPE_WORDS = { upload: "upload", read: "read and download", delete: "delete" };
 let keysRequest = 0; // only the answer to the latest GET /tokens is shown
+const secret = secretBox("key", "key");
 
 // ---- the list ----
 
@@ -157,34 +159,12 @@ async function createKey(event) {
 }
 
 function showSecret(key) {
-  const value = $("#key-secret-value");
-  value.value = key.secret;
-  $("#key-secret-note").textContent = `Copy the key “${key.name}” now: it is not shown again.`;
-  $("#key-copied").textContent = "";
-  $("#key-secret").hidden = false;
-  value.focus();
-  value.select();
+  secret.show(key.secret, `Copy the key “${key.name}” now: it is not shown again.`);
 }
 
 // The secret leaves the page as soon as the person is done with it (or the panel closes).
 export function forgetSecret() {
-  $("#key-secret-value").value = "";
-  $("#key-copied").textContent = "";
-  $("#key-secret").hidden = true;
-}
-
-async function copySecret() {
-  const value = $("#key-secret-value");
-  try {
-    await navigator.clipboard.writeText(value.value);
-  } catch (_) {
-    value.select();
-    if (!document.execCommand("copy")) {
-      $("#key-copied").textContent = "Could not copy: select the key and copy it yourself.";
-      return;
-    }
-  }
-  $("#key-copied").textContent = "Copied to the clipboard.";
+  secret.forget();
 }
 
 // Logged out: nothing of the keys stays on the page.
@@ -199,7 +179,7 @@ export function clearKeys() {
 
 export function wireKeys() {
   $("#key-form").addEventListener("submit", createKey);
-  $("#key-copy").addEventListener("click", copySecret);
+  $("#key-copy").addEventListener("click", secret.copy);
   $("#key-secret-done").addEventListener("click", () => {
     forgetSecret();
     $("#key-name").focus();
