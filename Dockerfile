@@ -9,13 +9,6 @@
 ARG BASE_IMAGE=python:3.11-slim
 ARG SERVICE
 
-# The page's one third-party script, tus-js-client's browser build (resumable uploads): fetched
-# from npm at build time and checked against the SHA-256 pinned in scripts/vendor-js.sh; no CDN.
-FROM node:22-slim AS vendor
-WORKDIR /vendor
-COPY scripts/vendor-js.sh scripts/
-RUN scripts/vendor-js.sh src/gateway/static/vendor && test -s src/gateway/static/vendor/tus.min.js
-
 FROM ${BASE_IMAGE} AS build
 ARG SERVICE
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
@@ -40,8 +33,15 @@ COPY pyproject.toml ./
 COPY src/common/ src/common/
 COPY src/${SERVICE}/ src/${SERVICE}/
 COPY src/ops/ src/ops/
-COPY --from=vendor /vendor/src/gateway/static/vendor/ vendor/
-RUN if [ "$SERVICE" = gateway ]; then mkdir -p src/gateway/static && cp -r vendor src/gateway/static/vendor; fi && \
+# The page's one third-party script, tus-js-client's browser build (resumable uploads), comes
+# with src/gateway/ from the build context, where scripts/vendor-js.sh put it (make bootstrap,
+# scripts/podman-images.sh; it needs npm): checked here against the SHA-256 pinned in that
+# script, so no image is built without it or with another file; no CDN, no registry.
+COPY scripts/vendor-js.sh scripts/
+RUN if [ "$SERVICE" = gateway ]; then \
+        VENDOR_JS_CHECK_ONLY=1 scripts/vendor-js.sh src/gateway/static/vendor || { \
+            echo "run scripts/vendor-js.sh before building the gateway image" >&2; exit 1; }; \
+    fi && \
     if [ "$SERVICE" != gateway ]; then rm -rf src/ops; fi && \
     /opt/venv/bin/pip install --no-cache-dir --no-deps . && \
     /opt/venv/bin/python -c "import common, ${SERVICE}"

@@ -9,6 +9,7 @@ K8S_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 .PHONY: images podman-images print-images secrets deploy undeploy test-manifests test-podman
 
 images: ## build the four images into minikube (tag: version in pyproject.toml)
+	@bash scripts/vendor-js.sh
 	@for s in $(K8S_SERVICES); do \
 	  echo "building $(IMAGE_PREFIX)$$s:$(IMAGE_TAG)"; \
 	  minikube image build -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) --build-opt=build-arg=SERVICE=$$s . \

@@ -13,6 +13,7 @@ if [ -n "$CA_BUNDLE" ] && [ -f "$CA_BUNDLE" ]; then
 fi
 
 cd "$REPO_ROOT"
+bash scripts/vendor-js.sh  # the gateway's image carries the page's tus-js-client from here
 for service in ${*:-$SERVICES}; do
     image="$IMAGE_PREFIX$service:$IMAGE_TAG"
     echo "building $image"

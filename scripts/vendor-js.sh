@@ -2,7 +2,9 @@
 # Vendors the page's one third-party script, tus-js-client's browser build (resumable uploads),
 # into src/gateway/static/vendor/: fetched from the npm registry with `npm pack` (which checks
 # the tarball against the registry's integrity hash), then checked against the SHA-256 pinned
-# here. Run by scripts/bootstrap.sh and by the Dockerfile's `vendor` stage; no CDN at run time.
+# here. Run by scripts/bootstrap.sh and scripts/podman-images.sh (before `make images` too): the
+# Dockerfile copies the result from the build context and runs this with VENDOR_JS_CHECK_ONLY=1,
+# which only checks it (exit 1 when it is missing or is another file). No CDN at run time.
 # Without npm it says so and exits 0: the page then uploads with POST /upload only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,10 @@ log() { echo "vendor-js: $*"; }
 
 if [ -f "$DEST/tus.min.js" ] && echo "$TUS_MIN_JS_SHA256  $DEST/tus.min.js" | sha256sum -c --status; then
   exit 0
+fi
+if [ -n "${VENDOR_JS_CHECK_ONLY:-}" ]; then
+  log "$DEST/tus.min.js is missing or is not tus-js-client $TUS_JS_CLIENT_VERSION" >&2
+  exit 1
 fi
 if ! command -v npm >/dev/null; then
   log "npm not found: the page will upload with POST /upload only (no resumable uploads)" >&2

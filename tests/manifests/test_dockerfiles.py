@@ -55,8 +55,7 @@ def test_one_dockerfile_builds_every_service():
     text = dockerfile()
     assert instructions(text, "ARG")[:2] == ["BASE_IMAGE=python:3.11-slim", "SERVICE"]
     named = stages()
-    # vendor: the page's tus-js-client, fetched and checked at build time (scripts/vendor-js.sh)
-    assert set(named) == {"vendor", "build", "runtime", "", *SERVICES}
+    assert set(named) == {"build", "runtime", "", *SERVICES}
     assert named[""].split()[1] == "${SERVICE}", "the last stage is the one SERVICE names"
     for name in ("build", "runtime"):
         assert named[name].split()[1] == "${BASE_IMAGE}"
