@@ -30,6 +30,7 @@ MEDIA_FORMATS = ("mov", "matroska", "mp3", "aac", "flac", "ogg", "wav", "avi", "
 # Input options of every run: read the one local file (no other protocol), with those demuxers.
 # The mov demuxer's external references stay off (its `enable_drefs` defaults to false).
 INPUT_GUARD = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(MEDIA_FORMATS)]
+PROGRESS_PERIOD = 0.5  # seconds between ffmpeg's progress reports (each checks the lane's limit)
 
 log = logging.getLogger(__name__)
 CONVERT_SECONDS = 3600.0  # FFMPEG_TIMEOUT_SECONDS: wall-clock limit of a conversion
@@ -230,7 +231,7 @@ class FFmpeg:
                *INPUT_GUARD, *plan.input_args(), "-i", _local(src), "-map", "0:a:0", "-vn",
                "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
                "-af", downmix + measure,
-               "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", "-progress", "pipe:1",
+               "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", *_progress(),
                "-"]
         meter = _Meter(src, info, plan, on_progress, low, low + 25.0, self.lane_seconds)
         result = self._run(cmd, src, self.timeout, meter, file_bytes=0, on_start=meter.started)
@@ -311,7 +312,7 @@ class FFmpeg:
 
         cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
                *INPUT_GUARD, "-i", _local(src), "-map", "0:a:0", "-c", "copy", "-f", "null",
-               "-progress", "pipe:1", "-"]
+               *_progress(), "-"]
         result = self._run(cmd, src, MEASURE_SECONDS, progress, file_bytes=0, stoppable=False)
         _raise_if_cut_short(result, self.limits, MEASURE_SECONDS, "measuring the audio")
         return max(times, default=0) / 1e6
@@ -440,7 +441,7 @@ def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,
     # convert() then reports, and at the size limit.
     cap = limits.media_seconds + 1
     cmd += ["-t", f"{cap:.3f}", "-fs", str(limits.mp3_bytes), "-f", "mp3",
-            "-progress", "pipe:1", _local(dst)]
+            *_progress(), _local(dst)]
     if chapters is not None:
         cmd += ["-map_metadata", "0", "-map_chapters", "0", "-f", "ffmetadata",
                 _local(chapters)]
@@ -458,6 +459,11 @@ def check_media(info: MediaInfo, limits: Limits) -> None:
         raise PermanentError(f"the audio has {count} channels; at most {MAX_CHANNELS} are "
                              "supported: mix it down to stereo before uploading",
                              kind="not_media")
+
+
+def _progress() -> list[str]:
+    """ffmpeg's arguments for its progress reports on stdout, which _Meter reads."""
+    return ["-stats_period", f"{PROGRESS_PERIOD:g}", "-progress", "pipe:1"]
 
 
 class _Meter:
