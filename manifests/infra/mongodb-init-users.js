@@ -104,6 +104,7 @@ const SERVICES = {
     [LEASES, WRITE],
     [WEBHOOKS, [...FIND_REMOVE, ...INDEX]],  // the webhooks of deleted accounts
     [RESUMABLE, [...FIND_REMOVE, ...INDEX]],  // expired unfinished uploads, deleted accounts
+    [WEBHOOKS_SENT, [...FIND_REMOVE, ...INDEX]],  // successes remembered long enough
   ],
   // `python -m ops backup --verify` (the backup CronJob): reads everything and changes nothing
   // of it; writes only its scratch database

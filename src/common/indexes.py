@@ -3,8 +3,8 @@ their creation (``ensure``), run when a service starts and by ``python -m ops mi
 
 Each index lists the queries it serves. A query not served by one reads by ``_id`` (MongoDB's
 own index), or reads the whole collection on purpose (``upgrade_jobs``, ``remove_orphans``'s
-listing of file documents). `leases`, `migrations` and `webhook_sent` are only read by
-``_id``; `rate_limits` has its TTL index from gateway.ratelimit_storage.
+listing of file documents). `leases` and `migrations` are only read by ``_id``;
+`rate_limits` has its TTL index from gateway.ratelimit_storage.
 
 Creating an index that exists is a no-op, so ``ensure`` runs at every start. An index that
 cannot be created (no ``createIndex`` privilege, a build refused) is logged and skipped: the
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 JOBS, UPLOADS, RESUMABLE = "jobs", "uploads", "resumable_uploads"
 WEBHOOKS, WEBHOOK_DELIVERIES = "webhooks", "webhook_deliveries"  # (common.webhooks)
+WEBHOOK_SENT = "webhook_sent"
 # seconds a service's start waits for each index; on an upgrade ``python -m ops migrate``, run
 # before the services start, builds them and waits up to MIGRATE_TIMEOUT for each
 SERVICE_TIMEOUT = 15.0
@@ -105,18 +106,23 @@ INDEXES: tuple[Index, ...] = (
     Index(RESUMABLE, (("owner", 1),), (
         "resumable.remove_owner (DELETE /account, the sweep): a deleted account's uploads",)),
     Index(WEBHOOKS, (("owner", 1),), (
-        "Webhooks.count, of_owner, subscribed (each job event), delete_owner: an owner's "
-        "endpoints",)),
+        "Webhooks.create (the owner's count), of_owner, subscribed (each job event), "
+        "delete_owner: an owner's endpoints",)),
     Index(WEBHOOK_DELIVERIES, (("endpoint_id", 1),), (
         "Webhooks.record (each attempt), recent (GET /webhooks/<id>/deliveries), delete: an "
         "endpoint's attempts",)),
+    Index(WEBHOOK_SENT, (("at", 1),), (
+        "Webhooks.forget_sent (the sweep): deliveries that succeeded long ago",)),
     *(index for bucket in BUCKETS for index in _gridfs(bucket)),
 )
 
 COLLECTIONS = tuple(dict.fromkeys(index.collection for index in INDEXES))
 # What a service that stores and reads files and jobs but never counts uploads needs.
 JOBS_AND_FILES = tuple(name for name in COLLECTIONS
-                       if name not in (UPLOADS, RESUMABLE, WEBHOOKS, WEBHOOK_DELIVERIES))
+                       if name not in (UPLOADS, RESUMABLE, WEBHOOKS, WEBHOOK_DELIVERIES,
+                                       WEBHOOK_SENT))
+# The gateway's: all but what only notification and the sweep query.
+GATEWAY = tuple(name for name in COLLECTIONS if name != WEBHOOK_SENT)
 
 
 def ensure(db, collections=COLLECTIONS, timeout: float = SERVICE_TIMEOUT) -> dict:

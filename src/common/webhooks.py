@@ -8,8 +8,9 @@ sends (``notification/webhooks.py``). Collections:
   failures (consecutive failed attempts), disabled_at, disabled_reason}``;
 - ``webhook_deliveries``: every attempt ``{endpoint_id, owner, webhook_id, type, at, status,
   duration, error, ok}`` (the newest WEBHOOK_DELIVERIES_KEPT per endpoint are kept);
-- ``webhook_sent``: ``{_id: webhook_id}`` once a delivery succeeded, so that a redelivered
-  message never sends it again.
+- ``webhook_sent``: ``{_id: webhook_id, endpoint_id, at}`` once a delivery succeeded, so that a
+  redelivered message never sends it again; the sweep forgets them after SENT_KEPT_SECONDS
+  (a message is redelivered within minutes of its success, when its ack was lost).
 """
 
 import base64
@@ -27,6 +28,7 @@ from common.store import Store, now, object_id
 EVENTS = ("job.done", "job.failed", "job.expired")
 TEST_EVENT = "webhook.test"
 SECRET_PREFIX = "whsec_"
+SENT_KEPT_SECONDS = 7 * 86400.0  # how long a delivery that succeeded is remembered
 __all__ = ["MAX_RETRY_DELAYS", "WebhookLimits", "WebhookSettings", "Webhooks"]
 
 
@@ -69,15 +71,20 @@ class Webhooks:
         self.sent = store.db["webhook_sent"]
 
     # endpoints
-    def create(self, owner: str, url: str, events: list[str]) -> dict:
+    def create(self, owner: str, url: str, events: list[str],
+               at_most: int | None = None) -> dict | None:
+        """Record a new endpoint of ``owner``, unless they would then have more than
+        ``at_most`` (None). Recorded first, then counted, and taken back when over: of
+        endpoints made at once, each one kept was counted with every one made before it, so
+        the owner never has more than ``at_most`` (at worst, all those racing are refused)."""
         doc = {"owner": owner, "url": url, "events": list(events), "secret": new_secret(),
                "created_at": now(), "failures": 0, "disabled_at": None,
                "disabled_reason": None, "owner_told_at": None}
         doc["_id"] = self.endpoints.insert_one(doc).inserted_id
+        if at_most is not None and self.endpoints.count_documents({"owner": owner}) > at_most:
+            self.endpoints.delete_one({"_id": doc["_id"]})
+            return None
         return doc
-
-    def count(self, owner: str) -> int:
-        return self.endpoints.count_documents({"owner": owner})
 
     def of_owner(self, owner: str) -> list[dict]:
         docs = list(self.endpoints.find({"owner": owner}))
@@ -122,6 +129,10 @@ class Webhooks:
             self.sent.insert_one({"_id": webhook_id, "endpoint_id": endpoint_id, "at": now()})
         except pymongo.errors.DuplicateKeyError:
             pass
+
+    def forget_sent(self, older_than: float = SENT_KEPT_SECONDS) -> int:
+        """Forget the deliveries that succeeded more than ``older_than`` seconds ago."""
+        return self.sent.delete_many({"at": {"$lt": now() - older_than}}).deleted_count
 
     def record(self, endpoint: dict, webhook_id: str, event: str, attempt: int,
                answer: egress.Answer, kept: int) -> None:

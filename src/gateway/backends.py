@@ -6,6 +6,7 @@ import threading
 import requests
 from flask import current_app
 
+from common import indexes
 from common.broker import PublisherPool
 from common.jobs import Jobs
 from common.quotas import Quotas
@@ -40,7 +41,8 @@ def store() -> Store:
         with _lock:
             if "store" not in ext:
                 mongo = Store(config().mongo)
-                mongo.ensure_indexes()  # first use in the process: at its readiness check
+                # first use in the process: at its readiness check
+                mongo.ensure_indexes(indexes.GATEWAY)
                 ext["store"] = mongo
     return ext["store"]
 

@@ -69,11 +69,10 @@ def create():
         egress.check_url(url, settings.allowed_networks, max_length=settings.url_max_length)
     except egress.Refused as exc:
         return error(422, f"url refused: {exc}")
-    webhooks = _webhooks()
-    if webhooks.count(g.user) >= settings.per_account:
+    doc = _webhooks().create(g.user, url, list(dict.fromkeys(events)), settings.per_account)
+    if doc is None:
         return error(409, f"this account has {settings.per_account} webhooks, the most it may "
                           "have: delete one first")
-    doc = webhooks.create(g.user, url, list(dict.fromkeys(events)))
     response = _json(endpoint_json(doc, secret=True), 201)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,6 +1,8 @@
 """The webhooks API of the gateway against the session's stack (default settings: only public
 addresses may be registered, so the URLs here are public address literals, which need no DNS)."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pymongo
 import pytest
 import requests
@@ -93,6 +95,20 @@ def test_an_account_may_have_webhooks_per_account_endpoints(stack):
     resp = _create(stack, jwt, {"url": f"{PUBLIC}/11"})
     assert resp.status_code == 409
     assert "10 webhooks" in resp.json()["error"]
+
+
+def test_webhooks_made_at_once_never_pass_the_limit(stack):
+    """30 registrations sent together (an account's limit is 10): counting before recording let
+    12 through; now those answered 201 are exactly those listed, and no more than 10."""
+    _, jwt = stack.user()
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        answers = list(pool.map(lambda n: _create(stack, jwt, {"url": f"{PUBLIC}/{n}"}),
+                                range(30)))
+    assert {resp.status_code for resp in answers} <= {201, 409}
+    made = {resp.json()["id"] for resp in answers if resp.status_code == 201}
+    listed = requests.get(f"{stack.gateway_url}/webhooks", headers=_auth(jwt), timeout=10)
+    assert {hook["id"] for hook in listed.json()["webhooks"]} == made
+    assert 1 <= len(made) <= 10
 
 
 def test_an_api_key_may_not_manage_webhooks(stack):

@@ -100,6 +100,8 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             (db, "webhook_deliveries"): REMOVE | INDEX,
             # expired unfinished resumable uploads go, and a deleted account's
             (db, "resumable_uploads"): REMOVE | INDEX,
+            # a webhook delivery's success is forgotten once no redelivery can come
+            (db, "webhook_sent"): REMOVE | INDEX,
         },
         # every collection of the database (collection ""): the backup lists them and their
         # indexes and reads them, and writes only the fixed scratch database it trial-restores

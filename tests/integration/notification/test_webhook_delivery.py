@@ -20,7 +20,7 @@ from common.settings import (
     WebhookSettings,
 )
 from common.store import Store
-from common.webhooks import Webhooks
+from common.webhooks import SENT_KEPT_SECONDS, Webhooks
 from notification import webhooks as sender
 from notification.config import NotificationConfig
 from tests.e2e.receiver import Receiver
@@ -88,6 +88,20 @@ def test_a_success_is_sent_once(store, receiver, mailsink):
     assert Webhook(endpoint["secret"]).verify(got.body, got.headers)["type"] == "job.done"
     [attempt] = Webhooks(store).recent(endpoint["_id"])
     assert (attempt["ok"], attempt["status"], attempt["attempt"]) == (True, 200, 1)
+
+
+def test_successes_are_remembered_for_a_week_then_forgotten_by_the_sweep(store, receiver,
+                                                                        mailsink):
+    hooks = Webhooks(store)
+    endpoint = hooks.create("owner-2", receiver.url("/ok"), ["job.done"])
+    handler = sender.DeliveryHandler(_config(mailsink), store)
+    old, recent = _message(endpoint), _message(endpoint)
+    _handle(handler, old), _handle(handler, recent)
+    store.db["webhook_sent"].update_one({"_id": old.webhook_id},
+                                        {"$inc": {"at": -SENT_KEPT_SECONDS - 60}})
+    assert hooks.forget_sent() == 1
+    assert not hooks.was_sent(old.webhook_id) and hooks.was_sent(recent.webhook_id)
+    assert len(receiver.received) == 2
 
 
 def test_failures_are_retried_then_disable_the_endpoint_and_the_owner_is_told_once(
