@@ -114,6 +114,14 @@ JOBS_IN_PROGRESS = Family(Gauge, "jobs_in_progress", "Jobs being converted",
 EMAILS = Family(Counter, "emails_total", "Job emails by kind (ready, failed) and outcome",
                 ("kind", "outcome"))
 SMTP_DURATION = Family(Histogram, "smtp_duration_seconds", "Time to hand one email to SMTP")
+WEBHOOK_ATTEMPTS = Family(Counter, "webhook_attempts_total",
+                          "Webhook delivery attempts by outcome (delivered, failed) and event",
+                          ("outcome", "event"))
+WEBHOOK_DURATION = Family(Histogram, "webhook_attempt_duration_seconds",
+                          "Time of one webhook delivery attempt, until its answer or error",
+                          buckets=HTTP_BUCKETS)
+WEBHOOK_ENDPOINTS_DISABLED = Family(Counter, "webhook_endpoints_disabled_total",
+                                    "Webhook endpoints disabled after failing in a row")
 # -- auth -----------------------------------------------------------------------------------------
 LOGINS = Family(Counter, "logins_total", "Logins by outcome", ("outcome",))
 PASSWORD_HASH_DURATION = Family(Histogram, "password_hash_duration_seconds",

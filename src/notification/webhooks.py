@@ -21,7 +21,7 @@ import json
 import logging
 import time
 
-from common import egress, jobview, messages, topology
+from common import egress, jobview, messages, metrics, topology
 from common import mail as smtp
 from common.consumer import Delivery, Handler
 from common.jobs import Jobs, Status
@@ -109,6 +109,8 @@ class DeliveryHandler(Handler):
                              max_length=self.settings.url_max_length)
         attempt = failed_before + 1
         extra.update(attempt=attempt, status=answer.status, duration=round(answer.duration, 3))
+        metrics.WEBHOOK_ATTEMPTS.labels("delivered" if answer.ok else "failed", msg.type).inc()
+        metrics.WEBHOOK_DURATION.observe(answer.duration)
         if answer.ok:
             self.webhooks.mark_sent(msg.webhook_id, msg.endpoint_id)
             self.webhooks.record(endpoint, msg.webhook_id, msg.type, attempt, answer,
@@ -120,6 +122,7 @@ class DeliveryHandler(Handler):
                              self.settings.deliveries_kept)
         extra["error"] = answer.error
         if self.webhooks.failed(endpoint, self.settings.disable_after):
+            metrics.WEBHOOK_ENDPOINTS_DISABLED.inc()
             log.warning("webhook endpoint disabled", extra=extra)
             self._tell_owner(endpoint)  # raises if the email cannot go: retried, told then
             return

@@ -132,6 +132,7 @@ def test_component_renders_monitors_rules_and_dashboard(with_policies):
             "mp3converter_conversion_duration_seconds_bucket",
             "mp3converter_converted_media_seconds_total", "mp3converter_conversions_total",
             "mp3converter_emails_total", "mp3converter_http_requests_total",
+            "mp3converter_webhook_attempts_total",
             "mp3converter_backup_last_verified_timestamp_seconds",
             "mp3converter_backup_success"} <= used
 

@@ -8,9 +8,10 @@ import dataclasses
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
-from common import egress, messages
+from common import egress, messages, metrics
 from common.consumer import Delivery
 from common.settings import (
     ConsumerSettings,
@@ -72,6 +73,17 @@ def _handle(handler, message, failed_before: int = 0) -> Recorder:
     return recorder
 
 
+def _counts() -> dict:
+    """This process's webhook metrics (the handlers run in it)."""
+    def value(name, **labels):
+        return REGISTRY.get_sample_value(f"mp3converter_{name}",
+                                         {"service": metrics.service(), **labels}) or 0.0
+    return {outcome: value("webhook_attempts_total", outcome=outcome, event="job.done")
+            for outcome in ("delivered", "failed")} | {
+        "disabled": value("webhook_endpoints_disabled_total"),
+        "timed": value("webhook_attempt_duration_seconds_count")}
+
+
 def _message(endpoint, webhook_id=None):
     return messages.WebhookDelivery(
         webhook_id=webhook_id or f"msg_{uuid.uuid4().hex}", endpoint_id=str(endpoint["_id"]),
@@ -82,8 +94,10 @@ def test_a_success_is_sent_once(store, receiver, mailsink):
     endpoint = Webhooks(store).create("owner-1", receiver.url("/ok"), ["job.done"])
     handler = sender.DeliveryHandler(_config(mailsink), store)
     message = _message(endpoint)
+    before = _counts()
     assert _handle(handler, message).published == []
     assert _handle(handler, message).published == []  # redelivered: already sent
+    assert _counts()["delivered"] - before["delivered"] == 1  # one attempt, counted once
     [got] = receiver.received
     assert Webhook(endpoint["secret"]).verify(got.body, got.headers)["type"] == "job.done"
     [attempt] = Webhooks(store).recent(endpoint["_id"])
@@ -111,6 +125,7 @@ def test_failures_are_retried_then_disable_the_endpoint_and_the_owner_is_told_on
     receiver.behaviour["/down"] = lambda _got: 503
     endpoint = Webhooks(store).create("owner-2", receiver.url("/down"), ["job.done"])
     message = _message(endpoint)
+    before = _counts()
 
     first = _handle(sender.DeliveryHandler(_config(mailsink), store), message)
     assert first.published == [("webhooks.deliver.delay.1", {sender.ATTEMPT_HEADER: 1}, 3000)]
@@ -132,6 +147,12 @@ def test_failures_are_retried_then_disable_the_endpoint_and_the_owner_is_told_on
     _handle(up, _message(endpoint))  # later events: nothing sent, nobody told again
     assert len(receiver.at("/down")) == 2
     assert len(mailsink.messages(to=email)) == 1
+    # what an operator's dashboard shows: two failed attempts, one endpoint disabled
+    after = _counts()
+    assert after["failed"] - before["failed"] == 2
+    assert after["delivered"] == before["delivered"]
+    assert after["disabled"] - before["disabled"] == 1
+    assert after["timed"] - before["timed"] == 2
 
 
 def test_the_last_delay_is_the_last_retry(store, receiver, mailsink):
