@@ -1,5 +1,6 @@
 """The sweep: recover lost messages and stuck jobs, expire MP3s, remove orphans and the files
-of deleted accounts. Run it every few minutes.
+of deleted accounts, check owners' usage against their jobs (``upkeep.reconcile_usage``, up to
+USAGE_RECONCILE_OWNERS owners a sweep). Run it every few minutes.
 
 One sweep runs at a time: each takes the lease `sweep` (``ops.lease``, SWEEP_LEASE_SECONDS,
 renewed while it runs) and one that finds it held does nothing. Every step is nonetheless safe
@@ -62,6 +63,7 @@ def sweep(jobs: Jobs, publisher, config, still_held: Callable[[], None] = lambda
         lambda: upkeep.remove_orphans(jobs, config.orphan_grace_seconds),
         lambda: {"deleted_accounts_jobs": purge_deleted_accounts(jobs, config)},
         lambda: adopt_address_owners(jobs, config),
+        lambda: upkeep.reconcile_usage(jobs, config.usage_reconcile_owners),
     )
     for step in steps:
         still_held()
