@@ -83,7 +83,7 @@ const SERVICES = {
     [JOBS, [...FIND_UPDATE, ...INDEX]],
     [VIDEOS, [...FIND_REMOVE, ...INDEX]],
     [MP3S, [...INSERT_REMOVE, ...INDEX]],
-    [USAGE, ["find", "insert", "update", "createCollection"]],  // each transition's count
+    [USAGE, ["insert", "update", "createCollection"]],  // each transition's count (an upsert)
   ],
   // reads the job and records what became of its email (by _id alone: no index of its own);
   // reads webhook endpoints, counts their failures, records each attempt (keeping the newest)

@@ -230,7 +230,7 @@ class Quotas:
                                     {"$set": {"checked_at": now()}})
             return "agreed"
         if settle:
-            time.sleep(settle)
+            _settle(settle)
         if self._of_jobs(owner) != computed:
             return "moved"
         if not self._write_counts(owner, doc, computed):
@@ -355,6 +355,11 @@ class Admission:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
+
+
+def _settle(seconds: float) -> None:
+    """The reconciliation's pause before it looks again (``Quotas.reconcile``)."""
+    time.sleep(seconds)
 
 
 def _fields(usage: Usage) -> dict:

@@ -77,7 +77,7 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             # stores the MP3; removes it when the job was deleted meanwhile (reads none)
             **bucket("mp3s", {"insert", "remove", "createCollection"} | INDEX),
             # each transition counted in its owner's usage (an upsert)
-            (db, "usage"): {"find", "insert", "update", "createCollection"},
+            (db, "usage"): {"insert", "update", "createCollection"},
         },
         # reads the job, records the email: by _id alone, no index to make
         "notification": {(db, "jobs"): UPDATE,
