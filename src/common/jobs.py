@@ -75,13 +75,15 @@ def usage_of(job: dict | None) -> dict[str, int]:
     nothing."""
     if job is None:
         return {}
-    status = Status(job["status"]) if job["status"] in Status._value2member_map_ else None
-    counted = {f"jobs.{job['status']}": 1}
+    status = str(job["status"])
+    counted = {f"jobs.{status}": 1}
     if status in ACTIVE:
         counted.update(active_jobs=1, bytes=int(job.get("size") or 0))
     elif status == Status.DONE:
         counted["bytes"] = int(job.get("mp3_size") or 0)
     return counted
+
+
 DISPATCH_RACES = 20  # waiting jobs one dispatch may find sent by another before it leaves it be
 PAGE_ORDER = [("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]  # an owner's list
 
