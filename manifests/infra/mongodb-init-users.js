@@ -23,6 +23,9 @@ const JOBS = [DB, ["jobs"]];
 const RATE_LIMITS = [DB, ["rate_limits"]];
 // uploads being received, counted against their owner's quotas (common/jobs.py: UPLOADS)
 const UPLOADS = [DB, ["uploads"]];
+// each owner's usage, changed by every transition of their jobs (common/usage.py; `$inc` with
+// upsert: an owner with none gets one), read for the quotas, reconciled by the sweep
+const USAGE = [DB, ["usage"]];
 // resumable uploads not yet finished: their offset, checksum state and partial last chunk
 // (common/resumable.py; their bytes are chunks of `videos.chunks` already)
 const RESUMABLE = [DB, ["resumable_uploads"]];
@@ -69,6 +72,7 @@ const SERVICES = {
     [MP3S, [...FIND_REMOVE, ...INDEX]],
     [RATE_LIMITS, [...WRITE, ...INDEX]],
     [UPLOADS, [...WRITE, ...INDEX]],
+    [USAGE, WRITE],  // made from the jobs when missing, gone with the account
     [RESUMABLE, [...WRITE, ...INDEX]],  // resumable uploads (tus) being received
     // registers, lists and deletes webhook endpoints (with their deliveries)
     [WEBHOOKS, [...WRITE, ...INDEX]],
@@ -79,6 +83,7 @@ const SERVICES = {
     [JOBS, [...FIND_UPDATE, ...INDEX]],
     [VIDEOS, [...FIND_REMOVE, ...INDEX]],
     [MP3S, [...INSERT_REMOVE, ...INDEX]],
+    [USAGE, ["insert", "update", "createCollection"]],  // each transition's count (an upsert)
   ],
   // reads the job and records what became of its email (by _id alone: no index of its own);
   // reads webhook endpoints, counts their failures, records each attempt (keeping the newest)
@@ -101,6 +106,7 @@ const SERVICES = {
     [MP3_DOCS, [...FIND_UPDATE_REMOVE, "insert", "createCollection", ...INDEX]],
     [MP3_CHUNKS, [...FIND_INSERT_REMOVE, ...INDEX]],
     [UPLOADS, [...FIND_REMOVE, ...INDEX]],
+    [USAGE, WRITE],  // each transition's count; reconciled with the jobs
     [LEASES, WRITE],
     [WEBHOOKS, [...FIND_REMOVE, ...INDEX]],  // the webhooks of deleted accounts
     [RESUMABLE, [...FIND_REMOVE, ...INDEX]],  // expired unfinished uploads, deleted accounts

@@ -3,8 +3,9 @@ their creation (``ensure``), run when a service starts and by ``python -m ops mi
 
 Each index lists the queries it serves. A query not served by one reads by ``_id`` (MongoDB's
 own index), or reads the whole collection on purpose (``upgrade_jobs``, ``remove_orphans``'s
-listing of file documents). `leases` and `migrations` are only read by ``_id``;
-`rate_limits` has its TTL index from gateway.ratelimit_storage.
+listing of file documents, ``reconcile_usage``'s of usage documents). `leases`, `migrations`
+and `usage` are only read by ``_id``; `rate_limits` has its TTL index from
+gateway.ratelimit_storage.
 
 Creating an index that exists is a no-op, so ``ensure`` runs at every start. An index that
 cannot be created (no ``createIndex`` privilege, a build refused) is logged and skipped: the
@@ -80,12 +81,12 @@ INDEXES: tuple[Index, ...] = (
     Index(JOBS, (("owner", 1), ("created_at", -1), ("_id", -1)), (
         "Jobs.of_owner (GET /jobs): an owner's jobs, newest first (created_at, then _id)",
         "Jobs.delete_owner: owner, created_at before",
-        "Jobs.hand_over: update_many by owner",
+        "Jobs.hand_over: an owner's jobs, moved one by one",
         "Jobs.owners: distinct owner")),
     Index(JOBS, (("owner", 1), ("status", 1), ("dispatched_at", 1), ("created_at", 1)), (
         "Jobs.dispatch: the owner's oldest queued job not dispatched (sorted by created_at)",
         "Jobs._in_flight: count of the owner's jobs of one status dispatched",
-        "Quotas._of_jobs: $match owner and one status (usage, every upload)")),
+        "Quotas._of_jobs: $match owner and one status (a usage document made or reconciled)")),
     Index(JOBS, (("status", 1), ("created_at", 1)), (
         "Jobs.queued_summary (the queued-jobs gauges): count of queued, the oldest queued",
         "ops.upkeep.recover_unpublished: distinct owner of queued jobs not dispatched",

@@ -13,6 +13,14 @@ the services and the operator commands call it. Finding the jobs that need upkee
 unpublished, expired, orphaned files, after a restore) is the sweep's, in ``ops.upkeep``; what
 an owner uses against their quotas, uploads being received included, is ``common.quotas``'s.
 
+Usage: what one job counts against its owner's quotas is one rule, ``usage_of`` (next to the
+states). Every write that changes a job's status, size, MP3 size or owner goes through
+``_change`` (or ``create``, ``delete``), which reads the job as it was before the write (the
+compare-and-set's own answer) and adds ``usage_of(after) - usage_of(before)`` to the owner's
+usage document (``common.usage.add``) once the write succeeded: no transition writes its own
+deltas. A process that dies between the two leaves the document off until the sweep reconciles
+it (``ops.upkeep.reconcile_usage``).
+
 Lanes: a job found longer than LONG_JOB_SECONDS is handed to the `video.long` queue and marked
 ``lane: "long"``; every later publish of it (a retry, the sweep's requeue, a re-drive) goes there
 too (``video_queue``), and the converters consume both lanes at once.
@@ -28,7 +36,7 @@ import logging
 import pymongo
 from bson import ObjectId
 
-from common import messages, mongo_compat, topology
+from common import messages, mongo_compat, topology, usage
 from common.mongo_compat import object_id_equals
 from common.settings import LifecycleSettings
 from common.store import MP3S, VIDEOS, Store, now, object_id
@@ -56,6 +64,26 @@ def is_expired(job: dict) -> bool:
 
 
 ACTIVE = (Status.QUEUED, Status.CONVERTING)
+# the job fields ``usage_of`` reads: a write that sets one of them changes its owner's usage
+COUNTED_FIELDS = frozenset({"status", "size", "mp3_size", "owner"})
+
+
+def usage_of(job: dict | None) -> dict[str, int]:
+    """What one job counts in its owner's usage (``common.usage``): one in ``jobs.<status>``;
+    while queued or converting, one active job and its video's ``size`` in bytes; once done, its
+    MP3's ``mp3_size``; failed and expired jobs hold nothing against the quotas. None (no job):
+    nothing."""
+    if job is None:
+        return {}
+    status = str(job["status"])
+    counted = {f"jobs.{status}": 1}
+    if status in ACTIVE:
+        counted.update(active_jobs=1, bytes=int(job.get("size") or 0))
+    elif status == Status.DONE:
+        counted["bytes"] = int(job.get("mp3_size") or 0)
+    return counted
+
+
 DISPATCH_RACES = 20  # waiting jobs one dispatch may find sent by another before it leaves it be
 PAGE_ORDER = [("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)]  # an owner's list
 
@@ -152,6 +180,7 @@ class Jobs:
                "attempts": 0, "dispatched_at": None, "published_at": None,
                "created_at": moment, "updated_at": moment}
         self._jobs.insert_one(doc)
+        self._count(None, doc)
         self.dispatch(owner, publisher)
         return doc
 
@@ -205,11 +234,10 @@ class Jobs:
     # -- conversion ---------------------------------------------------------------------------
     def claim(self, job_id, token: str, attempt: int) -> dict | None:
         """Take a queued or interrupted job for conversion; None if it is final or gone."""
-        return self._jobs.find_one_and_update(
+        return self._change(
             {"_id": object_id(job_id), "status": {"$in": [s.value for s in ACTIVE]}},
-            {"$set": {"status": Status.CONVERTING.value, "claim": token, "progress": 0,
-                      "attempts": attempt, "updated_at": now()}},
-            return_document=pymongo.ReturnDocument.AFTER)
+            {"status": Status.CONVERTING.value, "claim": token, "progress": 0,
+             "attempts": attempt})
 
     def to_long_lane(self, job: dict, token: str, publisher) -> bool:
         """Hand a claimed job over to the `video.long` queue: waiting again (still counted
@@ -259,11 +287,10 @@ class Jobs:
         The video is dropped when the file itself is at fault (``permanent``); after retries
         ran out (an outage) it is kept until the sweep's retention, so it can be re-driven.
         """
-        job = self._jobs.find_one_and_update(
+        job = self._change(
             {"_id": object_id(job_id), "status": {"$in": [s.value for s in ACTIVE]},
              **(where or {})},
-            {"$set": {"status": Status.FAILED.value, "error": reason, "updated_at": now()}},
-            return_document=pymongo.ReturnDocument.AFTER)
+            {"status": Status.FAILED.value, "error": reason})
         if job is None:
             return False
         if permanent:
@@ -325,6 +352,7 @@ class Jobs:
         job = self._jobs.find_one_and_delete(query)
         if job is None:
             return False
+        self._count(job, None)
         self._remove_files(job)
         log.info("job deleted", extra={"job_id": str(job["_id"]), "status": job["status"]})
         if publisher is not None and job["status"] in ACTIVE:
@@ -340,24 +368,32 @@ class Jobs:
                 self._store.delete_file(bucket, doc["_id"])
 
     def delete_owner(self, owner: str, created_before: float | None = None) -> int:
-        """Remove every job and file of ``owner`` (made before ``created_before``, if given)."""
+        """Remove every job and file of ``owner`` (made before ``created_before``, if given);
+        all of them: their usage document too (a transition still under way may leave a
+        ``partial`` one, computed again before it is trusted)."""
         query = {"owner": owner}
         if created_before is not None:
             query["created_at"] = {"$lt": created_before}
         removed = 0
         for job in list(self._jobs.find(query, {"_id": 1})):
             removed += self.delete(job["_id"], owner)
+        if created_before is None:
+            usage.forget(self._store.db, owner)
         return removed
 
     def hand_over(self, owner: str, new_owner: str) -> int:
         """Give every job and file of ``owner`` to ``new_owner`` (jobs of an earlier release,
-        owned by an address, go to that address's account id); returns how many jobs."""
-        moved = self._jobs.update_many({"owner": owner}, {"$set": {"owner": new_owner}})
+        owned by an address, go to that address's account id); returns how many jobs. One job
+        at a time, so that each carries what it counts from one owner's usage to the other's."""
+        moved = 0
+        for job in list(self._jobs.find({"owner": owner}, {"_id": 1})):
+            moved += self._change({"_id": job["_id"], "owner": owner},
+                                  {"owner": new_owner}, touch=False) is not None
         for bucket in (VIDEOS, MP3S):
             self._store.files(bucket).update_many({"metadata.owner": owner},
                                                   {"$set": {"metadata.owner": new_owner}})
-        log.info("jobs handed over", extra={"jobs": moved.modified_count})
-        return moved.modified_count
+        log.info("jobs handed over", extra={"jobs": moved})
+        return moved
 
     def expire(self, job: dict, reason: str | None = None, publisher=None) -> bool:
         """A done job's MP3 and cover (``remove_outputs``) are deleted and the job becomes
@@ -420,13 +456,11 @@ class Jobs:
         if queue in topology.VIDEO_QUEUES:
             if job["status"] != Status.FAILED or job.get("video_deleted_at"):
                 return False
-            job = self._jobs.find_one_and_update(
+            job = self._change(
                 {"_id": job["_id"], "status": Status.FAILED.value},
-                {"$set": {"status": Status.QUEUED.value, "error": None, "progress": 0,
-                          "attempts": 0, "dispatched_at": now(), "published_at": None,
-                          "result_published_at": None, "notified_at": None,
-                          "notification": None, "updated_at": now()}},
-                return_document=pymongo.ReturnDocument.AFTER)
+                {"status": Status.QUEUED.value, "error": None, "progress": 0,
+                 "attempts": 0, "dispatched_at": now(), "published_at": None,
+                 "result_published_at": None, "notified_at": None, "notification": None})
             if job is None:
                 return False
             self.publish_video(job, publisher)
@@ -464,8 +498,47 @@ class Jobs:
 
     # -- the one write ------------------------------------------------------------------------
     def _set(self, job_id, fields: dict, where: dict | None = None) -> bool:
-        """Set ``fields`` (and ``updated_at``) on the job if it matches ``where``."""
+        """Set ``fields`` (and ``updated_at``) on the job if it matches ``where``; through
+        ``_change`` when they change what it counts."""
         query = {"_id": object_id(job_id), **(where or {})}
+        if not COUNTED_FIELDS.isdisjoint(fields):
+            return self._change(query, fields) is not None
         result = self._jobs.update_one(query, {"$set": {**fields, "updated_at": now()}})
         return result.matched_count == 1
+
+    def _change(self, query: dict, fields: dict, touch: bool = True) -> dict | None:
+        """Set ``fields`` (and ``updated_at``, if ``touch``) on the job matching ``query``, and
+        count the change in its owner's usage; the job as it is now, or None if none matched."""
+        fields = {**fields, "updated_at": now()} if touch else dict(fields)
+        before = self._jobs.find_one_and_update(query, {"$set": fields},
+                                                return_document=pymongo.ReturnDocument.BEFORE)
+        if before is None:
+            return None
+        after = {**before, **fields}
+        self._count(before, after)
+        return after
+
+    def _count(self, before: dict | None, after: dict | None) -> None:
+        """Add what a job counts now (``after``; None: deleted) less what it counted
+        (``before``; None: just created) to its owner's usage (both owners', when it changed
+        hands). A failure is logged, not raised: the job's write is done, and the sweep's
+        reconciliation corrects the usage it left unrecorded."""
+        deltas: dict[str, dict[str, int]] = {}
+        for job, sign in ((before, -1), (after, 1)):
+            if job is not None:
+                delta = deltas.setdefault(job["owner"], {})
+                for key, amount in usage_of(job).items():
+                    delta[key] = delta.get(key, 0) + sign * amount
+        job_id = str((after or before)["_id"])
+        for owner, delta in deltas.items():
+            delta = {key: amount for key, amount in delta.items() if amount}
+            created, deleted = before is None, after is None
+            if not (delta or created or deleted):
+                continue
+            try:
+                usage.add(self._store.db, owner, delta, recorded=job_id if created else None,
+                          forgotten=job_id if deleted else None)
+            except Exception:  # noqa: BLE001 - reconciled by the sweep
+                log.warning("could not count a job's change in its owner's usage",
+                            exc_info=True, extra={"job_id": job_id})
 

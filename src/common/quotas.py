@@ -7,10 +7,19 @@ counted once its job is recorded, which counts from then on, or once it is refus
 (``Admission.release``). Uploads sent together take what is free one after the other, and none
 gets past the quotas (``Quotas._claim``).
 
-An owner's usage is an aggregation over their jobs of each status (``common.jobs``; an upload's
-admission reads only the statuses that hold what the quotas limit, ``COUNTED``) plus their
-uploads in progress: one document per owner in ``uploads``,
+An owner's usage is their usage document (``common.usage``: bytes, active jobs, jobs of each
+status, kept up to date by every transition of their jobs, ``common.jobs``), read in one
+``find_one``, plus their uploads in progress: one document per owner in ``uploads``,
 {"_id": owner, "version", "uploads": {job id: {"size", "updated_at"[, "until"]}}, "updated_at"}.
+An upload whose job is recorded is in the usage document's ``recorded`` (written with the job's
+count, at once): it then counts as the job, never as both and never as neither.
+
+Where the usage document is missing (an owner of an earlier release, after a restore) or
+``partial`` (made by a transition before any count), the jobs are aggregated as before (one
+aggregation per status, ``_of_jobs``) and the document created from them, or corrected if no
+transition changed it meanwhile. The sweep reconciles documents with the jobs (``reconcile``,
+driven by ``ops.upkeep.reconcile_usage``): a process that died between a job's write and its
+count leaves its owner's document off until then.
 
 A resumable upload (``gateway.resumable``) is received over many requests, with pauses as long as
 its client likes: it is reserved ``until`` it expires, counted the whole time as a job waiting of
@@ -25,6 +34,7 @@ from dataclasses import dataclass, field
 
 from pymongo.errors import DuplicateKeyError
 
+from common import usage as ledger
 from common.jobs import ACTIVE, Status
 from common.store import Store, now, object_id
 
@@ -32,10 +42,13 @@ log = logging.getLogger(__name__)
 UPLOADS = "uploads"
 UPLOAD_STALE_SECONDS = 600.0  # an upload not heard of for this long is no longer counted
 CLAIM_ATTEMPTS = 100  # times an upload may find its owner's uploads changed under it (Contended)
-# the statuses whose jobs hold what the quotas limit (videos waiting, MP3s kept); an upload's
-# admission reads only those, never the owner's history of failed and expired jobs
+# the statuses whose jobs hold what the quotas limit (videos waiting, MP3s kept)
 COUNTED = (*ACTIVE, Status.DONE)
 READ_ATTEMPTS = 3  # times the jobs are read again when uploads became jobs as they were read
+# A reconciliation that finds a usage document off computes it again after this many seconds
+# and corrects it only if both agree and the document did not change: a transition whose job
+# was written but whose count had not landed yet (the two are a moment apart) lands meanwhile.
+RECONCILE_SETTLE_SECONDS = 0.5
 # While a body streams in, what it is counted for is brought up to date every so many bytes or
 # seconds (growing past it is checked against the storage quota), and once more at its end.
 CHECK_BYTES = 4 * 1024 * 1024
@@ -71,6 +84,7 @@ class Quotas:
     def __init__(self, store: Store):
         self._jobs = store.jobs
         self._uploads = store.db[UPLOADS]
+        self._ledger = store.db[ledger.USAGE]
 
     def usage(self, owner: str) -> Usage:
         """What ``owner`` stores now, and how many of their jobs are waiting or converting;
@@ -135,30 +149,48 @@ class Quotas:
                 removed += len(doc.get("uploads") or {}) if "version" in doc else 1
         return removed
 
-    def _usage(self, owner: str, uploads_doc: dict | None, leave_out: str | None = None,
-               statuses=tuple(Status)) -> Usage:
+    def _usage(self, owner: str, uploads_doc: dict | None,
+               leave_out: str | None = None) -> Usage:
         """``usage`` with the owner's uploads in progress as read in ``uploads_doc`` (read
-        before the jobs), but for the upload ``leave_out``, counting the jobs of ``statuses``."""
+        before the usage document), but for the upload ``leave_out``."""
         uploads = {key: size for key, size in _in_progress(uploads_doc).items()
                    if key != leave_out}
+        doc = self._ledger.find_one({"_id": owner})
+        if doc is None or doc.get("partial"):
+            usage, recorded = self._usage_of_jobs(owner, uploads, doc)
+        else:
+            # an upload whose job's count is in the document counts as that job
+            usage, recorded = _from_doc(doc), set(doc.get("recorded") or {})
+        in_progress = [size for key, size in uploads.items() if key not in recorded]
+        usage.active_jobs += len(in_progress)
+        usage.bytes += sum(in_progress)
+        return usage
+
+    def _usage_of_jobs(self, owner: str, uploads: dict[str, int],
+                       doc: dict | None) -> tuple[Usage, set[str]]:
+        """The owner's jobs aggregated, for want of a usage document to trust (``doc``, as
+        read: None or ``partial``), which is then made from them; and which of ``uploads``
+        have their job recorded."""
         # An upload whose job is recorded counts as that job. Which ones are is read before
         # the jobs and again after them; when an upload became a job in between, the jobs are
         # read again: each is counted once (and at worst, after READ_ATTEMPTS, twice: never
         # less than what is in use).
         seen = self._recorded(owner, uploads)
         for _ in range(READ_ATTEMPTS):
-            usage = self._of_jobs(owner, statuses)
+            usage = self._of_jobs(owner)
             recorded, seen = seen, self._recorded(owner, uploads)
             if seen == recorded:
                 break
-        in_progress = [size for key, size in uploads.items() if key not in recorded]
-        usage.active_jobs += len(in_progress)
-        usage.bytes += sum(in_progress)
-        return usage
+        # Made at once, without the reconciliation's second look: a transition whose count
+        # lands after this write, though its job was aggregated, is counted twice (more than
+        # in use, never less) until the sweep checks the document, which it does first.
+        self._write_counts(owner, doc, usage, checked=False)
+        return usage, recorded
 
     def _of_jobs(self, owner: str, statuses=tuple(Status)) -> Usage:
         """What the owner's jobs of ``statuses`` use (the others are counted as none), one
-        aggregation per status (mongo_compat: nx-27017 runs ``$in`` in Python)."""
+        aggregation per status (mongo_compat: nx-27017 runs ``$in`` in Python). The rule is
+        ``common.jobs.usage_of``'s, summed here as the database sums it."""
         usage = Usage()
         for status in statuses:
             for group in self._jobs.aggregate([
@@ -173,6 +205,63 @@ class Quotas:
                 elif status == Status.DONE:
                     usage.bytes += int(group["mp3_size"] or 0)
         return usage
+
+    # -- reconciliation (the sweep: ops.upkeep.reconcile_usage) --------------------------------
+    def reconcile(self, owner: str, settle: float | None = None) -> str:
+        """Compare the owner's usage document with their jobs, and correct it if it is off:
+        ``agreed`` (it was right; marked checked), ``created`` (there was none),
+        ``corrected``, or ``moved`` (it or the jobs changed while this looked: nothing written,
+        the next sweep looks again).
+
+        A document found off is computed again ``settle`` seconds later
+        (RECONCILE_SETTLE_SECONDS): a transition caught between its job's write and its count
+        lands its count meanwhile, which changes the document's ``version``. The correction is
+        a compare-and-set on that version (or an insert that fails if a transition made the
+        document meanwhile), so a count that lands while this computes is never overwritten;
+        one that lands after the correction applies on top of it, as it should, since the
+        jobs were read before its job changed (both computations agreeing). Only a
+        transition stalled between its two writes for longer than ``settle`` and the second
+        aggregation is counted twice, until the next reconciliation of its owner."""
+        settle = RECONCILE_SETTLE_SECONDS if settle is None else settle
+        doc = self._ledger.find_one({"_id": owner})
+        computed = self._of_jobs(owner)
+        if doc is not None and not doc.get("partial") and _from_doc(doc) == computed:
+            self._ledger.update_one({"_id": owner, "version": doc.get("version")},
+                                    {"$set": {"checked_at": now()}})
+            return "agreed"
+        if settle:
+            _settle(settle)
+        if self._of_jobs(owner) != computed:
+            return "moved"
+        if not self._write_counts(owner, doc, computed):
+            return "moved"
+        if doc is None:
+            return "created"
+        log.warning("usage corrected", extra={"owner": owner, "was": _fields(_from_doc(doc)),
+                                              "now": _fields(computed)})
+        return "corrected"
+
+    def _write_counts(self, owner: str, doc: dict | None, usage: "Usage",
+                      checked: bool = True) -> bool:
+        """Write ``usage`` as the owner's document if it is still ``doc`` as read (None: there
+        was none); False if a transition changed it meanwhile; ``checked``: by a reconciliation
+        (else ``checked_at`` is None: the sweep checks it first). Uploads recorded lately stay
+        recorded; older ones are dropped (their uploads are released or stale by now)."""
+        moment = now()
+        fields = {**_fields(usage), "updated_at": moment,
+                  "checked_at": moment if checked else None,
+                  "version": uuid.uuid4().hex,
+                  "recorded": {key: at for key, at in ((doc or {}).get("recorded") or {}).items()
+                               if (at or 0) > moment - UPLOAD_STALE_SECONDS}}
+        if doc is None:
+            try:
+                self._ledger.insert_one({"_id": owner, **fields})
+            except DuplicateKeyError:
+                return False
+            return True
+        return self._ledger.update_one({"_id": owner, "version": doc.get("version")},
+                                       {"$set": fields, "$unset": {"partial": ""}}
+                                       ).matched_count == 1
 
     def _recorded(self, owner: str, keys) -> set[str]:
         """Which of the owner's uploads ``keys`` have their job recorded."""
@@ -192,7 +281,7 @@ class Quotas:
         new version: that only ever leaves less in use than was checked."""
         for attempt in range(CLAIM_ATTEMPTS):
             doc = self._uploads.find_one({"_id": owner})
-            usage = self._usage(owner, doc, leave_out=key, statuses=COUNTED)
+            usage = self._usage(owner, doc, leave_out=key)
             if max_active is not None and usage.active_jobs >= max_active:
                 raise OverLimit("active_jobs", usage)
             if max_bytes is not None and usage.bytes + int(size) > max_bytes:
@@ -266,6 +355,24 @@ class Admission:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
+
+
+def _settle(seconds: float) -> None:
+    """The reconciliation's pause before it looks again (``Quotas.reconcile``)."""
+    time.sleep(seconds)
+
+
+def _fields(usage: Usage) -> dict:
+    """A usage document's counts (``common.usage``)."""
+    return {"bytes": usage.bytes, "active_jobs": usage.active_jobs, "jobs": dict(usage.counts)}
+
+
+def _from_doc(doc: dict) -> Usage:
+    """The usage a document (``common.usage``) holds."""
+    counts = Usage().counts
+    counts.update({status: int(n or 0) for status, n in (doc.get("jobs") or {}).items()})
+    return Usage(bytes=int(doc.get("bytes") or 0), active_jobs=int(doc.get("active_jobs") or 0),
+                 counts=counts)
 
 
 def _in_progress(uploads_doc: dict | None) -> dict[str, int]:

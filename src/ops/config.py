@@ -23,6 +23,7 @@ class OpsConfig:
     unpublished_job_seconds: int
     orphan_grace_seconds: int
     sweep_lease_seconds: int
+    usage_reconcile_owners: int
     auth_url: str
     auth_timeout: float
     log_level: str
@@ -40,6 +41,8 @@ class OpsConfig:
             orphan_grace_seconds=env_int("ORPHAN_GRACE_SECONDS", 86400, minimum=0),
             # one sweep at a time: how long its lease lasts unless renewed (every third of it)
             sweep_lease_seconds=env_int("SWEEP_LEASE_SECONDS", 120, minimum=3),
+            # owners whose usage one sweep checks against their jobs (ops.upkeep.reconcile_usage)
+            usage_reconcile_owners=env_int("USAGE_RECONCILE_OWNERS", 200, minimum=1),
             auth_url=env_str("AUTH_URL", "http://127.0.0.1:5000").rstrip("/"),
             auth_timeout=float(env_int("AUTH_TIMEOUT_SECONDS", 5, minimum=1)),
             log_level=env_str("LOG_LEVEL", "INFO"),

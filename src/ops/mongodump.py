@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # set has all its chunks.
 COLLECTIONS = ("jobs", "uploads", "rate_limits",
                *(f"{bucket}.{part}" for bucket in BUCKETS for part in ("files", "chunks")))
+# Derived from the jobs, not copied: a set holds none, a restore removes what the target held,
+# and each owner's is computed again from the restored jobs (common.quotas) before it is read.
+DERIVED = ("usage",)
 RAW = CodecOptions(document_class=RawBSONDocument)
 GZIP_LEVEL = 1  # GridFS holds MP3s and videos, compressed already: fast beats small
 CHUNK_BATCH = 8  # GridFS chunks (1 MiB each) per cursor batch: what the dump holds at once
@@ -60,6 +63,7 @@ def collection_names(db) -> list[str]:
     aliases = {f"{bucket}_{part}" for bucket in BUCKETS for part in GRIDFS_INDEXES}
     others = sorted(name for name in db.list_collection_names()
                     if name not in COLLECTIONS and name not in aliases
+                    and name not in DERIVED
                     and not name.startswith("system."))
     return [*COLLECTIONS, *others]
 

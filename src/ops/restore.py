@@ -1,5 +1,10 @@
 """Restore a backup set: every checksum first, then auth's MariaDB database, then MongoDB, then
-the jobs reconciled with the files restored with them."""
+the jobs reconciled with the files restored with them.
+
+The owners' usage documents (``common.usage``, ``mongodump.DERIVED``) are not in a set: the
+target's are removed before the jobs are loaded, and each owner's is computed from the restored
+jobs when it is first read, or by the sweep (``ops.upkeep.reconcile_usage``), whichever comes
+first; one a transition makes meanwhile is ``partial``, not trusted until computed."""
 
 import logging
 import time
@@ -28,9 +33,11 @@ def load_set(settings, set_dir: Path, manifest: dict, mysql_db: str, mongo_db,
     backup_mariadb.create_database(settings, mysql_db)
     backup_mariadb.load(settings, set_dir / manifest["mariadb"]["file"], mysql_db)
     directory = set_dir / manifest["mongodb"]["directory"]
-    names = mongodump.restore_order(manifest["mongodb"]["collections"])
-    mongodump.drop_collections(mongo_db, names if replace else
-                               [name for name in names if name in EPHEMERAL])
+    names = mongodump.restore_order(name for name in manifest["mongodb"]["collections"]
+                                    if name not in mongodump.DERIVED)
+    mongodump.drop_collections(mongo_db, [*(names if replace else
+                                            [name for name in names if name in EPHEMERAL]),
+                                          *mongodump.DERIVED])
     collections, indexes = {}, 0
     for name in names:
         collections[name], created = mongodump.restore_collection(mongo_db, directory, name)

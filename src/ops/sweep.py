@@ -1,5 +1,7 @@
 """The sweep: recover lost messages and stuck jobs, expire MP3s, remove orphans and the files
-of deleted accounts, forget old webhook sends. Run it every few minutes.
+of deleted accounts, forget old webhook sends, check owners' usage against their jobs
+(``upkeep.reconcile_usage``, up to USAGE_RECONCILE_OWNERS owners a sweep). Run it every few
+minutes.
 
 One sweep runs at a time: each takes the lease `sweep` (``ops.lease``, SWEEP_LEASE_SECONDS,
 renewed while it runs) and one that finds it held does nothing. Every step is nonetheless safe
@@ -63,6 +65,7 @@ def sweep(jobs: Jobs, publisher, config, still_held: Callable[[], None] = lambda
         lambda: {"deleted_accounts_jobs": purge_deleted_accounts(jobs, config)},
         lambda: adopt_address_owners(jobs, config),
         lambda: {"webhook_sends_forgotten": Webhooks(jobs.store).forget_sent()},
+        lambda: upkeep.reconcile_usage(jobs, config.usage_reconcile_owners),
     )
     for step in steps:
         still_held()

@@ -9,10 +9,13 @@ transitions (``common.jobs``), each a compare-and-set on what was read.
 - orphans: files no job refers to, chunks of files never completed (but those of a resumable
   upload still being received), uploads no longer heard of;
 - resumable uploads past their expiry, with their chunks (``common.resumable``);
-- after a restore: jobs made to agree with the files restored with them.
+- after a restore: jobs made to agree with the files restored with them;
+- usage: owners' usage documents (``common.usage``) checked against their jobs, and corrected
+  (``reconcile_usage``).
 """
 
 from common import covers, mongo_compat, resumable
+from common import usage as ledger
 from common.jobs import ACTIVE, Jobs, Status
 from common.quotas import Quotas
 from common.store import MP3S, VIDEOS, now
@@ -145,3 +148,35 @@ def _file_complete(store, bucket: str, fid) -> bool:
         return False
     expected = -(-int(doc.get("length") or 0) // int(doc.get("chunkSize") or 1))
     return mongo_compat.count_chunks(store.chunks(bucket), doc["_id"], expected) >= expected
+
+
+def reconcile_usage(jobs: Jobs, limit: int) -> dict:
+    """Check up to ``limit`` owners' usage documents against their jobs (``Quotas.reconcile``),
+    correcting those that are off (a process died between a job's write and its count), in
+    this order: documents marked ``partial`` (made by a transition, not from a count), owners
+    with jobs and no document (an earlier release's, a restore's), documents never checked
+    (made at once by a read), then those checked longest ago: a rotating slice, so every
+    document is checked every (owners / ``limit``) sweeps. Documents of owners with no job
+    left and nothing counted are removed (an account deleted while a transition ran)."""
+    quotas, usage_docs = Quotas(jobs.store), jobs.store.db[ledger.USAGE]
+    counts = {"usage_agreed": 0, "usage_created": 0, "usage_corrected": 0, "usage_moved": 0}
+    # one read of every document (an owner's is small), sorted here
+    docs = list(usage_docs.find({}, {"_id": 1, "partial": 1, "checked_at": 1}))
+    known = {doc["_id"] for doc in docs}
+    order = ([doc["_id"] for doc in docs if doc.get("partial")]
+             + [owner for owner in jobs.owners() if owner not in known]
+             + [doc["_id"] for doc in sorted(
+                 (doc for doc in docs if not doc.get("partial")),
+                 key=lambda doc: (doc.get("checked_at") is not None,
+                                  doc.get("checked_at") or 0))])
+    chosen = list(dict.fromkeys(order))[:limit]
+    for owner in chosen:
+        outcome = quotas.reconcile(owner)
+        counts[f"usage_{outcome}"] += 1
+        if outcome == "agreed":
+            doc = usage_docs.find_one({"_id": owner})
+            if doc is not None and not doc.get("bytes") and not doc.get("active_jobs") and not \
+                    any((doc.get("jobs") or {}).values()) and jobs.store.jobs.find_one(
+                        {"owner": owner}, {"_id": 1}) is None:
+                usage_docs.delete_one({"_id": owner, "version": doc.get("version")})
+    return counts

@@ -63,6 +63,7 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             # flask-limiter's counters (gateway/ratelimit_storage.py makes their TTL index)
             (db, "rate_limits"): WRITE | INDEX,
             (db, "uploads"): WRITE | INDEX,  # uploads in progress, counted against the quotas
+            (db, "usage"): WRITE,  # owners' usage: counted, made, gone with the account
             # webhook endpoints: registered, listed, deleted with their deliveries (their
             # indexes made at its start, common/indexes.py)
             (db, "webhooks"): WRITE | INDEX,
@@ -75,6 +76,8 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             **bucket("videos", REMOVE | INDEX),  # reads the video, drops it once the job is final
             # stores the MP3; removes it when the job was deleted meanwhile (reads none)
             **bucket("mp3s", {"insert", "remove", "createCollection"} | INDEX),
+            # each transition counted in its owner's usage (an upsert)
+            (db, "usage"): {"insert", "update", "createCollection"},
         },
         # reads the job, records the email: by _id alone, no index to make
         "notification": {(db, "jobs"): UPDATE,
@@ -93,6 +96,7 @@ def wanted_privileges(db: str) -> dict[str, dict[tuple[str, str], set[str]]]:
             (db, "videos.files"): {"find", "update", "remove"} | INDEX,
             (db, "mp3s.files"): {"find", "update", "remove", "insert", "createCollection"} | INDEX,
             (db, "uploads"): REMOVE | INDEX,  # usage counts uploads in progress; stale ones go
+            (db, "usage"): WRITE,  # counted by transitions, reconciled with the jobs
             (db, "leases"): WRITE,  # one sweep at a time (ops/lease.py)
             # the webhooks of deleted accounts go (with their deliveries); `migrate` makes
             # every index

@@ -28,8 +28,10 @@ def record(store, publisher, job_id, owner: str, size: int) -> dict:
 
 
 def test_usage_sums_every_status_of_the_owner_in_one_aggregation(store):
+    """Jobs of an earlier release (written without their counts): the first read of an owner
+    with no usage document aggregates them, and makes the document from them."""
     quotas = Quotas(store)
-    assert quotas.usage("a@example.com") == Usage()
+    assert quotas.usage("c@example.com") == Usage()
     store.jobs.insert_many([
         {"_id": ObjectId(), "owner": "a@example.com", "status": "queued", "size": 100},
         {"_id": ObjectId(), "owner": "a@example.com", "status": "converting", "size": 20},
@@ -45,6 +47,9 @@ def test_usage_sums_every_status_of_the_owner_in_one_aggregation(store):
     assert (usage.bytes, usage.active_jobs) == (123, 2)  # videos waiting, MP3s kept
     assert usage.counts == {"queued": 1, "converting": 1, "done": 2, "failed": 1, "expired": 1}
     assert quotas.usage("b@example.com").bytes == 9
+    doc = store.db["usage"].find_one({"_id": "a@example.com"})
+    assert (doc["bytes"], doc["active_jobs"], doc["checked_at"]) == (123, 2, None)
+    assert quotas.usage("a@example.com") == usage  # from the document now
 
 
 def test_uploads_in_progress_count_until_released(store, publisher):
@@ -80,18 +85,20 @@ def test_uploads_in_progress_count_until_released(store, publisher):
 
 
 def test_an_upload_that_becomes_a_job_while_usage_is_read_counts_once(store, monkeypatch):
-    """Its job recorded between the reads of which uploads are jobs and of the jobs: the jobs
-    are read again, and it counts once (as the job)."""
+    """An owner with no usage document yet, whose jobs are aggregated: its job recorded
+    between the reads of which uploads are jobs and of the jobs, the jobs are read again, and
+    it counts once (as the job)."""
     quotas, job_id = Quotas(store), ObjectId()
     quotas.reserve(job_id, "a@example.com", 1000)
+    store.db["usage"].delete_many({})
     of_jobs, reads = quotas._of_jobs, []
 
-    def recorded_meanwhile(owner: str, statuses) -> Usage:
+    def recorded_meanwhile(owner: str, *statuses) -> Usage:
         if not reads:
             store.jobs.insert_one({"_id": job_id, "owner": owner, "status": "queued",
                                    "size": 1000})
         reads.append(owner)
-        return of_jobs(owner, statuses)
+        return of_jobs(owner, *statuses)
 
     monkeypatch.setattr(quotas, "_of_jobs", recorded_meanwhile)
     usage = quotas.usage("a@example.com")

@@ -20,7 +20,7 @@ from ops.lease import Lease
 
 # Queries that read every document on purpose (a listing, or an upgrade of each one).
 WHOLE = {("jobs", "ops.migrate.upgrade_jobs"), ("videos.files", "remove_orphans"),
-         ("mp3s.files", "remove_orphans")}
+         ("mp3s.files", "remove_orphans"), ("usage", "reconcile_usage")}
 
 
 class Cursor(list):
@@ -132,6 +132,8 @@ def recorded():
         "upkeep.expire": lambda: upkeep.expire(jobs),
         "remove_orphans": lambda: upkeep.remove_orphans(jobs, 60),
         "reconcile_restored": lambda: upkeep.reconcile_restored(jobs),
+        "reconcile_usage": lambda: upkeep.reconcile_usage(jobs, 10),
+        "Quotas.reconcile": lambda: quotas.reconcile(owner, settle=0),
         "Store.find_file": lambda: store.find_file(VIDEOS, oid),
         "Store.delete_file": lambda: store.delete_file(MP3S, oid),
         "GridReader.read": lambda: GridReader(store.db, VIDEOS, {
