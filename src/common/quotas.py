@@ -84,6 +84,7 @@ class Quotas:
     def __init__(self, store: Store):
         self._jobs = store.jobs
         self._uploads = store.db[UPLOADS]
+        self._db = store.db
         self._ledger = store.db[ledger.USAGE]
 
     def usage(self, owner: str) -> Usage:
@@ -127,9 +128,12 @@ class Quotas:
 
     def release(self, job_id, owner: str) -> None:
         """Stop counting the upload: its job is recorded (and counts from now on), or it was
-        refused or broke off."""
-        self._uploads.update_one({"_id": owner},
-                                 {"$unset": {f"uploads.{object_id(job_id)}": ""}})
+        refused or broke off. Its job, if recorded, leaves the usage document's ``recorded``
+        after it leaves the uploads (a reader that saw it in both counts it once; in the
+        uploads alone, at worst twice: never less)."""
+        key = object_id(job_id)
+        self._uploads.update_one({"_id": owner}, {"$unset": {f"uploads.{key}": ""}})
+        ledger.unrecord(self._db, owner, [key])
 
     def remove_stale_uploads(self) -> int:
         """Forget uploads not heard of for UPLOAD_STALE_SECONDS (a gateway stopped while
@@ -228,6 +232,7 @@ class Quotas:
         if doc is not None and not doc.get("partial") and _from_doc(doc) == computed:
             self._ledger.update_one({"_id": owner, "version": doc.get("version")},
                                     {"$set": {"checked_at": now()}})
+            ledger.unrecord(self._db, owner, _stale_records(doc))
             return "agreed"
         if settle:
             _settle(settle)
@@ -252,7 +257,7 @@ class Quotas:
                   "checked_at": moment if checked else None,
                   "version": uuid.uuid4().hex,
                   "recorded": {key: at for key, at in ((doc or {}).get("recorded") or {}).items()
-                               if (at or 0) > moment - UPLOAD_STALE_SECONDS}}
+                               if key not in _stale_records(doc)}}
         if doc is None:
             try:
                 self._ledger.insert_one({"_id": owner, **fields})
@@ -355,6 +360,14 @@ class Admission:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
+
+
+def _stale_records(doc: dict | None) -> set[str]:
+    """The jobs of a usage document's ``recorded`` whose uploads were released long ago (a
+    process stopped before it could drop them): released or stale by now."""
+    cutoff = now() - UPLOAD_STALE_SECONDS
+    return {key for key, at in ((doc or {}).get("recorded") or {}).items()
+            if (at or 0) <= cutoff}
 
 
 def _settle(seconds: float) -> None:

@@ -42,6 +42,15 @@ def add(db, owner: str, delta: dict[str, int], recorded=None, forgotten=None) ->
     db[USAGE].update_one({"_id": owner}, update, upsert=True)
 
 
+def unrecord(db, owner: str, job_ids) -> None:
+    """Drop jobs from ``recorded``: their uploads are no longer counted (released), so the
+    document keeps only the uploads still in flight."""
+    keys = [str(job_id) for job_id in job_ids]
+    if keys:
+        db[USAGE].update_one({"_id": owner},
+                             {"$unset": {f"recorded.{key}": "" for key in keys}})
+
+
 def forget(db, owner: str) -> None:
     """Remove the owner's document (their account is deleted, with all their jobs)."""
     db[USAGE].delete_one({"_id": owner})

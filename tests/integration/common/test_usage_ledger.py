@@ -199,6 +199,21 @@ def test_an_uploads_job_counts_once_from_the_moment_its_count_lands(store, publi
     assert (quotas.usage(A).bytes, quotas.usage(A).active_jobs) == (1000, 1)  # as the job
     quotas.release(job_id, A)
     assert (quotas.usage(A).bytes, quotas.usage(A).active_jobs) == (1000, 1)
+    # released, it leaves the document's record of uploads in flight: that stays small
+    assert not store.db[ledger.USAGE].find_one({"_id": A}).get("recorded")
+
+
+def test_records_left_by_a_stopped_upload_go_at_the_next_check(store, publisher, monkeypatch):
+    """A gateway stopped between recording a job and releasing its upload leaves the job in
+    ``recorded``; the sweep's check drops it once the upload would be stale anyway."""
+    jobs = Jobs(store)
+    job = upload(store, jobs, publisher, B)  # recorded, never released
+    Quotas(store).reconcile(B)  # B's first document was partial: now counted and trusted
+    assert str(job["_id"]) in store.db[ledger.USAGE].find_one({"_id": B})["recorded"]
+    later = quotas_module.now() + quotas_module.UPLOAD_STALE_SECONDS + 1
+    monkeypatch.setattr(quotas_module, "now", lambda: later)
+    assert Quotas(store).reconcile(B) == "agreed"
+    assert not store.db[ledger.USAGE].find_one({"_id": B}).get("recorded")
 
 
 def test_a_deleted_account_leaves_no_document(store, publisher):
