@@ -71,3 +71,16 @@ def test_a_cost_that_grows_with_the_stored_jobs_misses_the_flat_target():
     assert flat["value"] == 1.0 and flat["ok"] and flat["target"] == "<= 1.5x"
     assert grown["value"] == pytest.approx(101.0) and grown["ok"] is False
     assert "100,000: 10.1 s" in grown["detail"]
+
+
+def test_the_job_list_is_judged_between_full_pages():
+    """An empty list at 0 stored jobs, 200 jobs from 10,000 on: the page's growth is reported,
+    and only the cost of a full page as stored work grows is held to the target."""
+    cost = {0: 0.01, 10_000: 0.04, 100_000: 0.05}
+    times = {(level, ""): {op: [{"seconds": cost[level], "jobs": 200 if level else 0}]
+                           for op in scale.OPERATIONS} for level in scale.LEVELS}
+    rows = {r["what"]: r for r in scale.level_rows(times, "", None)}
+    page = rows["GET /jobs: 10,000 stored jobs / none"]
+    grown = rows["GET /jobs: 100,000 stored jobs / 10,000"]
+    assert page["value"] == pytest.approx(4.0) and page["ok"] is None and page["target"] is None
+    assert grown["value"] == pytest.approx(1.25) and grown["ok"] and grown["target"] == "<= 1.5x"
