@@ -5,6 +5,7 @@
 
 import { UNAVAILABLE, UNREACHABLE, api, errorText, expired, token } from "./api.js";
 import { $, el, notify, showProblem, timeEl } from "./dom.js";
+import { confirmRemoval } from "./removal.js";
 import { secretBox } from "./secretbox.js";
 
 const EVENT_WORDS = { "job.done": "done", "job.failed": "failed", "job.expired": "expired" };
@@ -129,47 +130,14 @@ function deliveryRow(attempt) {
 }
 
 function confirmDelete(row, hook, buttons) {
-  const yes = el("button", { type: "button", class: "danger", text: "Delete" });
-  const keep = el("button", { type: "button", class: "secondary", text: "Keep" });
-  const group = el("div", { class: "key-confirm", role: "group", "aria-label": `Confirm deleting ${hook.url}` }, [
-    el("span", { class: "key-question", text: "No more events are sent to it." }), yes, keep,
-  ]);
-  buttons.replaceWith(group);
-  const back = () => {
-    group.replaceWith(buttons);
-    buttons.lastElementChild.focus();
-  };
-  keep.addEventListener("click", back);
-  group.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") back();
+  confirmRemoval(row, buttons, buttons.lastElementChild, {
+    verb: "Delete", doing: "Deleting…", label: `Confirm deleting ${hook.url}`,
+    question: "No more events are sent to it.",
+    path: `/webhooks/${encodeURIComponent(hook.id)}`,
+    list: "#hooks", note: "#hooks-note", empty: "No webhooks yet.",
+    done: `The webhook ${hook.url} is deleted.`, failed: "Could not delete the webhook",
+    focus: "#hook-url",
   });
-  yes.addEventListener("click", () => deleteHook(row, hook, group, back));
-  keep.focus();
-}
-
-async function deleteHook(row, hook, group, back) {
-  group.querySelectorAll("button").forEach((button) => { button.disabled = true; });
-  $(".key-question", group).textContent = "Deleting…";
-  try {
-    const response = await api("DELETE", `/webhooks/${encodeURIComponent(hook.id)}`);
-    if (response.status === 204 || response.status === 404) {
-      row.remove();
-      if (!$("#hooks").children.length) $("#hooks-note").textContent = "No webhooks yet.";
-      notify(`The webhook ${hook.url} is deleted.`, "ok");
-      $("#hook-url").focus();
-      return;
-    }
-    if (response.status === 401) {
-      expired();
-      return;
-    }
-    const text = await errorText(response);
-    back();
-    notify(response.status === 503 ? UNAVAILABLE : `Could not delete the webhook: ${text}`, "error");
-  } catch (_) {
-    back();
-    notify(UNREACHABLE, "error");
-  }
 }
 
 // ---- registering an endpoint, and its secret shown once ----

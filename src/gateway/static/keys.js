@@ -5,6 +5,7 @@
 import { UNAVAILABLE, UNREACHABLE, api, errorText, expired, saysWhenToRetry, token } from "./api.js";
 import { $, el, notify, showProblem, timeEl } from "./dom.js";
 import { sentence } from "./format.js";
+import { confirmRemoval } from "./removal.js";
 import { secretBox } from "./secretbox.js";
 
 const SCOPE_WORDS = { upload: "upload", read: "read and download", delete: "delete" };
@@ -64,48 +65,15 @@ function keyRow(key) {
 }
 
 function confirmRevoke(row, key) {
-  const yes = el("button", { type: "button", class: "danger", text: "Revoke" });
-  const keep = el("button", { type: "button", class: "secondary", text: "Keep" });
-  const group = el("div", { class: "key-confirm", role: "group", "aria-label": `Confirm revoking ${key.name}` }, [
-    el("span", { class: "key-question", text: "Scripts using it stop working at once." }), yes, keep,
-  ]);
   const button = row.lastElementChild;
-  button.replaceWith(group);
-  const back = () => {
-    group.replaceWith(button);
-    button.focus();
-  };
-  keep.addEventListener("click", back);
-  group.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") back();
+  confirmRemoval(row, button, button, {
+    verb: "Revoke", doing: "Revoking…", label: `Confirm revoking ${key.name}`,
+    question: "Scripts using it stop working at once.",
+    path: `/tokens/${encodeURIComponent(key.id)}`,
+    list: "#keys", note: "#keys-note", empty: "No API keys yet.",
+    done: `The API key “${key.name}” is revoked: it no longer works.`,
+    failed: "Could not revoke the key", focus: "#key-name",
   });
-  yes.addEventListener("click", () => revoke(row, key, group, back));
-  keep.focus();
-}
-
-async function revoke(row, key, group, back) {
-  group.querySelectorAll("button").forEach((button) => { button.disabled = true; });
-  $(".key-question", group).textContent = "Revoking…";
-  try {
-    const response = await api("DELETE", `/tokens/${encodeURIComponent(key.id)}`);
-    if (response.status === 204 || response.status === 404) {
-      row.remove();
-      if (!$("#keys").children.length) $("#keys-note").textContent = "No API keys yet.";
-      notify(`The API key “${key.name}” is revoked: it no longer works.`, "ok");
-      $("#key-name").focus();
-      return;
-    }
-    if (response.status === 401) {
-      expired();
-      return;
-    }
-    const text = await errorText(response);
-    back();
-    notify(response.status === 503 ? UNAVAILABLE : `Could not revoke the key: ${text}`, "error");
-  } catch (_) {
-    back();
-    notify(UNREACHABLE, "error");
-  }
 }
 
 // ---- creating a key, and its secret shown once ----
