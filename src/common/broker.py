@@ -171,12 +171,17 @@ class PublisherPool:
     """
 
     WAIT_SECONDS = 10  # for a free Publisher, before answering that the broker is busy
+    # for the idle Publisher the keeper is beating, before opening another connection: a use
+    # that falls in that moment takes it back rather than add a connection to the broker
+    KEEPER_WAIT_SECONDS = 1.0
 
     def __init__(self, url: str, max_attempts: int, size: int):
         self.url, self.max_attempts, self.size = url, max_attempts, size
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)  # the keeper gave one back
         self._idle: list[Publisher] = []
+        self._kept = 0  # idle Publishers the keeper holds this moment
         self.opened = 0  # Publishers made so far (at most ``size``)
         # The broker's heartbeat is the URL's (?heartbeat=N), else its own (60 s by default);
         # the shortest of the addresses' when they differ.
@@ -207,6 +212,7 @@ class PublisherPool:
                     if not self._idle:
                         return
                     publisher = self._idle.pop(0)  # the longest idle first
+                    self._kept += 1
                 publisher.claim()
                 try:
                     publisher.keep_alive()
@@ -214,6 +220,8 @@ class PublisherPool:
                     publisher.release()
                     with self._lock:
                         self._idle.append(publisher)
+                        self._kept -= 1
+                        self._returned.notify()
             finally:
                 self._slots.release()
 
@@ -225,6 +233,9 @@ class PublisherPool:
                                  f"{self.WAIT_SECONDS} s", kind="broker")
         try:
             with self._lock:
+                if not self._idle and self._kept:
+                    self._returned.wait_for(lambda: self._idle or not self._kept,
+                                            timeout=self.KEEPER_WAIT_SECONDS)
                 if self._idle:
                     publisher = self._idle.pop()
                 else:

@@ -45,6 +45,34 @@ def test_many_threads_share_at_most_size_connections(fresh_vhost):
                                                 for i in range(8) for j in range(5))
 
 
+def test_a_use_while_the_keeper_beats_the_idle_connection_opens_no_other(fresh_vhost,
+                                                                           monkeypatch):
+    """A request that came while the keeper held the only idle Publisher (servicing its
+    heartbeats) used to open a second connection; it now waits the moment and takes it back."""
+    pool = PublisherPool(fresh_vhost, max_attempts=3, size=2)
+    try:
+        pool.publish("video", b"first")  # one connection, idle from now on
+        beating, resume = threading.Event(), threading.Event()
+        real = type(pool._idle[0]).keep_alive
+
+        def slow_keep_alive(publisher):
+            beating.set()
+            resume.wait(5)
+            real(publisher)
+
+        monkeypatch.setattr(type(pool._idle[0]), "keep_alive", slow_keep_alive)
+        keeper = threading.Thread(target=pool.keep_alive)
+        keeper.start()
+        assert beating.wait(5)
+        threading.Timer(0.2, resume.set).start()
+        pool.publish("video", b"second")  # while the keeper holds the idle one
+        keeper.join(5)
+    finally:
+        pool.close()
+    assert pool.opened == 1
+    assert drain(fresh_vhost) == [b"first", b"second"]
+
+
 def test_a_lent_publisher_serves_its_borrower_only(fresh_vhost):
     pool = PublisherPool(fresh_vhost, max_attempts=3, size=1)
     errors = []
