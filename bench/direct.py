@@ -17,6 +17,7 @@ from common.options import Options
 from common.store import CHUNK_SIZE, MP3S, VIDEOS, Store
 from converter import ffmpeg, plan
 from converter.limits import DEFAULT_LIMITS
+from converter.source import LocalFile
 
 CHUNKS_PER_QUERY = 16  # 16 MiB per reply: under every server's message size limit
 
@@ -55,8 +56,8 @@ def release_command(binary: str, src: Path, dst: Path, quality: int = 2) -> list
     is held to. Against today's plain command it lacks ``-map_chapters -1 -id3v2_version 0``."""
     info = ffmpeg.FFmpeg(binary).probe(str(src))
     cmd = [binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-           *ffmpeg.INPUT_GUARD, "-i", f"file:{src}", "-map", "0:a:0", "-vn", "-sn", "-dn",
-           "-map_metadata", "-1"]
+           *ffmpeg.guard(LocalFile(str(src))), "-i", f"file:{src}", "-map", "0:a:0", "-vn",
+           "-sn", "-dn", "-map_metadata", "-1"]
     if info.audio_codec == "mp3":
         cmd += ["-c:a", "copy"]
     else:

@@ -17,7 +17,7 @@ JOBS = 30
 RATE = 250  # samples per second
 # A sample belongs to the first phase whose frame name appears in its stack.
 PHASES = (
-    ("_fetch_video", "download the video (GridFS -> temp file)"),
+    ("_send (converter/source.py", "serve the video to ffmpeg (GridFS -> loopback HTTP)"),
     ("probe (converter/ffmpeg.py", "ffmpeg probe (its own process)"),
     ("write (converter/worker.py", "progress writes to the job record"),
     ("progress (common/jobs.py", "progress writes to the job record"),

@@ -18,6 +18,7 @@ from common.units import size
 from converter import cover, sandbox
 from converter import plan as plans
 from converter import progress as progresses
+from converter import source as sources
 from converter.limits import DEFAULT_LIMITS, MIB, Limits, span, too_long
 from converter.plan import Plan
 
@@ -27,9 +28,9 @@ from converter.plan import Plan
 # upload can never make ffmpeg open another file or a network address.
 MEDIA_FORMATS = ("mov", "matroska", "mp3", "aac", "flac", "ogg", "wav", "avi", "asf", "flv",
                  "mpeg", "mpegts", "amr", "rm")
-# Input options of every run: read the one local file (no other protocol), with those demuxers.
-# The mov demuxer's external references stay off (its `enable_drefs` defaults to false).
-INPUT_GUARD = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(MEDIA_FORMATS)]
+# Every run reads one input, the video, with those demuxers only (``guard``); the mov demuxer's
+# external references stay off (its `enable_drefs` defaults to false).
+Video = sources.LocalFile | sources.Served  # what a run reads: a path becomes a LocalFile
 PROGRESS_PERIOD = 0.5  # seconds between ffmpeg's progress reports (each checks the lane's limit)
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class FFmpeg:
     # media seconds one pass may decode before it stops with LongJob; None: no such limit
     lane_seconds: float | None = None
 
-    def probe(self, path: str) -> MediaInfo:
+    def probe(self, src: "str | Video") -> MediaInfo:
         """Read the container header; PermanentError when it is not a media file ffmpeg can
         read.
 
@@ -163,11 +164,12 @@ class FFmpeg:
         file.
         """
         header: list[str] = []
-        cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", *INPUT_GUARD,
-               "-i", _local(path), "-map", "0:a:0?", "-map", "0:V:0?", "-sn", "-dn",
+        video = sources.of(src)
+        cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", *guard(video),
+               "-i", video.url("probe"), "-map", "0:a:0?", "-map", "0:V:0?", "-sn", "-dn",
                "-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1",
                "-fflags", "+bitexact", "-frames:a", "1", "-frames:v", "1", "-f", "framecrc", "-"]
-        result = self._run(cmd, path, PROBE_SECONDS, header.append, file_bytes=0,
+        result = self._run(cmd, video, PROBE_SECONDS, header.append, file_bytes=0,
                            stoppable=False)
         _raise_if_cut_short(result, self.limits, PROBE_SECONDS, "inspecting the file")
         if not re.search(r"^Input #0, ", result.stderr, re.M):
@@ -187,7 +189,7 @@ class FFmpeg:
                          audio.get("channel_layout_name"),
                          int(rate) if rate.isdigit() else None, video, container)
 
-    def measure_loudness(self, src: str, info: MediaInfo, plan: Plan,
+    def measure_loudness(self, src: "str | Video", info: MediaInfo, plan: Plan,
                          on_progress: Callable[[float], None]) -> dict | None:
         """Measure the kept audio for loudnorm's second pass: its measurements as loudnorm
         takes them (LOUDNORM_KEYS), or None for silence.
@@ -219,22 +221,25 @@ class FFmpeg:
             raise PermanentError("ffmpeg's loudness measurement could not be read",
                                  kind="internal") from None
 
-    def _measuring_pass(self, src: str, info: MediaInfo, plan: Plan,
+    def _measuring_pass(self, src: "str | Video", info: MediaInfo, plan: Plan,
                         on_progress: Callable[[float], None], measure: str,
                         low: float) -> re.Match:
         """One pass of ``measure`` (ebur128 or loudnorm's first pass) over the kept audio,
         reporting progress as low..low+25 %: its report (``_report``)."""
         limits = self.limits
         check_media(info, limits)
+        video, name = sources.of(src), "measure" if measure == MEASURE_FILTER else "loudnorm"
         downmix = "aformat=channel_layouts=stereo," if info.multichannel else ""
         cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-               *INPUT_GUARD, *plan.input_args(), "-i", _local(src), "-map", "0:a:0", "-vn",
+               *guard(video), *plan.input_args(), "-i", video.url(name), "-map", "0:a:0", "-vn",
                "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
                "-af", downmix + measure,
                "-t", f"{limits.media_seconds + 1:.3f}", "-f", "null", *_progress(),
                "-"]
-        meter = _Meter(src, info, plan, on_progress, low, low + 25.0, self.lane_seconds)
-        result = self._run(cmd, src, self.timeout, meter, file_bytes=0, on_start=meter.started)
+        meter = _Meter(video, name, info, plan, on_progress, low, low + 25.0,
+                       self.lane_seconds)
+        result = self._run(cmd, video, self.timeout, meter, file_bytes=0,
+                           on_start=meter.started)
         _raise_if_cut_short(result, limits, self.timeout, "measuring the loudness")
         if meter.seconds > limits.media_seconds + DURATION_TOLERANCE:
             # a header that understates the length: refused now, not after a second pass
@@ -247,16 +252,18 @@ class FFmpeg:
         meter.finished()
         return report
 
-    def convert(self, src: str, dst: str, info: MediaInfo, plan: Plan,
+    def convert(self, src: "str | Video", dst: str, info: MediaInfo, plan: Plan,
                 on_progress: Callable[[float], None], loudness: dict | None = None,
                 chapters: str | None = None) -> float:
         """Make ``dst`` (and ``chapters``) from ``src``; the MP3's duration in seconds."""
         limits = self.limits
         check_media(info, limits)
         low = 50.0 if loudness is not None else 0.0  # the measuring passes had the first half
-        meter = _Meter(src, info, plan, on_progress, low, lane_seconds=self.lane_seconds)
-        cmd = command(self.binary, src, dst, info, plan, limits, loudness, chapters)
-        result = self._run(cmd, src, self.timeout, meter, file_bytes=limits.mp3_bytes + MIB,
+        video = sources.of(src)
+        meter = _Meter(video, "convert", info, plan, on_progress, low,
+                       lane_seconds=self.lane_seconds)
+        cmd = command(self.binary, video, dst, info, plan, limits, loudness, chapters)
+        result = self._run(cmd, video, self.timeout, meter, file_bytes=limits.mp3_bytes + MIB,
                            on_start=meter.started)
         _raise_if_cut_short(result, limits, self.timeout, "the conversion")
         if result.returncode != 0 and "Error opening input" in result.tail:
@@ -272,19 +279,20 @@ class FFmpeg:
         meter.finished()
         return meter.seconds
 
-    def extract_cover(self, src: str, at: float, dst: str) -> bytes | None:
+    def extract_cover(self, src: "str | Video", at: float, dst: str) -> bytes | None:
         """The video's frame at about ``at`` seconds (ffmpeg seeks to the key frame at or
         before it and decodes, and scales, every frame from there: the fewer key frames, the
         more work), at most COVER_MAX_PIXELS a side, as a JPEG; else its first frame (the
         picture may end before ``at``: a title card, a still image); else None. A cover never
         fails a conversion."""
+        video = sources.of(src)
         for moment in (at, 0.0) if at > 0 else (0.0,):
             cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
-                   "-y", *INPUT_GUARD, "-ss", f"{moment:.3f}", "-noaccurate_seek",
-                   "-threads", "1", "-i", _local(src), "-map", "0:V:0", "-frames:v", "1",
+                   "-y", *guard(video), "-ss", f"{moment:.3f}", "-noaccurate_seek",
+                   "-threads", "1", "-i", video.url("cover"), "-map", "0:V:0", "-frames:v", "1",
                    "-vf", plans.cover_filter(), "-threads", "1", "-c:v", "mjpeg", "-q:v", "3",
                    "-map_metadata", "-1", "-f", "mjpeg", _local(dst)]
-            result = self._run(cmd, src, COVER_SECONDS, lambda _line: None,
+            result = self._run(cmd, video, COVER_SECONDS, lambda _line: None,
                                file_bytes=cover.MAX_COVER_BYTES)
             if result.stopped == "stop":
                 raise RetryableError("conversion interrupted")
@@ -296,12 +304,12 @@ class FFmpeg:
                  extra={"detail": _last_line(result.tail)})
         return None
 
-    def cover_alongside(self, src: str, at: float | None, dst: str) -> "CoverAlongside":
+    def cover_alongside(self, src: "str | Video", at: float | None, dst: str) -> "CoverAlongside":
         """``extract_cover(src, at, dst)`` in a thread of its own while the ``with`` block (the
         conversion) runs; ``at`` None: no cover. See CoverAlongside."""
         return CoverAlongside(self, src, at, dst)
 
-    def audio_duration(self, src: str) -> float:
+    def audio_duration(self, src: "str | Video") -> float:
         """Length of the first audio stream itself (read without decoding)."""
         times: list[int] = []
 
@@ -310,22 +318,25 @@ class FFmpeg:
             if key == "out_time_us" and value.isdigit():
                 times.append(int(value))
 
+        video = sources.of(src)
         cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
-               *INPUT_GUARD, "-i", _local(src), "-map", "0:a:0", "-c", "copy", "-f", "null",
-               *_progress(), "-"]
-        result = self._run(cmd, src, MEASURE_SECONDS, progress, file_bytes=0, stoppable=False)
+               *guard(video), "-i", video.url("audio"), "-map", "0:a:0", "-c", "copy",
+               "-f", "null", *_progress(), "-"]
+        result = self._run(cmd, video, MEASURE_SECONDS, progress, file_bytes=0, stoppable=False)
         _raise_if_cut_short(result, self.limits, MEASURE_SECONDS, "measuring the audio")
         return max(times, default=0) / 1e6
 
-    def _run(self, cmd: list[str], path: str, timeout: float,
+    def _run(self, cmd: list[str], video: "Video", timeout: float,
              on_line: Callable[[str], None], file_bytes: int, stoppable: bool = True,
              on_start: Callable[[int], None] = lambda _pid: None) -> sandbox.Finished:
-        """Run ffmpeg in the job's directory (where ``path`` is) with the limits; killed when
-        the job is abandoned, unless not ``stoppable`` (the inspections: short, bounded)."""
-        return sandbox.run(cmd, cwd=os.path.dirname(os.path.abspath(path)),
-                           limits=rlimits(self.limits, file_bytes), timeout=timeout,
-                           on_line=on_line, stop=self.abandon if stoppable else None,
-                           on_start=on_start)
+        """Run ffmpeg in the job's directory (``video.cwd``) with the limits; killed when the
+        job is abandoned, unless not ``stoppable`` (the inspections: short, bounded). When
+        serving the video failed on our side meanwhile, that error, not the run's outcome."""
+        result = sandbox.run(cmd, cwd=video.cwd, limits=rlimits(self.limits, file_bytes),
+                             timeout=timeout, on_line=on_line,
+                             stop=self.abandon if stoppable else None, on_start=on_start)
+        video.check()
+        return result
 
 
 class CoverAlongside:
@@ -417,7 +428,7 @@ def _report(tail: str, pattern: re.Pattern) -> re.Match | None:
     return found[-1] if found else None
 
 
-def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,
+def command(ffmpeg: str, src: "str | Video", dst: str, info: MediaInfo, plan: Plan,
             limits: Limits = DEFAULT_LIMITS, loudness: dict | None = None,
             chapters: str | None = None) -> list[str]:
     """The ffmpeg command line of a conversion.
@@ -426,8 +437,9 @@ def command(ffmpeg: str, src: str, dst: str, info: MediaInfo, plan: Plan,
     (the converter writes them), length and size capped. ``chapters``: a second output, with no
     stream, of the source's chapters moved by the trim, as ffmetadata.
     """
+    video = sources.of(src)
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-           *INPUT_GUARD, *plan.input_args(), "-i", _local(src)]
+           *guard(video), *plan.input_args(), "-i", video.url("convert")]
     cmd += ["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
             "-id3v2_version", "0"]
     if plan.copy:
@@ -461,6 +473,13 @@ def check_media(info: MediaInfo, limits: Limits) -> None:
                              kind="not_media")
 
 
+def guard(video: "Video") -> list[str]:
+    """The input options of every run: the video's own protocols (``converter.source``) and
+    the accepted demuxers, nothing else."""
+    return ["-protocol_whitelist", video.protocols, *video.options,
+            "-format_whitelist", ",".join(MEDIA_FORMATS)]
+
+
 def _progress() -> list[str]:
     """ffmpeg's arguments for its progress reports on stdout, which _Meter reads."""
     return ["-stats_period", f"{PROGRESS_PERIOD:g}", "-progress", "pipe:1"]
@@ -471,16 +490,17 @@ class _Meter:
     the pass done, as low..high percent, for ``on_progress``. The share comes from that time
     against the probed length and from how far ffmpeg has read into the input (progress.py)."""
 
-    def __init__(self, src: str, info: MediaInfo, plan: Plan,
+    def __init__(self, video: "Video", name: str, info: MediaInfo, plan: Plan,
                  on_progress: Callable[[float], None], low: float, high: float = 99.0,
                  lane_seconds: float | None = None):
-        self.src, self.on_progress, self.low, self.high = src, on_progress, low, high
+        self.video, self.name = video, name
+        self.on_progress, self.low, self.high = on_progress, low, high
         self.lane_seconds = lane_seconds
         self.seconds = 0.0
         self.pid: int | None = None
         whole = plan.start is None and plan.span is None
         self.estimate = progresses.Estimate(
-            plan.expected(info.duration) if info.duration else None, os.path.getsize(src),
+            plan.expected(info.duration) if info.duration else None, video.size,
             linear=whole and info.container in progresses.LINEAR_FORMATS)
 
     def started(self, pid: int) -> None:
@@ -493,7 +513,7 @@ class _Meter:
         self.seconds = max(self.seconds, int(value) / 1e6)
         if self.lane_seconds is not None and self.seconds > self.lane_seconds:
             raise LongJob(f"more than {self.lane_seconds:g} s of media decoded")
-        position = sandbox.read_position(self.pid, self.src) if self.pid else None
+        position = self.video.position(self.name, self.pid)
         done = self.estimate.update(self.seconds, position)
         if done is not None:
             self._report(done)

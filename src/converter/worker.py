@@ -27,6 +27,7 @@ from common.options import TAGS, Options
 from common.store import MP3S, VIDEOS, Store
 from converter import chapters, cover, ffmpeg, id3, plan
 from converter.ffmpeg import LongJob
+from converter.source import Served
 
 log = logging.getLogger(__name__)
 COPY_BUFFER = 1024 * 1024
@@ -138,19 +139,18 @@ class ConvertHandler(Handler):
 
     # -- steps --------------------------------------------------------------------------------
     def _convert(self, job: dict, token: str, delivery: Delivery) -> dict:
-        """Fetch, probe and check, plan, (measure the loudness,) convert and check the MP3
+        """Serve the video, probe and check, plan, (measure the loudness,) convert and check the MP3
         while the cover is taken alongside, tag and store the MP3 and its cover: the MP3's
         record."""
         options = Options.from_doc(job.get("options"), job.get("filename"))
         progress = self._progress_writer(job, token)
         run = self._ffmpeg(delivery)
-        with tempfile.TemporaryDirectory(prefix="converter-") as tmp:
-            src, dst, picture, marks = (os.path.join(tmp, name) for name in (
-                "source", "audio.mp3", "cover.jpg", "chapters.txt"))
-            if self.queue == topology.VIDEO and (job.get("size") or 0) > (
-                    self.config.long_job_bytes):
-                raise LongJob(f"{job['size']} bytes of video to fetch")
-            self._fetch_video(job["video_fid"], src)
+        if self.queue == topology.VIDEO and (job.get("size") or 0) > self.config.long_job_bytes:
+            raise LongJob(f"{job['size']} bytes of video to read")
+        with tempfile.TemporaryDirectory(prefix="converter-") as tmp, \
+                self._serve_video(job["video_fid"], tmp) as src:
+            dst, picture, marks = (os.path.join(tmp, name) for name in (
+                "audio.mp3", "cover.jpg", "chapters.txt"))
             info = run.probe(src)
             ffmpeg.check_media(info, run.limits)
             recipe = plan.make(info, options, self.config.mp3_quality)
@@ -185,15 +185,14 @@ class ConvertHandler(Handler):
         cfg = self.config
         return ffmpeg.FFmpeg(cfg.ffmpeg, cfg.limits, cfg.ffmpeg_timeout, delivery.abandon)
 
-    def _fetch_video(self, video_fid, path: str) -> None:
-        try:
-            source = self.store.open_download(VIDEOS, video_fid)
-        except FileMissing:
-            raise PermanentError("the uploaded video is missing from storage",
-                                 kind="storage") from None
-        with source, open(path, "wb") as out:
-            while chunk := source.read(COPY_BUFFER):
-                out.write(chunk)
+    def _serve_video(self, video_fid, tmp: str) -> Served:
+        """The uploaded video, read by the job's ffmpeg runs straight out of GridFS
+        (``converter.source``): no copy on disk, the transfer overlapping the decoding."""
+        stored = self.store.find_file(VIDEOS, video_fid)
+        if stored is None:
+            raise PermanentError("the uploaded video is missing from storage", kind="storage")
+        return Served(lambda: self.store.open_download(VIDEOS, video_fid), stored["length"],
+                      tmp)
 
     def _store_mp3(self, job: dict, tag: bytes, path: str):
         """The MP3 in GridFS: its ID3 tag, then ffmpeg's audio frames."""

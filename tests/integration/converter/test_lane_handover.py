@@ -74,16 +74,16 @@ def test_a_job_longer_than_the_limit_goes_to_the_long_lane_and_is_converted_ther
     assert len(_drain(channel, topology.MP3)) == 1
 
 
-def test_a_video_larger_than_the_limit_goes_to_the_long_lane_before_it_is_fetched(
+def test_a_video_larger_than_the_limit_goes_to_the_long_lane_before_it_is_read(
         store, converter_config, publisher, deliver, channel, media_dir, monkeypatch):
     video = make_noise(media_dir, 20)
     body = _queued(store, publisher, channel, video)
-    fetched = []
-    monkeypatch.setattr(ConvertHandler, "_fetch_video", lambda *args: fetched.append(args))
+    served = []
+    monkeypatch.setattr(ConvertHandler, "_serve_video", lambda *args: served.append(args))
     _handler(converter_config, store, topology.VIDEO, 600.0,
              video.stat().st_size - 1).handle(deliver(body))
     _handed_over(store, channel, body)
-    assert fetched == []
+    assert served == []
 
 
 def test_a_header_that_understates_the_length_is_found_out_while_decoding(
