@@ -32,8 +32,9 @@ import datetime as dt
 import io
 
 from bson import Binary, ObjectId
+from pymongo.errors import OperationFailure
 
-READ_BATCH = 8  # chunks fetched per query when reading
+READ_BATCH = 8  # chunks fetched per query when reading on (1, 2, 4, then 8 a query from a seek)
 
 
 class FileMissing(LookupError):
@@ -60,8 +61,14 @@ class GridWriter:
             del self._buffer[: self.chunk_size]
 
     def _insert(self, data: bytes) -> None:
-        self._chunks.insert_one({"files_id": self.file_id, "n": self._n, "data": Binary(data)})
+        self.put(self._n, data)
         self._n += 1
+
+    def put(self, n: int, data: bytes) -> None:
+        """Insert chunk ``n`` as it is, in any order (converter.upload): the caller makes every
+        chunk but the last a whole ``chunk_size``, sets ``length``, and never also calls
+        ``write``."""
+        self._chunks.insert_one({"files_id": self.file_id, "n": n, "data": Binary(data)})
 
     def close(self) -> ObjectId:
         """Write the last chunk and the file document; returns the file id."""
@@ -78,7 +85,10 @@ class GridWriter:
         """Remove every chunk written so far (and any file document a server made for them)."""
         self._buffer.clear()
         self._chunks.delete_many({"files_id": self.file_id})
-        self._files.delete_one({"_id": self.file_id})
+        try:
+            self._files.delete_one({"_id": self.file_id})
+        except OperationFailure:
+            pass  # nx-27017 answers "File with id ... not found" where there is none
 
 
 class GridReader(io.RawIOBase):
@@ -92,6 +102,8 @@ class GridReader(io.RawIOBase):
         self.chunk_size = int(file_doc["chunkSize"])
         self._position = 0
         self._cache: dict[int, bytes] = {}
+        self._batch = 1  # chunks the next query fetches: a reader that seeks and reads a
+        # little (ffmpeg looking for an index at the end) never fetches 8 MiB for it
 
     def readable(self) -> bool:
         return True
@@ -128,10 +140,12 @@ class GridReader(io.RawIOBase):
 
     def _chunk(self, n: int) -> bytes:
         if n not in self._cache:
+            following = n - 1 in self._cache  # reading on from the last batch
+            self._batch = min(READ_BATCH, self._batch * 2) if following else 1
             self._cache = {
                 doc["n"]: bytes(doc["data"])
                 for doc in self._chunks.find(
-                    {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + READ_BATCH}}
+                    {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + self._batch}}
                 ).sort("n", 1)
             }
         return self._cache.get(n, b"")

@@ -352,6 +352,7 @@ class CoverAlongside:
 
     def __init__(self, run: FFmpeg, src: str, at: float | None, dst: str):
         self.picture: bytes | None = None
+        self.taken = threading.Event()  # set once the picture is (or no picture will be) there
         self._failed: BaseException | None = None
         self._discard = threading.Event()
         self._thread: threading.Thread | None = None
@@ -361,6 +362,8 @@ class CoverAlongside:
             self._thread = threading.Thread(
                 target=context.run, args=(self._take, stopped, src, at, dst),
                 name="cover", daemon=True)
+        else:
+            self.taken.set()
 
     def __enter__(self) -> "CoverAlongside":
         if self._thread is not None:
@@ -383,6 +386,8 @@ class CoverAlongside:
             self.picture = run.extract_cover(src, at, dst)
         except BaseException as exc:  # noqa: BLE001 - handed to the converting thread
             self._failed = exc
+        finally:
+            self.taken.set()
 
 
 class _Either:

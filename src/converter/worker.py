@@ -20,7 +20,7 @@ import pymongo.errors
 from common import covers, messages, metrics, topology
 from common.consumer import Delivery, Handler
 from common.errors import PermanentError, ProcessingError
-from common.gridio import FileMissing
+from common.gridio import FileMissing, GridReader
 from common.jobs import LONG_LANE, Cancelled, Jobs, Status
 from common.log import bound_job
 from common.options import TAGS, Options
@@ -28,9 +28,9 @@ from common.store import MP3S, VIDEOS, Store
 from converter import chapters, cover, ffmpeg, id3, plan
 from converter.ffmpeg import LongJob
 from converter.source import Served
+from converter.upload import MP3Upload
 
 log = logging.getLogger(__name__)
-COPY_BUFFER = 1024 * 1024
 PROGRESS_INTERVAL = 1.0  # seconds between job progress writes (and checks for cancellation)
 
 
@@ -161,16 +161,26 @@ class ConvertHandler(Handler):
             run = dataclasses.replace(run, lane_seconds=lane_seconds)
             loudness = (run.measure_loudness(src, info, recipe, progress)
                         if recipe.normalize else None)
-            with run.cover_alongside(src, recipe.cover_at, picture) as taking:
-                duration = run.convert(src, dst, info, recipe, progress, loudness, marks)
-                size = os.path.getsize(dst)
-                ffmpeg.check_output(size, duration, info, recipe,
-                                    lambda: run.audio_duration(src))
-            jpeg = taking.picture
-            parts = chapters.fit(chapters.parse(_text(marks)), duration)
-            tag = id3.build(options.title, options.artist, options.album, jpeg, parts)
-            self.jobs.progress(job["_id"], token, 99.0)  # still wanted? (raises Cancelled)
-            fid = self._store_mp3(job, tag, dst)
+            taking = run.cover_alongside(src, recipe.cover_at, picture)
+
+            def tag_of(parts: list) -> bytes:
+                return id3.build(options.title, options.artist, options.album, taking.picture,
+                                 parts)
+
+            # The MP3 goes into GridFS while ffmpeg writes it, behind the tag it will most
+            # likely have: the cover's, without chapters (converter/upload.py).
+            with self._mp3_upload(job, dst, lambda: tag_of([]) if taking.taken.is_set()
+                                  else None) as upload:
+                with taking:
+                    duration = run.convert(src, dst, info, recipe, progress, loudness, marks)
+                    size = os.path.getsize(dst)
+                    ffmpeg.check_output(size, duration, info, recipe,
+                                        lambda: run.audio_duration(src))
+                jpeg = taking.picture
+                parts = chapters.fit(chapters.parse(_text(marks)), duration)
+                tag = tag_of(parts)
+                self.jobs.progress(job["_id"], token, 99.0)  # still wanted? (raises Cancelled)
+                fid = upload.finish(tag)
         cover_fid = self._store_cover(job, jpeg, fid) if jpeg else None
         width, height = cover.dimensions(jpeg) if jpeg else (0, 0)
         return {"fid": fid, "size": len(tag) + size, "duration": duration, "details": {
@@ -191,24 +201,15 @@ class ConvertHandler(Handler):
         stored = self.store.find_file(VIDEOS, video_fid)
         if stored is None:
             raise PermanentError("the uploaded video is missing from storage", kind="storage")
-        return Served(lambda: self.store.open_download(VIDEOS, video_fid), stored["length"],
-                      tmp)
+        return Served(lambda: GridReader(self.store.db, VIDEOS, stored), stored["length"], tmp)
 
-    def _store_mp3(self, job: dict, tag: bytes, path: str):
-        """The MP3 in GridFS: its ID3 tag, then ffmpeg's audio frames."""
+    def _mp3_upload(self, job: dict, path: str, guess) -> MP3Upload:
+        """The MP3 into GridFS (its ID3 tag, then ffmpeg's audio frames in ``path``), stored
+        while ffmpeg writes it once ``guess()`` tells the tag."""
         name = PurePath(job["filename"] or "audio").stem + ".mp3"
         metadata = {"owner": job["owner"], "job_id": str(job["_id"]),
                     "video_fid": str(job["video_fid"]), "content_type": "audio/mpeg"}
-        writer = self.store.open_upload(MP3S, name, metadata)
-        try:
-            writer.write(tag)
-            with open(path, "rb") as src:
-                while chunk := src.read(COPY_BUFFER):
-                    writer.write(chunk)
-            return writer.close()
-        except BaseException:
-            writer.abort()
-            raise
+        return MP3Upload(self.store.open_upload(MP3S, name, metadata), path, guess)
 
     def _store_cover(self, job: dict, jpeg: bytes, mp3_fid):
         """The cover picture as a file of its own (``common.covers``); the MP3 just stored
