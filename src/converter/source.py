@@ -15,10 +15,12 @@ off), and the server answers one secret path only, for as long as the job runs.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import logging
 import os
+import queue
 import re
 import secrets
 import socket
@@ -28,7 +30,9 @@ from http.server import BaseHTTPRequestHandler
 from converter import sandbox
 
 log = logging.getLogger(__name__)
-SEND_BYTES = 256 << 10  # bytes sent at a time (GridFS is read a chunk, 1 MiB, at a time)
+SEND_BYTES = 256 << 10  # bytes sent at a time
+READ_BYTES = 1 << 20  # bytes read from GridFS at a time (one chunk)
+READ_AHEAD_BYTES = 2 << 20  # read from GridFS ahead of what ffmpeg has taken, at most
 # The socket buffers between us and ffmpeg, each way: the bytes sent are then the bytes ffmpeg
 # has read, give or take this much, and its progress can be told from them (progress.py).
 BUFFER_BYTES = 64 << 10
@@ -172,22 +176,61 @@ class Served:
         return name if re.fullmatch(r"[a-z]{1,16}", name) else None
 
     def _send(self, request: _Request, name: str, start: int, end: int) -> None:
-        """Bytes start..end (inclusive) of the file to the client."""
-        reader = self._open_reader()
-        try:
+        """Bytes start..end (inclusive) of the file to the client. The first READ_BYTES are
+        read at once (ffmpeg looking for a header or an index reads no more, then seeks);
+        the rest by a thread of its own, up to READ_AHEAD_BYTES ahead, so a long read never
+        waits on a query."""
+        with contextlib.closing(self._open_reader()) as reader:
             reader.seek(start)
+            first = reader.read(min(READ_BYTES, end + 1 - start))
+            if not first:
+                raise OSError(f"the stored video ended at byte {start} of {self.size}")
+            position = self._write(request, name, start, memoryview(first))
+            if position > end:
+                return
+            pieces: queue.Queue = queue.Queue(maxsize=READ_AHEAD_BYTES // READ_BYTES)
+            gone = threading.Event()
+            reading = threading.Thread(target=self._context.copy().run,
+                                       args=(self._read, reader, position, end, pieces, gone),
+                                       name="video-read", daemon=True)
+            reading.start()
+            try:
+                while position <= end:
+                    data = pieces.get()
+                    if isinstance(data, BaseException):
+                        raise data
+                    position = self._write(request, name, position, data)
+            finally:
+                gone.set()
+                while reading.is_alive():  # unblock its put(), then let it end
+                    try:
+                        pieces.get(timeout=0.01)
+                    except queue.Empty:
+                        pass
+
+    def _write(self, request: _Request, name: str, position: int, data: memoryview) -> int:
+        """Send ``data`` (the bytes at ``position``) to the client: the position after it."""
+        for at in range(0, len(data), SEND_BYTES):
+            piece = data[at: at + SEND_BYTES]
+            position += len(piece)
+            self._positions[name] = position  # before: the client may be faster
+            request.wfile.write(piece)
+        return position
+
+    def _read(self, reader, start: int, end: int, pieces: queue.Queue,
+              gone: threading.Event) -> None:
+        """Put bytes start..end of the file into ``pieces`` (an error instead, if one happens)
+        until done or ``gone``."""
+        try:
             position = start
-            while position <= end:
-                data = memoryview(reader.read(min(1 << 20, end + 1 - position)))
+            while position <= end and not gone.is_set():
+                data = memoryview(reader.read(min(READ_BYTES, end + 1 - position)))
                 if not data:
                     raise OSError(f"the stored video ended at byte {position} of {self.size}")
-                for at in range(0, len(data), SEND_BYTES):
-                    piece = data[at: at + SEND_BYTES]
-                    position += len(piece)
-                    self._positions[name] = position  # before: the client may be faster
-                    request.wfile.write(piece)
-        finally:
-            reader.close()
+                pieces.put(data)
+                position += len(data)
+        except BaseException as exc:  # noqa: BLE001 - raised by the sending thread
+            pieces.put(exc)
 
 
 class _Request(BaseHTTPRequestHandler):
