@@ -106,7 +106,7 @@ class ConvertHandler(Handler):
             metrics.CONVERSION_MODE.labels(mp3["details"]["mode"]).inc()
             log.info("converted", extra={"mp3_fid": str(mp3["fid"]), "seconds": round(
                 time.monotonic() - started, 3), "duration": round(mp3["duration"], 3),
-                **mp3["details"]})
+                "mp3_chunks_stored_while_writing": mp3["streamed"], **mp3["details"]})
 
     def on_failure(self, delivery: Delivery, reason: str, permanent: bool) -> bool:
         """Mark the job failed and tell notification; False for an unreadable message (no job
@@ -183,7 +183,8 @@ class ConvertHandler(Handler):
                 fid = upload.finish(tag)
         cover_fid = self._store_cover(job, jpeg, fid) if jpeg else None
         width, height = cover.dimensions(jpeg) if jpeg else (0, 0)
-        return {"fid": fid, "size": len(tag) + size, "duration": duration, "details": {
+        return {"fid": fid, "size": len(tag) + size, "duration": duration,
+                "streamed": upload.streamed, "details": {
             "mode": "copy" if recipe.copy else "encode",
             "bitrate": round(size * 8 / duration / 1000) if duration else None,
             "cover": {"width": width, "height": height, "size": len(jpeg)} if jpeg else None,
