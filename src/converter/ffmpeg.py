@@ -331,12 +331,14 @@ class FFmpeg:
              on_start: Callable[[int], None] = lambda _pid: None) -> sandbox.Finished:
         """Run ffmpeg in the job's directory (``video.cwd``) with the limits; killed when the
         job is abandoned, unless not ``stoppable`` (the inspections: short, bounded). When
-        serving the video failed on our side meanwhile, that error, not the run's outcome."""
+        serving the video failed on our side meanwhile, that error, not the run's outcome; its
+        output never holds the video's secret URL (logged on a failure)."""
         result = sandbox.run(cmd, cwd=video.cwd, limits=rlimits(self.limits, file_bytes),
                              timeout=timeout, on_line=on_line,
                              stop=self.abandon if stoppable else None, on_start=on_start)
         video.check()
-        return result
+        return dataclasses.replace(result, stderr=video.redact(result.stderr),
+                                   tail=video.redact(result.tail))
 
 
 class CoverAlongside:

@@ -68,6 +68,9 @@ class LocalFile:
     def check(self) -> None:
         """Nothing can have failed on our side of a local file."""
 
+    def redact(self, text: str) -> str:
+        return text
+
 
 def of(source: str | LocalFile | Served) -> LocalFile | Served:
     """A source for ffmpeg: a path is a LocalFile."""
@@ -119,6 +122,10 @@ class Served:
     def check(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+    def redact(self, text: str) -> str:
+        """``text`` (ffmpeg's output) without the secret path: it names the input "video"."""
+        return text.replace(f"http://127.0.0.1:{self.port}/{self._token}/", "video:")
 
     def close(self) -> None:
         """Stop listening, cut every open connection and wait for their threads."""

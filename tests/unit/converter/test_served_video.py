@@ -3,6 +3,7 @@ secret path, the same MP3 as from a file, and a failure on our side never blamed
 
 import http.client
 import io
+import logging
 import socket
 import threading
 import urllib.parse
@@ -10,6 +11,7 @@ import urllib.parse
 import pymongo.errors
 import pytest
 
+from common.errors import PermanentError
 from converter import ffmpeg, plan
 from converter.source import Served
 from tools.media import ffmpeg_exe
@@ -107,3 +109,16 @@ def test_storage_lost_mid_conversion_is_raised_as_such_not_as_a_bad_file(media, 
         with pytest.raises(pymongo.errors.AutoReconnect):
             run.convert(video, str(tmp_path / "out.mp3"), info, plan.plain(info, 9),
                         lambda _p: None)
+
+
+def test_the_secret_url_is_in_no_log_line_nor_error(tmp_path, caplog):
+    junk = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64  # an MP4 that is not
+    run = ffmpeg.FFmpeg(FFMPEG)
+    with Served(lambda: io.BytesIO(junk), len(junk), str(tmp_path)) as video:
+        token = _path(video).split("/")[1]
+        with caplog.at_level(logging.DEBUG), pytest.raises(PermanentError) as failed:
+            run.probe(video)
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "not a media file" in str(failed.value)
+    assert "video:probe" in logged  # ffmpeg's own words went to the log...
+    assert token not in logged and token not in str(failed.value)  # ...without the path
