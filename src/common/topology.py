@@ -9,10 +9,14 @@ the latter into today's delay queues.
 
 import logging
 import random
+import time
 
 import pika.exceptions
 
 log = logging.getLogger(__name__)
+DECLARE_TRIES = 5  # declarations of a queue another client is creating at the same moment
+DECLARE_PAUSE_SECONDS = 0.1  # before the next, times the tries made
+_BEING_CREATED = "is down or inaccessible"  # RabbitMQ's 404 for such a declaration
 
 VIDEO = "video"
 # The lane of long conversions: a converter that finds a job longer than LONG_JOB_SECONDS on
@@ -86,16 +90,44 @@ def retry_delay(attempt: int, base: float, cap: float) -> float:
 
 
 def declare(channel, max_attempts: int, queues=ALL_QUEUES) -> None:
-    """Declare every queue the services use; safe to call any number of times."""
-    for queue in queues:
-        declare_dead_letter_queue(channel, queue)
-        channel.queue_declare(queue=queue, durable=True, arguments=work_arguments(queue))
-        delays = max_attempts
-        if queue == WEBHOOK_DELIVERIES:
-            delays = max(max_attempts, WEBHOOK_DELAY_QUEUES + 1)
-        for attempt in range(1, delays):
-            channel.queue_declare(queue=retry_queue(queue, attempt), durable=True,
-                                  arguments=retry_arguments(queue))
+    """Declare every queue the services use; safe to call any number of times, and by many
+    clients at once (a stack's services start together). The declarations go over a channel
+    of their own on ``channel``'s connection, which RabbitMQ may close (see _declare)."""
+    connection = channel.connection
+    scratch = [connection.channel()]
+    try:
+        for queue in queues:
+            declare_dead_letter_queue(channel, queue)
+            _declare(connection, scratch, queue, work_arguments(queue))
+            delays = max_attempts
+            if queue == WEBHOOK_DELIVERIES:
+                delays = max(max_attempts, WEBHOOK_DELAY_QUEUES + 1)
+            for attempt in range(1, delays):
+                _declare(connection, scratch, retry_queue(queue, attempt),
+                         retry_arguments(queue))
+    finally:
+        if scratch[0].is_open:
+            scratch[0].close()
+
+
+def _declare(connection, channel: list, name: str, arguments: dict) -> None:
+    """Declare queue ``name`` on ``channel[0]``. A declaration that lands while another client
+    is still creating the same quorum queue is refused with 404 "home node ... is down or
+    inaccessible" and its channel closed (RabbitMQ 3.10, seen when a stack's services start
+    together): tried again on a new channel (``channel[0]`` then), a little later, up to
+    DECLARE_TRIES times. Any other refusal is raised."""
+    for attempt in range(1, DECLARE_TRIES + 1):
+        try:
+            channel[0].queue_declare(queue=name, durable=True, arguments=arguments)
+            return
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 404 or _BEING_CREATED not in (exc.reply_text or "") or (
+                    attempt == DECLARE_TRIES):
+                raise
+            log.info("queue being created by another client: declaring it again",
+                     extra={"queue": name, "attempt": attempt})
+            time.sleep(DECLARE_PAUSE_SECONDS * attempt)
+            channel[0] = connection.channel()
 
 
 _legacy_reported: set[str] = set()
@@ -110,9 +142,9 @@ def declare_dead_letter_queue(channel, queue: str, report: bool = True) -> bool:
     one is tried on a channel of its own.
     """
     name = dlq(queue)
-    scratch = channel.connection.channel()
+    scratch = [channel.connection.channel()]
     try:
-        scratch.queue_declare(queue=name, durable=True, arguments=QUORUM)
+        _declare(channel.connection, scratch, name, QUORUM)
         return True
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code != 406:  # PRECONDITION_FAILED: the queue exists with other arguments
@@ -123,5 +155,5 @@ def declare_dead_letter_queue(channel, queue: str, report: bool = True) -> bool:
                         extra={"queue": name, "error": exc.reply_text})
         return False
     finally:
-        if scratch.is_open:
-            scratch.close()
+        if scratch[0].is_open:
+            scratch[0].close()

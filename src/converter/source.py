@@ -134,6 +134,8 @@ class Served:
         except OSError:
             pass
         self._listener.close()
+        if self._acceptor.is_alive():
+            self._acceptor.join(timeout=5)  # no connection comes in after this
         with self._lock:
             for conn in self._connections:
                 try:
@@ -141,8 +143,6 @@ class Served:
                 except OSError:
                     pass
             threads = list(self._threads)
-        if self._acceptor.is_alive():
-            self._acceptor.join(timeout=5)
         for thread in threads:
             thread.join(timeout=5)
 

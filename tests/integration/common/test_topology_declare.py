@@ -1,6 +1,7 @@
 """Queue topology on a real RabbitMQ node: idempotent declaration, delay and dead-letter routing."""
 
 import json
+import threading
 import time
 from urllib.parse import unquote, urlparse
 
@@ -127,3 +128,33 @@ def test_a_classic_dead_letter_queue_of_an_earlier_release_is_kept_and_used(fres
     assert queues["mp3.dlq"]["type"] == "quorum"
     warnings = [r for r in caplog.records if "ops migrate" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].queue == "video.dlq"
+
+
+def test_services_starting_together_all_declare_the_topology(fresh_vhost):
+    """Every consumer loop of every service declares the whole topology as it starts, and a
+    stack starts them at once. RabbitMQ refuses a declaration that lands while another client
+    is still creating the same quorum queue ("home node ... is down or inaccessible", 404):
+    each declaration must still succeed, or the service exits before it is ready (the race
+    itself: tests/unit/common/test_topology_race.py)."""
+    starting = 16
+    barrier = threading.Barrier(starting)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        conn = pika.BlockingConnection(pika.URLParameters(fresh_vhost))
+        try:
+            channel = conn.channel()
+            barrier.wait()
+            topology.declare(channel, 3)
+            assert channel.queue_declare("video", passive=True).method.message_count == 0
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=start) for _ in range(starting)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
