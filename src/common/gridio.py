@@ -81,6 +81,10 @@ class GridWriter:
             "metadata": self.metadata})
         return self.file_id
 
+    def stored_chunks(self) -> int:
+        """How many chunks of this file the server holds now."""
+        return len(list(self._chunks.find({"files_id": self.file_id}, {"n": 1})))
+
     def abort(self) -> None:
         """Remove every chunk written so far (and any file document a server made for them)."""
         self._buffer.clear()

@@ -9,7 +9,9 @@ as most uploads have none), and from then on stores each chunk ffmpeg has writte
 first audio bytes, which ffmpeg rewrites when it ends (its first frame, the Xing header with the
 frame count), and the tag's. ``finish(tag)`` then stores what is left: when the guess was
 right, the rest and the chunks held back; otherwise every chunk again, with the real tag. The
-file document is written last either way, so no one sees the MP3 before it is whole; ``abort``
+file document is written last either way, once every chunk is found stored (the sweep removes
+chunks without a file older than ORPHAN_GRACE_SECONDS: a job that lost some is retried, never
+finished with a hole), so no one sees the MP3 before it is whole; ``abort``
 (or an error leaving the ``with`` block) removes every chunk written.
 """
 
@@ -20,6 +22,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from common.errors import RetryableError
 from common.gridio import GridWriter
 
 HOLD_BYTES = 64 << 10  # the start of ffmpeg's output, stored last (it rewrites its first frame)
@@ -68,6 +71,8 @@ class MP3Upload:
         with open(self._path, "rb") as audio:
             for n in (*range(self._next, chunks), *range(min(self._held, chunks))):
                 self._put(audio, n, total)
+        if self._writer.stored_chunks() != chunks:  # e.g. removed meanwhile as an orphan
+            raise RetryableError("the MP3's chunks went missing while it was stored")
         self._writer.length = total
         return self._writer.close()
 

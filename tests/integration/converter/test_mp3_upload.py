@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from common.errors import RetryableError
 from common.store import CHUNK_SIZE, MP3S
 from converter.upload import HOLD_BYTES, POLL_SECONDS, MP3Upload
 
@@ -101,3 +102,18 @@ def test_a_failed_conversion_leaves_no_chunk_and_no_file(store, tmp_path):
     assert _chunks(store, upload) == 0
     assert (store.find_file(MP3S, upload._writer.file_id) or {}).get("length", 0) == 0
     assert not [t for t in threading.enumerate() if t.name == "mp3-upload"]
+
+
+def test_chunks_removed_meanwhile_as_orphans_fail_the_store_instead_of_leaving_a_hole(
+        store, tmp_path):
+    """A sweep with a grace shorter than a conversion takes the chunks stored so far for an
+    orphan's: the job is retried, not finished with a hole in its MP3."""
+    path = tmp_path / "audio.mp3"
+    path.write_bytes(AUDIO)
+    with pytest.raises(RetryableError, match="went missing"):
+        with _upload(store, path, lambda: TAG) as upload:
+            _wait_for(lambda: _chunks(store, upload) >= 4)
+            store.db[f"{MP3S}.chunks"].delete_many({"files_id": upload._writer.file_id,
+                                                    "n": 2})
+            upload.finish(TAG)
+    assert _chunks(store, upload) == 0  # and what was stored is gone
