@@ -164,12 +164,12 @@ class FFmpeg:
         file.
         """
         header: list[str] = []
-        video = sources.of(src)
-        cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", *guard(video),
-               "-i", video.url("probe"), "-map", "0:a:0?", "-map", "0:V:0?", "-sn", "-dn",
+        source = sources.of(src)
+        cmd = [self.binary, "-hide_banner", "-nostdin", "-nostats", *guard(source),
+               "-i", source.url("probe"), "-map", "0:a:0?", "-map", "0:V:0?", "-sn", "-dn",
                "-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1",
                "-fflags", "+bitexact", "-frames:a", "1", "-frames:v", "1", "-f", "framecrc", "-"]
-        result = self._run(cmd, video, PROBE_SECONDS, header.append, file_bytes=0,
+        result = self._run(cmd, source, PROBE_SECONDS, header.append, file_bytes=0,
                            stoppable=False)
         _raise_if_cut_short(result, self.limits, PROBE_SECONDS, "inspecting the file")
         if not re.search(r"^Input #0, ", result.stderr, re.M):
