@@ -232,7 +232,8 @@ def end_to_end(bench: Bench) -> list[dict]:
         answer = gateway.upload(path)
         accepted = time.perf_counter()
         mailed = bench.wait_mail(answer["job_id"])
-        bench.jobs.delete(answer["job_id"])  # its MP3 (and video, if still there)
+        bench.wait_settled(answer["job_id"])
+        bench.jobs.delete(answer["job_id"])  # its MP3
         return {"seconds": mailed - accepted, "upload": accepted - start}
 
     rows = []

@@ -140,6 +140,18 @@ class Bench:
             time.sleep(0.01)
         raise TimeoutError(f"no email for job {job_id} within {timeout:.0f}s")
 
+    def wait_settled(self, job_id: str, timeout: float = 120) -> None:
+        """Until the converter has taken the job's last step, dropping its video (after the
+        email went out): not part of the job's time, but the next measurement must not run
+        beside it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.jobs.lifecycle.get(job_id)
+            if job is None or job.get("video_deleted_at"):
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"job {job_id} still holds its video after {timeout:.0f}s")
+
     def close(self) -> None:
         """Close the benchmark's own connections (the stack stops the processes)."""
         if self._driver is not None:

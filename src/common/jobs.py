@@ -262,9 +262,13 @@ class Jobs:
     def finish(self, job: dict, token: str, mp3_fid, mp3_size: int, duration: float,
                publisher, details: dict | None = None) -> bool:
         """Mark the job done with its MP3 (and ``details`` of it: mode, bitrate, cover and the
-        id of its cover file, ``cover_fid``, chapters), drop its video, publish the result,
-        dispatch the owner's next job. False (nothing changed) when the claim was lost or the
-        job deleted: the caller discards its MP3 and cover (``remove_outputs``)."""
+        id of its cover file, ``cover_fid``, chapters), publish the result, dispatch the owner's
+        next job, then drop its video. False (nothing changed) when the claim was lost or the
+        job deleted: the caller discards its MP3 and cover (``remove_outputs``).
+
+        The video goes last: deleting it takes as long as storing it did (0.4 s for 95 MiB on
+        nx-27017), and the owner's email and next job need not wait for it. A converter that
+        stops before it leaves the video to the message's redelivery (``republish_result``)."""
         expires = now() + self.settings.mp3_retention_seconds
         if not self._set(job["_id"],
                          {**(details or {}), "status": Status.DONE.value, "progress": 100,
@@ -273,9 +277,9 @@ class Jobs:
                           "expires_at": round(expires, 3)},
                          where={"status": Status.CONVERTING.value, "claim": token}):
             return False
-        self.drop_video(job)
         self._publish_result(job, mp3_fid, None, publisher)
         self.dispatch(job["owner"], publisher)
+        self.drop_video(job)
         return True
 
     def fail(self, job_id, reason: str, publisher, permanent: bool = True,
@@ -293,20 +297,23 @@ class Jobs:
             {"status": Status.FAILED.value, "error": reason})
         if job is None:
             return False
-        if permanent:
-            self.drop_video(job)
         self._publish_result(job, None, reason, publisher)
         self.dispatch(job["owner"], publisher)
+        if permanent:  # last, as in ``finish`` (a kept video the sweep drops after retention)
+            self.drop_video(job)
         return True
 
     def republish_result(self, job: dict, publisher) -> None:
         """A redelivered message for a finished job: publish its result only if it never went,
-        and dispatch the owner's next job (the first try may have failed before it could)."""
+        dispatch the owner's next job and drop a done job's video (the first try may have
+        stopped before any of them)."""
         if job.get("result_published_at") or job["status"] == Status.EXPIRED:
             log.info("job already finished; nothing to do", extra={"status": job["status"]})
         else:
             self._publish_result(job, job.get("mp3_fid"), job.get("error"), publisher)
         self.dispatch(job["owner"], publisher)
+        if job["status"] == Status.DONE:
+            self.drop_video(job)
 
     def _publish_result(self, job: dict, mp3_fid, error: str | None, publisher) -> None:
         result = messages.Mp3Message(

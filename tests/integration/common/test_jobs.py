@@ -198,6 +198,33 @@ def test_a_redelivered_message_for_a_finished_job_publishes_nothing_twice(store,
     assert queue("mp3") == []
 
 
+
+def test_the_result_goes_out_before_the_video_is_deleted_and_a_redelivery_deletes_it(
+        store, publisher, queue, monkeypatch):
+    # The converter stops (killed, its connection lost) right after the email's message went
+    # out: the owner hears of the MP3 at once; the redelivered message then drops the video.
+    jobs = Jobs(store)
+    job = upload(store, jobs, publisher, "a@example.com")
+    token = uuid.uuid4().hex
+    claimed = jobs.claim(job["_id"], token, 1)
+    mp3_fid = gridfs.GridFSBucket(store.db, bucket_name=MP3S).upload_from_stream("clip.mp3", b"x")
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt("the converter stops here")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "drop_video", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            jobs.finish(claimed, token, mp3_fid, 1, 3.0, publisher)
+    assert [m["mp3_fid"] for m in queue("mp3")] == [str(mp3_fid)]
+    done = jobs.get(job["_id"])
+    assert done["status"] == Status.DONE and done.get("video_deleted_at") is None
+    assert store.find_file(VIDEOS, job["video_fid"]) is not None
+    jobs.republish_result(done, publisher)
+    assert queue("mp3") == []
+    assert store.find_file(VIDEOS, job["video_fid"]) is None
+    assert jobs.get(job["_id"])["video_deleted_at"]
+
 def test_delete_owner_keeps_what_a_later_account_of_the_same_address_made(store, publisher,
                                                                           queue):
     jobs = Jobs(store)
