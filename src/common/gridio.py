@@ -35,6 +35,7 @@ from bson import Binary, ObjectId
 from pymongo.errors import OperationFailure
 
 READ_BATCH = 8  # chunks fetched per query when reading on (1, 2, 4, then 8 a query from a seek)
+COUNT_WINDOW = 8  # chunks a counting query may return (their data too, on nx-27017)
 
 
 class FileMissing(LookupError):
@@ -81,9 +82,9 @@ class GridWriter:
             "metadata": self.metadata})
         return self.file_id
 
-    def stored_chunks(self) -> int:
-        """How many chunks of this file the server holds now."""
-        return len(list(self._chunks.find({"files_id": self.file_id}, {"n": 1})))
+    def stored_chunks(self, expected: int) -> int:
+        """How many of the chunks ``0 .. expected - 1`` of this file the server holds now."""
+        return count_chunks(self._chunks, self.file_id, expected)
 
     def abort(self) -> None:
         """Remove every chunk written so far (and any file document a server made for them)."""
@@ -153,3 +154,14 @@ class GridReader(io.RawIOBase):
                 ).sort("n", 1)
             }
         return self._cache.get(n, b"")
+
+
+def count_chunks(chunks, files_id: ObjectId, expected: int) -> int:
+    """How many of the chunks ``0 .. expected - 1`` of file ``files_id`` the ``<bucket>.chunks``
+    collection ``chunks`` holds."""
+    found = 0
+    for start in range(0, expected, COUNT_WINDOW):
+        found += len(list(chunks.find(
+            {"files_id": files_id, "n": {"$gte": start, "$lt": start + COUNT_WINDOW}},
+            {"_id": 1})))
+    return found

@@ -71,7 +71,7 @@ class MP3Upload:
         with open(self._path, "rb") as audio:
             for n in (*range(self._next, chunks), *range(min(self._held, chunks))):
                 self._put(audio, n, total)
-        if self._writer.stored_chunks() != chunks:  # e.g. removed meanwhile as an orphan
+        if self._writer.stored_chunks(chunks) != chunks:  # e.g. removed meanwhile as an orphan
             raise RetryableError("the MP3's chunks went missing while it was stored")
         self._writer.length = total
         return self._writer.close()

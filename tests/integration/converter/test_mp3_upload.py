@@ -117,3 +117,14 @@ def test_chunks_removed_meanwhile_as_orphans_fail_the_store_instead_of_leaving_a
                                                     "n": 2})
             upload.finish(TAG)
     assert _chunks(store, upload) == 0  # and what was stored is gone
+
+
+def test_an_mp3_larger_than_one_server_reply_is_stored_whole(store, tmp_path):
+    # nx-27017 answers a query for chunks with all of them in one reply, which may carry at
+    # most 48 MB: finding every chunk of a 50 MB MP3 at once fails there (a 40-minute upload).
+    path = tmp_path / "audio.mp3"
+    audio = os.urandom(50 * 1000 * 1000)
+    path.write_bytes(audio)
+    with _upload(store, path, lambda: None) as upload:
+        fid = upload.finish(TAG)
+    assert _stored(store, fid) == TAG + audio
