@@ -35,7 +35,6 @@ from bson import Binary, ObjectId
 from pymongo.errors import OperationFailure
 
 READ_BATCH = 8  # chunks fetched per query when reading on (1, 2, 4, then 8 a query from a seek)
-COUNT_WINDOW = 8  # chunks a counting query may return (their data too, on nx-27017)
 
 
 class FileMissing(LookupError):
@@ -82,9 +81,9 @@ class GridWriter:
             "metadata": self.metadata})
         return self.file_id
 
-    def stored_chunks(self, expected: int) -> int:
-        """How many of the chunks ``0 .. expected - 1`` of this file the server holds now."""
-        return count_chunks(self._chunks, self.file_id, expected)
+    def has_chunk(self, n: int) -> bool:
+        """Whether the server holds chunk ``n`` of this file now."""
+        return self._chunks.find_one({"files_id": self.file_id, "n": n}, {"n": 1}) is not None
 
     def abort(self) -> None:
         """Remove every chunk written so far (and any file document a server made for them)."""
@@ -154,14 +153,3 @@ class GridReader(io.RawIOBase):
                 ).sort("n", 1)
             }
         return self._cache.get(n, b"")
-
-
-def count_chunks(chunks, files_id: ObjectId, expected: int) -> int:
-    """How many of the chunks ``0 .. expected - 1`` of file ``files_id`` the ``<bucket>.chunks``
-    collection ``chunks`` holds."""
-    found = 0
-    for start in range(0, expected, COUNT_WINDOW):
-        found += len(list(chunks.find(
-            {"files_id": files_id, "n": {"$gte": start, "$lt": start + COUNT_WINDOW}},
-            {"_id": 1})))
-    return found

@@ -53,10 +53,11 @@ seconds (common.store.now), not dates. nx-27017 returns a date set through an up
 import pymongo.errors
 from bson import ObjectId
 
-from common.gridio import GridReader, GridWriter, count_chunks
+from common.gridio import GridReader, GridWriter
 
 __all__ = ["GridReader", "GridWriter", "count", "count_chunks", "delete_file_document",
            "find_sorted", "object_id_equals"]
+COUNT_WINDOW = 8  # chunks a counting query may return (their data too, on nx-27017)
 
 
 def object_id_equals(oid: ObjectId) -> dict:
@@ -85,3 +86,14 @@ def find_sorted(collection, query: dict, sort: list[tuple[str, int]], limit: int
     ``sort`` ((field, direction) pairs)."""
     return list(collection.aggregate([{"$match": query}, {"$sort": dict(sort)},
                                       {"$limit": int(limit)}]))
+
+
+def count_chunks(chunks, files_id: ObjectId, expected: int) -> int:
+    """How many of the chunks ``0 .. expected - 1`` of file ``files_id`` the ``<bucket>.chunks``
+    collection ``chunks`` holds."""
+    found = 0
+    for start in range(0, expected, COUNT_WINDOW):
+        found += len(list(chunks.find(
+            {"files_id": files_id, "n": {"$gte": start, "$lt": start + COUNT_WINDOW}},
+            {"_id": 1})))
+    return found
