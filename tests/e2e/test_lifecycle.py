@@ -19,6 +19,7 @@ from tests.e2e.storage import (
     database,
     files,
     sweep,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +43,9 @@ def test_a_converted_job_leaves_no_video_in_gridfs(stack, media):
     video_fid = ObjectId(accepted["video_fid"])
     job = wait_for_job(stack, jwt, accepted["job_id"])
     assert job["status"] == "done", job
-    assert files(stack, VIDEOS, _id=video_fid) == []
+    # dropped right after the result went out (the email does not wait for it)
+    wait_until(lambda: files(stack, VIDEOS, _id=video_fid) == [], timeout=10,
+               what="the converted video deleted")
     assert chunks(stack, VIDEOS, video_fid) == 0
     assert files(stack, VIDEOS, **{"metadata.owner": stack.account_id(jwt)}) == []
     mp3, cover = sorted(files(stack, MP3S, **{"metadata.job_id": accepted["job_id"]}),

@@ -16,6 +16,7 @@ from tests.e2e.api import (
     video_files,
     wait_for_job,
 )
+from tests.e2e.storage import wait_until
 from tools.media import ffprobe_codec, ffprobe_duration
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +48,9 @@ def test_classic_curl_commands_turn_a_video_into_one_mp3_and_one_email(
     assert ffprobe_codec(out) == "mp3"
     assert abs(ffprobe_duration(out) - ffprobe_duration(source)) <= 0.2
     assert len(mp3_files(stack, accepted["job_id"])) == 1
-    assert video_files(stack, accepted["job_id"]) == []  # the source goes once it is converted
+    # the source goes once it is converted, right after the result went out
+    wait_until(lambda: video_files(stack, accepted["job_id"]) == [], timeout=10,
+               what="the converted video deleted")
     time.sleep(1)
     assert len(mailsink.messages(to=email)) == 1
 
