@@ -189,13 +189,16 @@ class Jobs:
 
         Their jobs in flight are counted again before each one: other dispatches for the same
         owner (an upload, a converter that finished one of their jobs) may run at the same
-        time, and a count made before they sent would let more through than the room."""
+        time, and a count made before they sent would let more through than the room. The
+        waiting job is looked for first: most dispatches (a converter that finished the owner's
+        only job) find none and count nothing (each query costs nx-27017 a count of the whole
+        collection, ``common.mongo_compat``)."""
         sent = races = 0
         waiting = {"owner": owner, "status": Status.QUEUED.value, "dispatched_at": None}
-        while self._in_flight(owner) < self.settings.conversions_at_once:
+        while True:
             oldest = mongo_compat.find_sorted(self._jobs, waiting,
                                               [("created_at", pymongo.ASCENDING)], 1)
-            if not oldest:
+            if not oldest or self._in_flight(owner) >= self.settings.conversions_at_once:
                 break
             job = self._jobs.find_one_and_update(
                 {**waiting, "_id": oldest[0]["_id"]},

@@ -29,6 +29,10 @@ MongoDB and also works on nx-27017. Everything else talks to MongoDB as pymongo 
   jobs: 324 ms at 100,000 stored, the first of their queued jobs 248 ms); an aggregation's
   ``$match`` + ``$sort`` + ``$limit`` it runs in SQL with the indexes (19 ms and 7 ms). MongoDB
   answers both from the same index.
+  Both are aggregations, and nx-27017 counts the whole collection before each one (its storage
+  layer sizes an aggregation's result before running it: ``SELECT COUNT(1)`` on the table,
+  3.8 ms at 100,000 jobs, 0.8 ms at 20), whatever the pipeline: a hot path runs as few as it can
+  (``Jobs.dispatch`` looks for a waiting job before counting those in flight).
 - ``count_chunks(chunks, files_id, expected)``: nx-27017 cannot count chunks
   (``count_documents`` on a ``<bucket>.chunks`` fails), ignores a query's projection there, and
   answers in one reply: a ``find`` of all of a big file's chunks, even asking for ``n`` alone,
