@@ -270,8 +270,8 @@ class Jobs:
         job deleted: the caller discards its MP3 and cover (``remove_outputs``).
 
         The video goes last: deleting it takes as long as storing it did (0.4 s for 95 MiB on
-        nx-27017), and the owner's email and next job need not wait for it. A converter that
-        stops before it leaves the video to the message's redelivery (``republish_result``)."""
+        nx-27017), and the owner's email and next job need not wait for it. A converter stopped
+        before then leaves the video to the message's redelivery (``republish_result``)."""
         expires = now() + self.settings.mp3_retention_seconds
         if not self._set(job["_id"],
                          {**(details or {}), "status": Status.DONE.value, "progress": 100,
