@@ -84,3 +84,20 @@ def test_the_job_list_is_judged_between_full_pages():
     grown = rows["GET /jobs: 100,000 stored jobs / 10,000"]
     assert page["value"] == pytest.approx(4.0) and page["ok"] is None and page["target"] is None
     assert grown["value"] == pytest.approx(1.25) and grown["ok"] and grown["target"] == "<= 1.5x"
+
+
+def test_dispatch_is_split_into_nx_27017s_count_and_what_is_left():
+    """nx-27017's fixed cost per aggregation (an empty one) grows 4 ms by 100,000 jobs; a
+    dispatch of 4 aggregations that grew 17 ms has 1 ms of its own growth left."""
+    empty = {0: 0.001, 10_000: 0.0015, 100_000: 0.005}
+    dispatch = {0: 0.010, 10_000: 0.012, 100_000: 0.027}
+    times = {(level, ""): {scale.EMPTY: [{"seconds": empty[level]}],
+                           "dispatch": [{"seconds": dispatch[level], "aggregations": 4}]}
+             for level in scale.LEVELS}
+    rows = {r["what"]: r for r in scale.nx_27017_rows(times)}
+    count = rows[f"{scale.EMPTY}: 100,000 stored jobs / none"]
+    rest = rows["dispatch less that count before each of its aggregations: 100,000 stored jobs"
+                " / none"]
+    assert count["value"] == pytest.approx(5.0) and count["ok"] is None
+    assert rest["value"] == pytest.approx(1.1) and rest["ok"] is None and rest["target"] is None
+    assert "27.0 ms - 4 aggregations x 4.0 ms = 11.0 ms" in rest["detail"]
