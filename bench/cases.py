@@ -51,13 +51,10 @@ def _ratio_row(case: str, what: str, value: float, limit: float, at_most: bool,
 
 def converter_overhead(bench: Bench) -> list[dict]:
     """1. Converter job over download + raw ffmpeg + upload, and over raw ffmpeg alone."""
-    rows = []
+    rows, reps = [], bench.options.reps
     for seconds in (10, 60) if bench.options.quick else (10, 60, 600):
         path = bench.clip(seconds)
         fid = bench.jobs.put_video(path)
-        # The 600 s clip's jobs (4-7 s) vary by a tenth between repetitions on 2 cores: they
-        # get as many as the short clips, so their medians are steady.
-        reps = bench.options.reps
         print(f"  {seconds}s clip ({path.stat().st_size / MIB:.0f} MiB), {reps} reps", flush=True)
         try:
             rows += _overhead_rows(bench, seconds, path, fid, reps)
@@ -415,13 +412,10 @@ def option_costs(bench: Bench) -> list[dict]:
     """7. What each conversion option adds to a plain converter job, 60 s and 600 s clips."""
     # Normalizing is timed on the 60 s clip only: on the 600 s one a job takes about as long
     # as the rest of this measurement (docs/performance.md gives one run).
-    rows = []
+    rows, reps = [], bench.options.reps
     for seconds in (60,) if bench.options.quick else (60, 600):
         path = bench.clip(seconds)
         fid = bench.jobs.put_video(path)
-        # The 600 s clip's jobs (4-7 s) vary by a tenth between repetitions on 2 cores: they
-        # get as many as the short clips, so their medians are steady.
-        reps = bench.options.reps
         print(f"  {seconds}s clip, {reps} reps", flush=True)
         try:
             rows += _option_rows(bench, seconds, path, fid, reps)

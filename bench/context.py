@@ -21,8 +21,10 @@ from tools.processes import Stack
 class Options:
     """Command line choices."""
 
+    # Repetitions of a measurement, at every clip length: the 600 s clip's jobs (4-7 s) vary by
+    # a tenth between repetitions on 2 cores, so they get as many as the short clips.
     reps: int
-    long_reps: int
+    long_reps: int  # of the long ones: 500 MiB transfers (4), 30 queued jobs (6), a 1 GiB job (9)
     quick: bool
     cache_dir: Path
     work_dir: Path
