@@ -234,5 +234,7 @@ def test_three_converters_take_one_job_each_and_a_backlog_starves_no_one(
     # A, with 2 at once, leaves a converter to B: B's job starts as it arrives
     assert numbers["A's jobs converting at once, at most"] <= 2, numbers
     assert b_started - b_published <= HANDOVER, numbers
-    assert numbers["A's jobs started between B's publish and B's start"] <= 1, numbers
+    # and waits for at most the A jobs already queued when it joined: 2 at once, A has no more
+    # (two of A's finishing together as B's arrives send their next two ahead of it)
+    assert numbers["A's jobs started between B's publish and B's start"] <= 2, numbers
     assert numbers["B done before A's backlog by (s)"] > 0, numbers
